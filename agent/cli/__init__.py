@@ -1,0 +1,73 @@
+"""The ``paper-agent`` command: a thin click group whose commands load lazily (fast --help)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from agent import __version__
+from agent.errors import PaperAgentError
+
+# command name -> "module:attribute"; each command lives in its own module.
+COMMANDS = {
+    "run": "agent.cli.run:run",
+    "cache": "agent.cli.cache:cache",
+    "eval": "agent.cli.eval:eval_cmd",
+    "digest": "agent.cli.digest:digest",
+    "post": "agent.cli.digest:post",
+}
+
+HELP = {
+    "run": "Tag and summarize papers; write results.jsonl.",
+    "cache": "Inspect or clear the answer cache.",
+    "eval": "Score results against gold tags and summaries.",
+    "digest": "Render a digest (slack, mrkdwn, markdown, html, json).",
+    "post": "Deliver a digest to Slack or by email.",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        if ctx.resilient_parsing or "--help" in sys.argv[1:2] or not sys.argv[1:]:
+            # Listing commands: a stub with the short help avoids heavy imports.
+            return click.Command(name, help=HELP[name], short_help=HELP[name])
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="paper-agent")
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Tag and summarize each day's new papers against your taxonomy, and deliver the digest."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and an exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except PaperAgentError as exc:
+        click.echo(f"paper-agent: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("paper-agent: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("paper-agent: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,97 @@
+"""The data that crosses module boundaries: papers in, results out."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Paper(BaseModel):
+    """One input paper, as read from any source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title: str
+    abstract: str
+    authors: list[str] = Field(default_factory=list)
+    url: str | None = None
+    published: str | None = None
+    categories: list[str] = Field(default_factory=list)
+    source: str = ""
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class Usage(BaseModel):
+    """Token and request counts for one paper (zero for cache hits and the local backend)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    requests: int = 0
+    retries: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(**{k: getattr(self, k) + getattr(other, k) for k in Usage.model_fields})
+
+
+class ErrorInfo(BaseModel):
+    """Why a paper has no annotation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    message: str
+
+
+class Annotation(BaseModel):
+    """What a backend returns for one paper."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[str]
+    summary: str
+    usage: Usage = Field(default_factory=Usage)
+    cached: bool = False
+    scores: dict[str, float] | None = None
+
+
+class PaperResult(BaseModel):
+    """One line of results.jsonl (DESIGN: never rename these fields, only add)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title: str
+    url: str | None = None
+    authors: list[str] = Field(default_factory=list)
+    source: str = ""
+    tags: list[str] = Field(default_factory=list)
+    summary: str | None = None
+    backend: str
+    model: str | None = None
+    cached: bool = False
+    usage: Usage = Field(default_factory=Usage)
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def ok(cls, paper: Paper, ann: Annotation, backend: str, model: str | None) -> PaperResult:
+        """A successful result for ``paper``."""
+        return cls(
+            id=paper.id, title=paper.title, url=paper.url, authors=paper.authors,
+            source=paper.source, tags=ann.tags, summary=ann.summary, backend=backend,
+            model=model, cached=ann.cached, usage=ann.usage,
+        )
+
+    @classmethod
+    def failed(
+        cls, paper: Paper, kind: str, message: str, backend: str, model: str | None,
+        usage: Usage | None = None,
+    ) -> PaperResult:
+        """An error record for ``paper``."""
+        return cls(
+            id=paper.id, title=paper.title, url=paper.url, authors=paper.authors,
+            source=paper.source, backend=backend, model=model,
+            usage=usage or Usage(), error=ErrorInfo(type=kind, message=message),
+        )

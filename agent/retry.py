@@ -1,0 +1,150 @@
+"""The one retry policy for every outbound call (DESIGN 2), built on tenacity."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({408, 409, 429})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds on attempts and waiting; the defaults suit both LLM and Slack calls."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_total_wait: float = 90.0
+
+
+async def sleep(seconds: float) -> None:
+    """The sleep retries use; tests patch this to run instantly."""
+    await asyncio.sleep(seconds)
+
+
+def _status_and_headers(exc: BaseException) -> tuple[int | None, Mapping[str, str]]:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int):
+        return status, response.headers
+    return None, {}
+
+
+def _error_code(exc: BaseException) -> str | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, str):
+        return code
+    response = getattr(exc, "response", None)
+    try:
+        body = json.loads(response.content) if response is not None else None
+    except (ValueError, AttributeError, httpx.ResponseNotRead):
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    openai = sys.modules.get("openai")  # only check SDK errors when the SDK is in use
+    return openai is not None and isinstance(exc, openai.APIConnectionError)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Connection errors, timeouts, 408/409/429/5xx; never other 4xx or insufficient_quota."""
+    if _is_connection_error(exc):
+        return True
+    status, _ = _status_and_headers(exc)
+    if status is None:
+        return False
+    if status == 429 and _error_code(exc) == "insufficient_quota":
+        return False
+    return status in RETRY_STATUSES or status >= 500
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait (``retry-after-ms``, ``retry-after``), or None."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _waiter(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None:
+            _, headers = _status_and_headers(exc)
+            told = retry_after(headers)
+            if told is not None:
+                return min(told, policy.max_delay)
+        backoff = policy.base_delay * 2 ** (state.attempt_number - 1)
+        return min(policy.max_delay, random.uniform(0, backoff) + backoff / 2)
+
+    return wait
+
+
+def _stopper(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
+    def stop(state: RetryCallState) -> bool:
+        if state.attempt_number >= policy.max_attempts:
+            return True
+        return state.idle_for + state.upcoming_sleep > policy.max_total_wait
+
+    return stop
+
+
+async def call_with_retry(
+    fn: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+) -> T:
+    """Await ``fn()`` until it succeeds, retrying only what DESIGN 2 allows."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        status, _ = _status_and_headers(exc) if exc else (None, {})
+        log.info(
+            "retrying after %s (attempt %d), waiting %.2fs",
+            status or type(exc).__name__, state.attempt_number, state.upcoming_sleep,
+        )
+        if on_retry is not None and exc is not None:
+            on_retry(exc, state.upcoming_sleep)
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(is_retryable),
+        wait=_waiter(policy),
+        stop=_stopper(policy),
+        before_sleep=before_sleep,
+        sleep=lambda seconds: sleep(seconds),
+        reraise=True,
+    )
+    return await retrying(fn)
