@@ -30,9 +30,18 @@ class DeliveryError(PaperAgentError):
 class PaperFailed(Exception):
     """One paper could not be annotated; the run records it and goes on."""
 
-    def __init__(self, kind: str, message: str, *, attempts: int = 1, last_raw: str | None = None):
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        attempts: int = 1,
+        last_raw: str | None = None,
+        usage: object = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.attempts = attempts
         self.last_raw = last_raw
+        self.usage = usage  # what the failed attempts cost (agent.models.Usage)

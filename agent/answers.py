@@ -1,0 +1,80 @@
+"""Validation of an LLM answer against the taxonomy (DESIGN 3); errors become repair prompts."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agent.taxonomy import Taxonomy
+
+
+class AnswerInvalid(ValueError):
+    """The answer cannot be accepted; the message is shown to the model when re-asking."""
+
+
+class RawAnswer(BaseModel):
+    """The shape the model must return."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[str]
+    summary: str
+
+
+def _strip_fence(text: str) -> str:
+    # Some local servers in json_object mode still wrap the object in a Markdown fence.
+    text = text.strip()
+    if text.startswith("```") and text.endswith("```"):
+        text = text[3:-3]
+        text = text.split("\n", 1)[1] if "\n" in text else text
+    return text.strip()
+
+
+def parse_answer(
+    raw: str, taxonomy: Taxonomy, *, max_tags: int, summary_words: int, final: bool = False
+) -> tuple[list[str], str]:
+    """Canonical tags and the summary from ``raw``, or ``AnswerInvalid`` saying what is wrong.
+
+    Tags match case-insensitively and through aliases. Unknown tags and an over-long summary
+    are re-asked; on the ``final`` attempt unknown tags are dropped (if any known tag remains)
+    and the summary is clipped to the word limit instead.
+    """
+    try:
+        data = json.loads(_strip_fence(raw))
+    except ValueError as exc:
+        raise AnswerInvalid(f"the answer is not valid JSON ({exc})") from None
+    try:
+        answer = RawAnswer.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()
+        )
+        raise AnswerInvalid(f"the answer does not match the schema ({problems})") from None
+
+    tags: list[str] = []
+    unknown: list[str] = []
+    for label in answer.tags:
+        name = taxonomy.resolve(label)
+        if name is None:
+            unknown.append(label)
+        elif name not in tags:
+            tags.append(name)
+    if unknown and (not final or not tags):
+        raise AnswerInvalid(
+            f"unknown tag(s) {', '.join(map(repr, unknown))}; use only: {', '.join(taxonomy.names)}"
+        )
+    if not tags:
+        raise AnswerInvalid("the answer has no tags; give at least one tag from the list")
+
+    summary = " ".join(answer.summary.split())
+    if not summary:
+        raise AnswerInvalid("the summary is empty")
+    words = summary.split()
+    if len(words) > summary_words:
+        if not final:
+            raise AnswerInvalid(
+                f"the summary has {len(words)} words; the limit is {summary_words}"
+            )
+        summary = " ".join(words[:summary_words]).rstrip(",;:") + "…"
+    return tags[:max_tags], summary

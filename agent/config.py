@@ -1,0 +1,131 @@
+"""Settings for a run: CLI flag > environment > config file > default (DESIGN 7)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.errors import ConfigError
+
+CONFIG_FILE = "paper-agent.toml"
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+class FileConfig(BaseModel):
+    """What ``paper-agent.toml`` may hold (secrets come from the environment, never the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["auto", "openai", "local"] | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    taxonomy: Path | None = None
+    max_tags: int | None = Field(default=None, ge=1, le=20)
+    summary_words: int | None = Field(default=None, ge=5, le=200)
+    concurrency: int | None = Field(default=None, ge=1, le=256)
+    prompts_dir: Path | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+    max_repairs: int | None = Field(default=None, ge=0, le=5)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=16)
+    response_format: Literal["json_schema", "json_object"] | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one run."""
+
+    backend: str = "auto"
+    model: str = DEFAULT_MODEL
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    taxonomy: Path | None = None
+    max_tags: int = 3
+    summary_words: int = 40
+    concurrency: int = 8
+    prompts_dir: Path | None = None
+    timeout: float = 60.0
+    max_attempts: int = 5
+    max_repairs: int = 2
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    response_format: str = "json_schema"
+    use_cache: bool = True
+    home: Path = field(default_factory=lambda: state_dir())
+
+    def resolved_backend(self) -> str:
+        """``auto`` becomes ``openai`` when a key or base URL is configured, else ``local``."""
+        if self.backend != "auto":
+            return self.backend
+        return "openai" if (self.api_key or self.base_url) else "local"
+
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The state dir: ``PAPER_AGENT_HOME`` or the platform cache dir."""
+    env = os.environ if env is None else env
+    if env.get("PAPER_AGENT_HOME"):
+        return Path(env["PAPER_AGENT_HOME"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("paper-agent"))
+
+
+def read_config_file(path: Path | None) -> FileConfig:
+    """Parse ``path`` (or ``./paper-agent.toml`` when present); relative paths resolve beside it."""
+    explicit = path is not None
+    file = path if explicit else Path(CONFIG_FILE)
+    if not file.exists():
+        if explicit:
+            raise ConfigError(f"config file not found: {file}")
+        return FileConfig()
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    try:
+        config = FileConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"config file {file}: {where}: {first['msg']}") from None
+    for name in ("taxonomy", "prompts_dir"):
+        value = getattr(config, name)
+        if value is not None and not value.is_absolute():
+            config = config.model_copy(update={name: file.parent / value})
+    return config
+
+
+def resolve_settings(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Settings:
+    """Merge flags (None means unset), environment, config file and defaults."""
+    env = os.environ if env is None else env
+    config = read_config_file(config_path)
+    values: dict[str, Any] = {
+        k: v for k, v in config.model_dump().items() if v is not None and k != "api_key_env"
+    }
+    from_env = {
+        "base_url": env.get("OPENAI_BASE_URL"),
+        "model": env.get("PAPER_AGENT_MODEL"),
+    }
+    values.update({k: v for k, v in from_env.items() if v})
+    values.update({k: v for k, v in flags.items() if v is not None})
+    known = {f.name for f in fields(Settings)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    key_var = config.api_key_env or "OPENAI_API_KEY"
+    settings = replace(Settings(home=state_dir(env)), **values)
+    return replace(settings, api_key=env.get(key_var) or None)

@@ -1,0 +1,95 @@
+"""Jinja prompt templates (DESIGN 5): static instructions first, the paper last."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from agent.errors import ConfigError
+from agent.models import Paper
+from agent.taxonomy import Taxonomy
+
+TEMPLATES = ("system.j2", "user.j2")
+
+
+def default_prompts_dir() -> Path:
+    """The bundled templates: inside the package when installed, beside it in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "prompts", here.parent / "prompts"):
+        if (candidate / "system.j2").is_file():
+            return candidate
+    raise ConfigError("the bundled prompt templates are missing; reinstall paper-agent")
+
+
+def answer_schema(taxonomy: Taxonomy) -> dict[str, Any]:
+    """The strict JSON Schema of an answer: tags drawn from the taxonomy, and a summary."""
+    return {
+        "type": "object",
+        "properties": {
+            "tags": {"type": "array", "items": {"type": "string", "enum": taxonomy.names}},
+            "summary": {"type": "string"},
+        },
+        "required": ["tags", "summary"],
+        "additionalProperties": False,
+    }
+
+
+class PromptBuilder:
+    """Renders the chat messages for a paper from the system and user templates."""
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        *,
+        max_tags: int,
+        summary_words: int,
+        response_format: str = "json_schema",
+        prompts_dir: Path | None = None,
+    ) -> None:
+        directory = prompts_dir or default_prompts_dir()
+        if not directory.is_dir():
+            raise ConfigError(f"prompts directory not found: {directory}")
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(directory),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=False,
+            autoescape=False,  # prompts are plain text; the paper sits inside delimiters
+        )
+        try:
+            self._system, self._user = (env.get_template(name) for name in TEMPLATES)
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError(f"prompt template {exc.name} not found in {directory}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"prompt template {exc.name} line {exc.lineno}: {exc}") from None
+        self.schema = answer_schema(taxonomy)
+        self.response_format = response_format
+        self._static = {
+            "tags": taxonomy.tags,
+            "max_tags": max_tags,
+            "summary_words": summary_words,
+            "response_format": response_format,
+            "schema_json": json.dumps(self.schema, indent=1),
+        }
+        self._system_text: str | None = None
+
+    def _render(self, template: jinja2.Template, **context: Any) -> str:
+        try:
+            return template.render(**context).strip()
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"prompt template {template.name}: {exc}") from None
+
+    def messages_system(self) -> str:
+        """The system message, rendered once: it is the same for every paper."""
+        if self._system_text is None:
+            self._system_text = self._render(self._system, **self._static)
+        return self._system_text
+
+    def messages(self, paper: Paper) -> list[dict[str, str]]:
+        """The system and user messages for ``paper``."""
+        return [
+            {"role": "system", "content": self.messages_system()},
+            {"role": "user", "content": self._render(self._user, paper=paper, **self._static)},
+        ]
