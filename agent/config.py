@@ -48,7 +48,7 @@ class Settings:
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     taxonomy: Path | None = None
-    max_tags: int = 3
+    max_tags: int | None = None  # None: the taxonomy's max_tags, else 3
     summary_words: int = 40
     concurrency: int = 8
     prompts_dir: Path | None = None

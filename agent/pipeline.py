@@ -105,6 +105,7 @@ async def run_pipeline(
     *,
     concurrency: int = 8,
     on_result: Callable[[PaperResult], None] | None = None,
+    stats: RunStats | None = None,
 ) -> RunStats:
     """Annotate ``papers`` into ``output`` (JSONL, input order), replaced atomically at the end.
 
@@ -112,7 +113,7 @@ async def run_pipeline(
     wait for a slow predecessor, so memory stays bounded however long the input. If the run is
     interrupted or the backend fails for good, every finished result is still written.
     """
-    stats = RunStats()
+    stats = stats if stats is not None else RunStats()
 
     def counted(result: PaperResult) -> None:
         stats.add(result)

@@ -45,7 +45,7 @@ class OpenAIBackend:
         self.model = settings.model
         self.settings = settings
         self.taxonomy = taxonomy
-        self.max_tags = min(settings.max_tags, len(taxonomy.tags))
+        self.max_tags = min(settings.max_tags or taxonomy.max_tags or 3, len(taxonomy.tags))
         self.http = http
         self.cache = cache
         self.policy = RetryPolicy(max_attempts=settings.max_attempts)

@@ -1,0 +1,151 @@
+"""``paper-agent run``: parse flags, call agent.runner, report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import click
+
+from agent import runner
+from agent.config import resolve_settings
+from agent.errors import PaperAgentError
+from agent.models import PaperResult
+from agent.pipeline import RunStats
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("results.jsonl"),
+    show_default=True,
+    help="Results file (JSONL).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "openai", "local"]),
+    default=None,
+    help="auto: the LLM when a key or base URL is set, else offline.  [default: auto]",
+)
+@click.option("--model", default=None, help="Model name.  [env PAPER_AGENT_MODEL; gpt-4o-mini]")
+@click.option("--base-url", default=None, help="OpenAI-compatible endpoint.  [env OPENAI_BASE_URL]")
+@click.option(
+    "--taxonomy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Taxonomy TOML file (replaces the bundled one).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file.  [default: ./paper-agent.toml if present]",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Requests in flight.  [default: 8]",
+)
+@click.option(
+    "--max-tags",
+    type=click.IntRange(1, 20),
+    default=None,
+    help="Most tags per paper.  [default: 3]",
+)
+@click.option(
+    "--summary-words",
+    type=click.IntRange(5, 200),
+    default=None,
+    help="Word limit of a summary.  [default: 40]",
+)
+@click.option(
+    "--prompts-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory with system.j2 and user.j2 to use instead of the bundled ones.",
+)
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the answer cache.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N papers.")
+@click.option("--dry-run", is_flag=True, help="Show the first prompt and the cost; call nothing.")
+def run(
+    inputs: tuple[str, ...],
+    output: Path,
+    backend: str | None,
+    model: str | None,
+    base_url: str | None,
+    taxonomy: Path | None,
+    config_path: Path | None,
+    concurrency: int | None,
+    max_tags: int | None,
+    summary_words: int | None,
+    prompts_dir: Path | None,
+    no_cache: bool,
+    limit: int | None,
+    dry_run: bool,
+) -> None:
+    """Tag and summarize the papers in INPUTS (files, or - for stdin) into a results file."""
+    flags = {
+        "backend": backend,
+        "model": model,
+        "base_url": base_url,
+        "taxonomy": taxonomy,
+        "concurrency": concurrency,
+        "max_tags": max_tags,
+        "summary_words": summary_words,
+        "prompts_dir": prompts_dir,
+        "use_cache": False if no_cache else None,
+    }
+    settings = resolve_settings(flags, config_path=config_path)
+    papers = runner.open_inputs(list(inputs), limit)
+    try:
+        if papers.duplicates:
+            dups = papers.duplicates
+            shown = ", ".join(dups[:5]) + (" ..." if len(dups) > 5 else "")
+            click.echo(f"paper-agent: skipped {len(dups)} duplicate(s): {shown}", err=True)
+        if settings.backend == "auto" and settings.resolved_backend() == "local":
+            click.echo(runner.NOTICE_LOCAL, err=True)
+        if dry_run:
+            click.echo(runner.dry_run(settings, papers))
+            return
+        stats = RunStats()
+        try:
+            with _progress(papers.count) as advance:
+                job = runner.execute(settings, papers, output, stats=stats, on_result=advance)
+                asyncio.run(job)
+        except KeyboardInterrupt:
+            click.echo(
+                f"paper-agent: interrupted: {stats.total} finished result(s) written to "
+                f"{output}; run again to resume from the cache",
+                err=True,
+            )
+            sys.exit(130)
+        except PaperAgentError as exc:
+            if stats.total:
+                exc.args = (f"{exc} ({stats.total} finished result(s) kept in {output})",)
+            raise
+    finally:
+        papers.cleanup()
+    click.echo(f"paper-agent: {stats.summary()} -> {output}", err=True)
+    sys.exit(1 if stats.failed else 0)
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[PaperResult], None]]:
+    """A progress bar on stderr when it is a terminal; otherwise a no-op callback."""
+    if not sys.stderr.isatty():
+        yield lambda result: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("papers", total=total)
+        yield lambda result: bar.advance(task)

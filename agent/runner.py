@@ -1,0 +1,154 @@
+"""What ``paper-agent run`` does, as plain functions: inputs, backend, pipeline, dry run."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from agent.backends import Backend
+from agent.cache import MISS, AnswerCache, cache_dir
+from agent.config import Settings
+from agent.errors import ConfigError, InputError
+from agent.models import Paper, PaperResult
+from agent.pipeline import RunStats, run_pipeline
+from agent.readers import read_papers, unique_papers
+from agent.taxonomy import Taxonomy, load_taxonomy
+
+NOTICE_LOCAL = (
+    "paper-agent: no API key or base URL configured: using the offline backend "
+    "(set OPENAI_API_KEY or --base-url for an LLM, or pass --backend local to silence this)"
+)
+
+
+@dataclass
+class Inputs:
+    """Validated input files: how many unique papers they hold and which ids repeat."""
+
+    sources: list[str]
+    count: int
+    duplicates: list[str] = field(default_factory=list)
+    limit: int | None = None
+    _spool: Path | None = None
+
+    def papers(self) -> Iterator[Paper]:
+        """Stream the unique papers again, up to the limit."""
+        papers = unique_papers(read_papers(self.sources), [])
+        return itertools.islice(papers, self.limit) if self.limit else papers
+
+    def cleanup(self) -> None:
+        """Remove the stdin spool file, if any."""
+        if self._spool is not None:
+            self._spool.unlink(missing_ok=True)
+
+
+def open_inputs(paths: list[str], limit: int | None = None, stdin: IO[str] | None = None) -> Inputs:
+    """Read every input once up front so bad input fails before any paper is sent anywhere."""
+    spool = None
+    sources = list(paths)
+    if "-" in sources:
+        # Stdin can be read only once, and the run streams its inputs twice.
+        with tempfile.NamedTemporaryFile(
+            "w", suffix=".stdin", delete=False, encoding="utf-8"
+        ) as tmp:
+            shutil.copyfileobj(stdin or sys.stdin, tmp)
+        spool = Path(tmp.name)
+        sources = [str(spool) if s == "-" else s for s in sources]
+    duplicates: list[str] = []
+    count = sum(1 for _ in unique_papers(read_papers(sources), duplicates))
+    if count == 0:
+        raise InputError(f"no papers found in {', '.join(paths)}")
+    if limit:
+        count = min(count, limit)
+    return Inputs(sources, count, duplicates, limit, spool)
+
+
+def effective_max_tags(settings: Settings, taxonomy: Taxonomy) -> int:
+    """The flag or config wins, then the taxonomy file, then 3."""
+    return min(settings.max_tags or taxonomy.max_tags or 3, len(taxonomy.tags))
+
+
+def build_backend(settings: Settings, taxonomy: Taxonomy, http: object) -> Backend:
+    """The backend ``settings`` ask for; an LLM backend without credentials is a config error."""
+    kind = settings.resolved_backend()
+    if kind == "local":
+        from agent.backends.local import LocalBackend
+
+        return LocalBackend(
+            taxonomy,
+            max_tags=effective_max_tags(settings, taxonomy),
+            summary_words=settings.summary_words,
+        )
+    if not settings.api_key and not settings.base_url:
+        raise ConfigError(
+            "--backend openai needs OPENAI_API_KEY (or --base-url for a local server)"
+        )
+    from agent.backends.openai import OpenAIBackend
+
+    cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
+    return OpenAIBackend(settings, taxonomy, http, cache)  # type: ignore[arg-type]
+
+
+async def execute(
+    settings: Settings,
+    inputs: Inputs,
+    output: Path,
+    *,
+    stats: RunStats,
+    on_result: Callable[[PaperResult], None] | None = None,
+) -> RunStats:
+    """Run the whole batch into ``output``."""
+    from agent.http import make_client
+
+    taxonomy = load_taxonomy(settings.taxonomy)
+    async with make_client(settings.timeout, max(settings.concurrency, 8)) as http:
+        backend = build_backend(settings, taxonomy, http)
+        try:
+            return await run_pipeline(
+                inputs.papers(),
+                backend,
+                output,
+                concurrency=settings.concurrency,
+                on_result=on_result,
+                stats=stats,
+            )
+        finally:
+            await backend.aclose()
+
+
+def dry_run(settings: Settings, inputs: Inputs) -> str:
+    """The first paper's prompt, and how many requests and tokens the run would need."""
+    taxonomy = load_taxonomy(settings.taxonomy)
+    if settings.resolved_backend() == "local":
+        return f"offline backend: {inputs.count} papers, no requests, no tokens"
+    from agent.backends.openai import OpenAIBackend
+
+    cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
+    backend = OpenAIBackend(settings, taxonomy, http=None, cache=cache)  # type: ignore[arg-type]
+    first = None
+    chars = hits = 0
+    for paper in inputs.papers():
+        messages = backend.prompts().messages(paper)
+        first = first or messages
+        if cache is not None and cache.get(backend.key_for(paper)) is not MISS:
+            hits += 1
+            continue
+        chars += sum(len(m["content"]) for m in messages)
+    if cache is not None:
+        cache.close()
+    requests = inputs.count - hits
+    # About 4 characters a token for English; the answer is the summary plus a few tags.
+    prompt_tokens = chars // 4
+    completion_tokens = requests * (settings.summary_words * 2 + 30)
+    lines = [f"--- {m['role']} ---\n{m['content']}" for m in first or []]
+    lines.append(
+        f"\n{inputs.count} papers: {requests} requests to {backend.base_url} "
+        f"(model {settings.model}), {hits} cached; about {prompt_tokens} prompt and "
+        f"{completion_tokens} completion tokens. Nothing was sent."
+    )
+    return "\n".join(lines)
