@@ -1,0 +1,140 @@
+"""The retry policy's rules, and config precedence."""
+
+from __future__ import annotations
+
+import email.utils
+
+import httpx
+import pytest
+
+from agent import retry
+from agent.config import resolve_settings
+from agent.errors import ConfigError
+
+
+def status_error(status: int, body: dict | None = None, **headers: str) -> httpx.HTTPStatusError:
+    request = httpx.Request("POST", "http://x.test/")
+    response = httpx.Response(status, json=body or {}, headers=headers, request=request)
+    return httpx.HTTPStatusError("err", request=request, response=response)
+
+
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])
+def test_transient_statuses_are_retried(status):
+    assert retry.is_retryable(status_error(status))
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_client_errors_are_not_retried(status):
+    assert not retry.is_retryable(status_error(status))
+
+
+def test_insufficient_quota_is_not_retried():
+    exc = status_error(429, {"error": {"code": "insufficient_quota", "message": "quota"}})
+    assert not retry.is_retryable(exc)
+
+
+def test_connection_errors_are_retried():
+    assert retry.is_retryable(httpx.ConnectError("refused"))
+    assert retry.is_retryable(httpx.ReadTimeout("slow"))
+    assert not retry.is_retryable(ValueError("bug"))
+
+
+def test_retry_after_forms():
+    assert retry.retry_after({"retry-after": "3"}) == 3.0
+    assert retry.retry_after({"retry-after-ms": "1500"}) == 1.5
+    date = email.utils.formatdate(1_000_030, usegmt=True)
+    assert retry.retry_after({"retry-after": date}, now=1_000_000) == pytest.approx(30, abs=1)
+    assert retry.retry_after({"retry-after": "soon"}) is None
+    assert retry.retry_after({}) is None
+
+
+async def test_total_wait_is_bounded(monkeypatch):
+    waited: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr(retry, "sleep", fake_sleep)
+    calls = 0
+
+    async def always_429():
+        nonlocal calls
+        calls += 1
+        raise status_error(429, **{"retry-after": "20"})
+
+    policy = retry.RetryPolicy(max_attempts=10, max_delay=30, max_total_wait=45)
+    with pytest.raises(httpx.HTTPStatusError):
+        await retry.call_with_retry(always_429, policy)
+    assert waited == [20, 20]
+    assert calls == 3
+
+
+async def test_retry_after_is_capped(monkeypatch):
+    waited: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr(retry, "sleep", fake_sleep)
+    outcomes = [status_error(503, **{"retry-after": "3600"}), "ok"]
+
+    async def flaky():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert await retry.call_with_retry(flaky, retry.RetryPolicy(max_delay=5)) == "ok"
+    assert waited == [5]
+
+
+def test_precedence_flag_over_env_over_file(tmp_path):
+    config = tmp_path / "paper-agent.toml"
+    config.write_text('model = "from-file"\nconcurrency = 3\nbase_url = "http://file.test/v1"\n')
+    env = {"PAPER_AGENT_MODEL": "from-env", "OPENAI_API_KEY": "sk-x"}
+    settings = resolve_settings({"model": None}, env=env, config_path=config)
+    assert (settings.model, settings.concurrency) == ("from-env", 3)
+    assert settings.base_url == "http://file.test/v1"
+    settings = resolve_settings({"model": "from-flag"}, env=env, config_path=config)
+    assert settings.model == "from-flag"
+    assert settings.api_key == "sk-x"
+
+
+def test_defaults_and_auto_backend(tmp_path):
+    settings = resolve_settings({}, env={})
+    assert settings.model == "gpt-4o-mini"
+    assert settings.concurrency == 8
+    assert settings.resolved_backend() == "local"
+    assert resolve_settings({}, env={"OPENAI_API_KEY": "k"}).resolved_backend() == "openai"
+    assert resolve_settings({"base_url": "http://h/v1"}, env={}).resolved_backend() == "openai"
+
+
+def test_config_file_reads_working_directory_by_default(tmp_path):
+    (tmp_path / "paper-agent.toml").write_text('model = "local-llama"\n')
+    assert resolve_settings({}, env={}).model == "local-llama"
+
+
+def test_api_key_env_names_the_variable(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('api_key_env = "MY_KEY"\n')
+    assert resolve_settings({}, env={"MY_KEY": "k2"}, config_path=config).api_key == "k2"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("modle = 'x'", "modle: Extra inputs are not permitted"),
+        ("concurrency = 0", "concurrency"),
+        ("model = ", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_problem(tmp_path, text, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        resolve_settings({}, env={}, config_path=config)
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        resolve_settings({}, env={}, config_path=tmp_path / "nope.toml")
