@@ -104,9 +104,11 @@ async def execute(
 ) -> RunStats:
     """Run the whole batch into ``output``."""
     from agent.http import make_client
+    from agent.recording import recorder_from_env
 
     taxonomy = load_taxonomy(settings.taxonomy)
-    async with make_client(settings.timeout, max(settings.concurrency, 8)) as http:
+    recorder = recorder_from_env()
+    async with make_client(settings.timeout, max(settings.concurrency, 8), recorder) as http:
         backend = build_backend(settings, taxonomy, http)
         try:
             return await run_pipeline(
@@ -119,6 +121,8 @@ async def execute(
             )
         finally:
             await backend.aclose()
+            if recorder is not None:
+                recorder.save()
 
 
 def dry_run(settings: Settings, inputs: Inputs) -> str:

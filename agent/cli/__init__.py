@@ -10,6 +10,7 @@ import click
 
 from agent import __version__
 from agent.errors import PaperAgentError
+from agent.redact import redact
 
 # command name -> "module:attribute"; each command lives in its own module.
 COMMANDS = {
@@ -45,6 +46,17 @@ class LazyGroup(click.Group):
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; a user-facing error becomes one redacted line and its exit code."""
+        try:
+            return super().invoke(ctx)
+        except PaperAgentError as exc:
+            click.echo(f"paper-agent: error: {redact(str(exc))}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("paper-agent: interrupted", err=True)
+            ctx.exit(130)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="paper-agent")
@@ -56,18 +68,5 @@ def cli(verbose: int) -> None:
 
 
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and an exit code."""
-    try:
-        cli.main(standalone_mode=False)
-    except PaperAgentError as exc:
-        click.echo(f"paper-agent: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("paper-agent: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("paper-agent: interrupted", err=True)
-        sys.exit(130)
+    """Console entry point."""
+    cli(prog_name="paper-agent")
