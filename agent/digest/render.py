@@ -1,0 +1,93 @@
+"""Text renderers (Markdown, HTML, Slack mrkdwn, plain text, JSON) from the templates we ship."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from agent.digest.model import Digest, Entry
+from agent.digest.text import escape_markdown, escape_mrkdwn
+
+# format -> (template, escape applied to every {{ value }}); HTML uses Jinja's autoescape.
+TEMPLATES: dict[str, tuple[str, Callable[[str], str] | None]] = {
+    "markdown": ("digest.md.j2", escape_markdown),
+    "mrkdwn": ("digest.mrkdwn.j2", escape_mrkdwn),
+    "html": ("digest.html.j2", None),
+    "text": ("digest.txt.j2", None),
+}
+
+
+def plural(count: int, noun: str) -> str:
+    """``"1 paper"``, ``"2 papers"``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _finalizer(escape: Callable[[str], str]) -> Callable[[Any], str]:
+    # finalize runs on every {{ expression }}, so a template cannot forget to escape;
+    # values marked safe in the template (only URLs from safe_url) pass through.
+    def finalize(value: Any) -> str:
+        return str(value) if isinstance(value, Markup) else escape(str(value))
+
+    return finalize
+
+
+@cache
+def environment(fmt: str) -> Environment:
+    """The Jinja environment for ``fmt``: StrictUndefined, escaping suited to the format."""
+    template, escape = TEMPLATES[fmt]
+    options: dict[str, Any] = {}
+    if escape is not None:
+        options["finalize"] = _finalizer(escape)
+    env = Environment(
+        loader=PackageLoader("agent.digest", "templates"),
+        undefined=StrictUndefined,
+        autoescape=template.endswith(".html.j2"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        **options,
+    )
+    env.filters["plural"] = plural
+    return env
+
+
+def render_template(digest: Digest, fmt: str) -> str:
+    """Render ``digest`` with the shipped template for ``fmt`` (markdown, mrkdwn, html, text)."""
+    env = environment(fmt)
+    template = env.get_template(TEMPLATES[fmt][0])
+    return template.render(
+        digest=digest,
+        date=digest.date.isoformat(),
+        sources=", ".join(digest.sources),
+        models=", ".join(digest.models),
+        overview=" · ".join(f"{tag} {count}" for tag, count in digest.overview),
+    )
+
+
+def _paper(entry: Entry) -> dict[str, Any]:
+    data = entry.result.model_dump(mode="json")
+    data["authors_short"] = entry.authors
+    return data
+
+
+def render_json(digest: Digest) -> str:
+    """The digest as JSON: header, counts, overview, groups of full results, failures."""
+    data = {
+        "title": digest.title,
+        "date": digest.date.isoformat(),
+        "sources": digest.sources,
+        "models": digest.models,
+        "counts": {"papers": digest.total, "ok": digest.ok, "failed": digest.failed},
+        "overview": [{"tag": tag, "count": count} for tag, count in digest.overview],
+        "groups": [
+            {"tag": group.tag, "papers": [_paper(e) for e in group.entries]}
+            for group in digest.groups
+        ],
+        "failed": [_paper(e) for e in digest.failures],
+    }
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"

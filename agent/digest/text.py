@@ -1,0 +1,82 @@
+"""Text helpers shared by every renderer: escaping, safe links, author lists, truncation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from urllib.parse import quote, urlsplit
+
+ELLIPSIS = "…"
+# URLs longer than this are shown unlinked: no reader clicks them and they eat Slack's budget.
+MAX_URL_LENGTH = 1000
+
+_MRKDWN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can
+# start emphasis, links, code, HTML, headings, tables or entities inside a line.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Characters left as they are in a link target; everything else is percent-encoded, so a URL
+# can never close a Markdown link, a Slack <url|label> or an HTML attribute early.
+_URL_SAFE = "/:?#[]@!$&'*+,;=%-._~"
+
+
+def escape_mrkdwn(text: object) -> str:
+    """Escape ``&``, ``<`` and ``>`` so Slack shows the text literally (no mentions, no links)."""
+    return str(text).translate(_MRKDWN)
+
+
+def escape_markdown(text: object) -> str:
+    """Backslash-escape the characters that would turn untrusted text into Markdown syntax."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", one_line(str(text)))
+
+
+def one_line(text: str) -> str:
+    """Collapse whitespace (including newlines) and drop control characters."""
+    return " ".join(_CONTROL.sub("", text).split())
+
+
+def safe_url(url: str | None) -> str | None:
+    """An http(s) URL fit to embed in a link, percent-encoded where needed, or None."""
+    if not url:
+        return None
+    url = url.strip()
+    if _CONTROL.search(url) or any(ch.isspace() for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    encoded = quote(url, safe=_URL_SAFE)
+    # '(' and ')' are left out of _URL_SAFE because they end a Markdown link target.
+    return encoded if len(encoded) <= MAX_URL_LENGTH else None
+
+
+def short_authors(authors: Sequence[str], keep: int = 2) -> str:
+    """``"A, B et al."`` for long lists, all names for short ones."""
+    names = [one_line(a) for a in authors if a and a.strip()]
+    if len(names) <= keep:
+        return ", ".join(names)
+    return ", ".join(names[:keep]) + " et al."
+
+
+def fit(text: str, limit: int, escape: Callable[[str], str] = escape_mrkdwn) -> str:
+    """``escape(text)`` cut to at most ``limit`` characters, ending in an ellipsis when cut.
+
+    Cutting the raw text (not the escaped one) never splits an entity such as ``&amp;``.
+    """
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    if limit <= len(ELLIPSIS):
+        return ELLIPSIS[:limit]
+    # Binary search for the longest raw prefix whose escaped form leaves room for the ellipsis.
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(escape(text[:mid].rstrip())) + len(ELLIPSIS) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return escape(text[:lo].rstrip()) + ELLIPSIS
