@@ -1,0 +1,243 @@
+"""Digest building and rendering: loading, grouping, escaping, golden files, the digest command.
+
+Golden files live in tests/fixtures/digest/golden/; after an intended change, regenerate them
+with ``UPDATE_GOLDEN=1 pytest tests/test_digest.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from agent.cli import cli
+from agent.digest import build_digest, load_results, render, render_digest
+from agent.digest.text import escape_markdown, escape_mrkdwn, fit, safe_url, short_authors
+from agent.errors import InputError
+from agent.models import PaperResult
+
+DATE = dt.date(2026, 3, 6)
+GOLDEN = {
+    "markdown": "digest.md",
+    "mrkdwn": "digest.mrkdwn",
+    "html": "digest.html",
+    "json": "digest.json",
+    "slack": "digest.slack.json",
+}
+HOSTILE = ["<!channel>", "<!here>", "<@U123>", "<http://evil|click>"]
+
+
+@pytest.fixture
+def digest_dir(fixtures):
+    """The folder with the fixed results file, its taxonomy and the golden files."""
+    return fixtures / "digest"
+
+
+@pytest.fixture
+def sample_results(digest_dir) -> list[PaperResult]:
+    """Ten results: several tags, an unknown tag, an untagged paper, two failures, hostile text."""
+    return load_results(digest_dir / "results.jsonl")
+
+
+def result(id: str, tags: list[str], **extra: object) -> PaperResult:
+    return PaperResult(id=id, title=f"Paper {id}", tags=tags, summary="s", backend="local", **extra)
+
+
+@pytest.mark.parametrize("fmt", list(GOLDEN))
+def test_each_format_matches_its_golden_file(fmt, sample_results, digest_dir):
+    text = render_digest(sample_results, fmt, taxonomy=digest_dir / "taxonomy.toml", date=DATE)
+    golden = digest_dir / "golden" / GOLDEN[fmt]
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+
+
+def test_load_results_names_the_file_and_line_of_a_bad_line(tmp_path, digest_dir):
+    good = (digest_dir / "results.jsonl").read_text().splitlines()[0]
+    path = tmp_path / "results.jsonl"
+    path.write_text(f"{good}\n\n{{not json\n")
+    with pytest.raises(InputError, match=r"results\.jsonl:3: not valid JSON"):
+        load_results(path)
+    path.write_text(f'{good}\n{{"id": "x"}}\n')
+    with pytest.raises(InputError, match=r"results\.jsonl:2: title: Field required"):
+        load_results(path)
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_load_results_rejects_an_empty_file(tmp_path, content):
+    path = tmp_path / "empty.jsonl"
+    path.write_text(content)
+    with pytest.raises(InputError, match="holds no results"):
+        load_results(path)
+
+
+def test_load_results_reports_a_missing_file(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_results(tmp_path / "nope.jsonl")
+
+
+def test_groups_follow_the_taxonomy_then_unknown_tags_then_untagged():
+    results = [result("1", []), result("2", ["B", "A"]), result("3", ["Z"]), result("4", ["A"])]
+    digest = build_digest(results, tag_order=["A", "B"])
+    assert [(g.tag, [e.result.id for e in g.entries]) for g in digest.groups] == [
+        ("A", ["4"]),
+        ("B", ["2"]),
+        ("Z", ["3"]),
+        ("Untagged", ["1"]),
+    ]
+    assert digest.groups[1].entries[0].other_tags == ["A"]
+    assert digest.overview == [("A", 1), ("B", 1), ("Z", 1), ("Untagged", 1)]
+
+
+def test_size_order_puts_the_largest_group_first_and_untagged_last():
+    results = [result("1", []), result("2", []), result("3", ["A"]), result("4", ["B"])]
+    results += [result("5", ["B"])]
+    digest = build_digest(results, tag_order=["A", "B"], group_order="size")
+    assert [g.tag for g in digest.groups] == ["B", "A", "Untagged"]
+
+
+def test_papers_sort_by_relevance_when_present_else_keep_input_order():
+    class Scored(PaperResult):
+        relevance: float | None = None  # the field PaperResult may gain later
+
+    results = [
+        Scored(id="a", title="a", tags=["T"], backend="local"),
+        Scored(id="b", title="b", tags=["T"], backend="local", relevance=0.2),
+        Scored(id="c", title="c", tags=["T"], backend="local"),
+        Scored(id="d", title="d", tags=["T"], backend="local", relevance=0.9),
+    ]
+    digest = build_digest(results)
+    assert [e.result.id for e in digest.groups[0].entries] == ["d", "b", "a", "c"]
+    unscored = build_digest([result("x", ["T"]), result("y", ["T"])])
+    assert [e.result.id for e in unscored.groups[0].entries] == ["x", "y"]
+
+
+def test_failed_papers_are_listed_at_the_end_with_their_error(sample_results, digest_dir):
+    digest = build_digest(sample_results, date=DATE)
+    assert (digest.total, digest.ok, digest.failed) == (10, 8, 2)
+    assert [e.error for e in digest.failures] == [
+        "refusal: The model refused: <!channel> policy & rules",
+        "http_error: 500 Internal Server Error after 5 attempts",
+    ]
+    for fmt in ("markdown", "mrkdwn", "html", "text"):
+        text = render(digest, fmt)
+        assert text.index("Failed") > text.index("Untagged")
+        assert "500 Internal Server Error after 5 attempts" in text
+
+
+@pytest.mark.parametrize(
+    ("authors", "expected"),
+    [
+        ([], ""),
+        (["Ada Lovelace"], "Ada Lovelace"),
+        (["A", "B"], "A, B"),
+        (["A", "B", "C"], "A, B et al."),
+        (["  A\n", "", "B", "C", "D"], "A, B et al."),
+    ],
+)
+def test_authors_are_shortened(authors, expected):
+    assert short_authors(authors) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://arxiv.org/abs/2401.00001", "https://arxiv.org/abs/2401.00001"),
+        ("HTTP://example.org/a?b=1&c=2", "HTTP://example.org/a?b=1&c=2"),
+        ("https://example.org/x_(1)|y>z", "https://example.org/x_%281%29%7Cy%3Ez"),
+        ("javascript:alert(1)", None),
+        ("JavaScript://example.org/%0aalert(1)", None),
+        ("data:text/html,<script>", None),
+        ("ftp://example.org/file", None),
+        ("https:///no-host", None),
+        ("https://example.org/a b", None),
+        ("https://example.org/\x00", None),
+        ("https://example.org/" + "a" * 2000, None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_links_are_built_only_from_http_urls(url, expected):
+    assert safe_url(url) == expected
+
+
+def test_mrkdwn_escaping_neutralises_mentions_links_and_entities():
+    escaped = escape_mrkdwn("<!channel> <!here> <@U123> <http://evil|click> &amp;")
+    assert escaped == (
+        "&lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;http://evil|click&gt; &amp;amp;"
+    )
+
+
+def test_markdown_escaping_keeps_text_literal():
+    assert escape_markdown("a *b* [c](d) <e> &amp; `f`\nnext") == (
+        r"a \*b\* \[c\](d) \<e\> \&amp; \`f\` next"
+    )
+
+
+def test_fit_cuts_escaped_text_without_splitting_an_entity():
+    assert fit("a&b", 10) == "a&amp;b"
+    cut = fit("&" * 50, 12)
+    assert cut == "&amp;&amp;…" and len(cut) <= 12
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "mrkdwn", "html", "slack"])
+def test_hostile_text_never_becomes_a_mention_link_or_tag(fmt, sample_results):
+    text = render_digest(sample_results, fmt, date=DATE)
+    for raw in [*HOSTILE, "<!everyone>", "<b>"]:
+        assert raw not in text
+    assert "javascript:" not in text
+    if fmt == "html":
+        assert "&lt;!channel&gt;" in text and "&amp;amp;" in text
+        assert "<script" not in text and " on" not in text.split("<body", 1)[1].split(">")[0]
+
+
+@pytest.mark.parametrize("fmt", ["mrkdwn", "slack"])
+def test_a_literal_entity_in_a_title_stays_literal_in_slack(fmt, sample_results):
+    text = render_digest(sample_results, fmt, date=DATE)
+    assert "keep &amp;amp; literal" in text
+
+
+def test_slack_format_is_a_json_array_of_payloads(sample_results):
+    messages = json.loads(render_digest(sample_results, "slack", date=DATE))
+    assert isinstance(messages, list) and messages
+    assert all(set(m) == {"text", "blocks"} for m in messages)
+
+
+def invoke(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def test_digest_command_prints_or_writes_each_format(digest_dir, tmp_path):
+    results = str(digest_dir / "results.jsonl")
+    common = ["--taxonomy", str(digest_dir / "taxonomy.toml"), "--date", "2026-03-06"]
+    printed = invoke("digest", results, "--format", "markdown", *common)
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout == (digest_dir / "golden" / "digest.md").read_text()
+    out = tmp_path / "digest.html"
+    written = invoke("digest", results, "--format", "html", "-o", str(out), *common)
+    assert written.exit_code == 0, written.output
+    assert out.read_text() == (digest_dir / "golden" / "digest.html").read_text()
+    assert written.stdout == ""
+
+
+def test_digest_command_reads_stdin_and_orders_groups_by_size(digest_dir):
+    text = (digest_dir / "results.jsonl").read_text()
+    done = invoke("digest", "-", "--format", "json", "--group-order", "size", input=text)
+    assert done.exit_code == 0, done.output
+    data = json.loads(done.stdout)
+    assert data["counts"] == {"papers": 10, "ok": 8, "failed": 2}
+    assert data["groups"][-1]["tag"] == "Untagged"
+
+
+def test_digest_command_turns_a_bad_file_into_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n")
+    done = invoke("digest", str(bad))
+    assert done.exit_code == 2
+    assert "bad.jsonl:1: not valid JSON" in done.stderr
+    assert "Traceback" not in done.output
+    wrong_date = invoke("digest", str(bad), "--date", "yesterday")
+    assert wrong_date.exit_code == 2 and "YYYY-MM-DD" in wrong_date.stderr
