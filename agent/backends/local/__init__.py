@@ -1,0 +1,86 @@
+"""The offline backend: tags and summaries with no network, no key and no model download."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from agent.backends.local.summarizer import summarize
+from agent.backends.local.tagger import PriorTagger, TagScore, paper_terms, select
+from agent.models import Annotation, Paper
+from agent.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from agent.backends.local.learned import ExampleModel
+
+__all__ = ["LocalBackend"]
+
+VERSION = "local-v1"
+# Weight of the description prior's log-probability once a model is learned from examples
+# (a product of experts): enough to rescue tags with few or no examples, not enough to
+# override what the examples teach. 5-fold CV P@1 on arXiv dev: 0.69 learned alone, ~0.76 here.
+PRIOR_WEIGHT = 0.4
+
+
+class LocalBackend:
+    """Deterministic offline tagger and extractive summarizer behind the Backend protocol."""
+
+    name = "local"
+    model: str | None = VERSION
+
+    def __init__(self, taxonomy: Taxonomy, max_tags: int = 3, summary_words: int = 40) -> None:
+        if max_tags < 1:
+            raise ValueError("max_tags must be at least 1")
+        self.taxonomy = taxonomy
+        self.max_tags = max_tags
+        self.summary_words = summary_words
+        self.prior = PriorTagger(taxonomy)
+        self._learned: ExampleModel | None = None
+        self._learned_ready = taxonomy.examples is None
+
+    @property
+    def learned(self) -> ExampleModel | None:
+        """The model trained on the taxonomy's examples, built on first use (None without any)."""
+        if not self._learned_ready:
+            from agent.backends.local.learned import ExampleModel, load_examples
+
+            assert self.taxonomy.examples is not None
+            examples = load_examples(self.taxonomy.examples, self.taxonomy)
+            if examples:
+                self._learned = ExampleModel(examples, len(self.taxonomy.tags))
+            self._learned_ready = True
+        return self._learned
+
+    def tag_scores(self, paper: Paper) -> list[TagScore]:
+        """The chosen tags with their probabilities, best first."""
+        counts = paper_terms(paper.title, paper.abstract)
+        probs = self.prior.probabilities(counts)
+        model = self.learned
+        if model is not None:
+            learned = model.probabilities(counts)
+            logs = [
+                math.log(q + 1e-12) + PRIOR_WEIGHT * math.log(p + 1e-12)
+                for p, q in zip(probs, learned, strict=True)
+            ]
+            top = max(logs)
+            exps = [math.exp(x - top) for x in logs]
+            total = sum(exps)
+            probs = [e / total for e in exps]
+        return select(self.taxonomy.names, probs, self.max_tags)
+
+    def annotate_sync(self, paper: Paper) -> Annotation:
+        """Tags and summary for one paper, without an event loop (the fast path for batches)."""
+        chosen = self.tag_scores(paper)
+        summary = summarize(paper.title, paper.abstract, self.summary_words)
+        return Annotation(
+            tags=[c.tag for c in chosen],
+            summary=summary,
+            scores={c.tag: round(c.score, 4) for c in chosen},
+        )
+
+    async def annotate(self, paper: Paper) -> Annotation:
+        """Tags and summary for one paper (CPU-bound and quick, so it runs inline)."""
+        return self.annotate_sync(paper)
+
+    async def aclose(self) -> None:
+        """Nothing to release: no connections or files stay open."""

@@ -1,0 +1,250 @@
+"""Score a results file against gold summaries and tags: ROUGE as in SciTLDR, tag P/R/F1, P@1.
+
+Papers are matched by id. A result with an error counts as an empty prediction (zero ROUGE, no
+tags), so failures cannot flatter a backend; a gold paper with no result at all is reported as
+missing and left out, so a partial run (``--limit``) is scored on what it covered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from agent.errors import InputError
+
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a results line says about one paper."""
+
+    tags: list[str]
+    summary: str
+    errored: bool = False
+
+
+@dataclass(frozen=True)
+class Gold:
+    """Reference summaries and tags for one paper."""
+
+    summaries: list[str]
+    tags: list[str]
+
+
+@dataclass
+class Report:
+    """Counts and metrics; metric groups are None when the gold has no such labels."""
+
+    gold: int = 0
+    results: int = 0
+    matched: int = 0
+    missing: int = 0
+    errored: int = 0
+    extra: int = 0
+    summary: dict[str, float] | None = None
+    tags: dict[str, float] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dictionary."""
+        return asdict(self)
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    """(line number, object) for each non-blank line; bad input is an InputError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    if not text.strip():
+        raise InputError(f"{path} is empty")
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{lineno}: expected a JSON object")
+        yield lineno, row
+
+
+def _str_list(value: object, where: str, name: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise InputError(f"{where}: '{name}' must be a string or a list of strings")
+
+
+def _row_id(row: dict[str, object], where: str) -> str:
+    value = row.get("id", row.get("paper_id"))
+    if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
+        raise InputError(f"{where}: no 'id' (or 'paper_id')")
+    return str(value)
+
+
+def load_results(path: Path) -> dict[str, Prediction]:
+    """Read results.jsonl (DESIGN "The results file"), keyed by paper id."""
+    out: dict[str, Prediction] = {}
+    for lineno, row in _jsonl(path):
+        where = f"{path}:{lineno}"
+        summary = row.get("summary") or ""
+        if not isinstance(summary, str):
+            raise InputError(f"{where}: 'summary' must be a string")
+        tags = _str_list(row.get("tags"), where, "tags")
+        out.setdefault(_row_id(row, where), Prediction(tags, summary, row.get("error") is not None))
+    return out
+
+
+def load_gold(path: Path) -> dict[str, Gold]:
+    """Read gold JSONL: id/paper_id, tldrs and/or summary, tags or categories."""
+    out: dict[str, Gold] = {}
+    for lineno, row in _jsonl(path):
+        where = f"{path}:{lineno}"
+        summaries = _str_list(row.get("tldrs"), where, "tldrs")
+        summaries += _str_list(row.get("summary"), where, "summary")
+        key = "tags" if row.get("tags") is not None else "categories"
+        tags = _str_list(row.get(key), where, key)
+        out.setdefault(_row_id(row, where), Gold([s for s in summaries if s.strip()], tags))
+    return out
+
+
+def rouge_scores(pairs: list[tuple[str, list[str]]]) -> dict[str, float]:
+    """Mean ROUGE-1/2/L F1 x100; per paper the reference with the best ROUGE-1 F1 counts."""
+    from rouge_score import rouge_scorer  # slow to import (nltk): only when scoring
+
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True)
+    totals = dict.fromkeys(ROUGE_KEYS, 0.0)
+    for prediction, references in pairs:
+        if not prediction.strip():
+            continue  # an empty prediction scores zero against anything
+        best = max(
+            (scorer.score(ref, prediction) for ref in references),
+            key=lambda s: s["rouge1"].fmeasure,
+        )
+        for key in ROUGE_KEYS:
+            totals[key] += best[key].fmeasure
+    n = len(pairs)
+    return {key: round(100.0 * totals[key] / n, 2) for key in ROUGE_KEYS} | {"papers": n}
+
+
+def tag_scores(pairs: list[tuple[list[str], list[str]]]) -> dict[str, float]:
+    """Micro and macro precision/recall/F1 and precision@1 of predicted vs gold tags."""
+    tp: dict[str, int] = {}
+    fp: dict[str, int] = {}
+    fn: dict[str, int] = {}
+    top_hits = 0
+    for predicted, gold in pairs:
+        pred = list(dict.fromkeys(t.casefold() for t in predicted))
+        ref = {t.casefold() for t in gold}
+        if pred and pred[0] in ref:
+            top_hits += 1
+        for t in pred:
+            bucket = tp if t in ref else fp
+            bucket[t] = bucket.get(t, 0) + 1
+        for t in ref.difference(pred):
+            fn[t] = fn.get(t, 0) + 1
+    labels = set(tp) | set(fp) | set(fn)
+    s_tp, s_fp, s_fn = sum(tp.values()), sum(fp.values()), sum(fn.values())
+    micro = _prf(s_tp, s_fp, s_fn)
+    per_label = [_prf(tp.get(t, 0), fp.get(t, 0), fn.get(t, 0)) for t in labels]
+    macro = tuple(
+        sum(m[i] for m in per_label) / len(per_label) if labels else 0.0 for i in range(3)
+    )
+    n = len(pairs)
+    return {
+        "papers": n,
+        "precision_at_1": round(top_hits / n, 4) if n else 0.0,
+        "micro_precision": round(micro[0], 4),
+        "micro_recall": round(micro[1], 4),
+        "micro_f1": round(micro[2], 4),
+        "macro_precision": round(macro[0], 4),
+        "macro_recall": round(macro[1], 4),
+        "macro_f1": round(macro[2], 4),
+        "labels": len(labels),
+    }
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def evaluate(results: dict[str, Prediction], gold: dict[str, Gold]) -> Report:
+    """Match results to gold by id and compute every metric the gold supports."""
+    report = Report(gold=len(gold), results=len(results))
+    report.extra = sum(1 for pid in results if pid not in gold)
+    summary_pairs: list[tuple[str, list[str]]] = []
+    tag_pairs: list[tuple[list[str], list[str]]] = []
+    for pid, ref in gold.items():
+        pred = results.get(pid)
+        if pred is None:
+            report.missing += 1
+            continue
+        report.matched += 1
+        if pred.errored:
+            report.errored += 1
+            pred = Prediction([], "", errored=True)
+        if ref.summaries:
+            summary_pairs.append((pred.summary, ref.summaries))
+        if ref.tags:
+            tag_pairs.append((pred.tags, ref.tags))
+    if report.matched == 0:
+        raise InputError("no result id matches a gold id: are these files about the same papers?")
+    if summary_pairs:
+        report.summary = rouge_scores(summary_pairs)
+    if tag_pairs:
+        report.tags = tag_scores(tag_pairs)
+    if not summary_pairs and not tag_pairs:
+        report.notes.append("the gold file has neither summaries (tldrs/summary) nor tags")
+    return report
+
+
+def evaluate_files(results_path: Path, gold_path: Path) -> Report:
+    """Load both files and evaluate."""
+    return evaluate(load_results(results_path), load_gold(gold_path))
+
+
+def format_table(report: Report) -> str:
+    """A two-column plain-text table for people."""
+    rows: list[tuple[str, str]] = [
+        ("papers matched", str(report.matched)),
+        ("papers missing", str(report.missing)),
+        ("papers errored", str(report.errored)),
+        ("results not in gold", str(report.extra)),
+    ]
+    if report.summary is not None:
+        s = report.summary
+        rows.append(("summary papers", f"{s['papers']:.0f}"))
+        rows += [(f"{name} F1 x100", f"{s[key]:.2f}") for key, name in _ROUGE_NAMES]
+    if report.tags is not None:
+        t = report.tags
+        rows.append(("tag papers", f"{t['papers']:.0f}"))
+        rows += [(name, f"{t[key]:.3f}") for key, name in _TAG_NAMES]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{'metric':<{width}}  {'value':>8}"]
+    lines += [f"{name:<{width}}  {value:>8}" for name, value in rows]
+    return "\n".join(lines + report.notes)
+
+
+_ROUGE_NAMES = (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"))
+_TAG_NAMES = (
+    ("precision_at_1", "precision@1"),
+    ("micro_precision", "micro precision"),
+    ("micro_recall", "micro recall"),
+    ("micro_f1", "micro F1"),
+    ("macro_precision", "macro precision"),
+    ("macro_recall", "macro recall"),
+    ("macro_f1", "macro F1"),
+)
