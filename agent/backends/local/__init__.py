@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from agent.backends.local.summarizer import summarize
-from agent.backends.local.tagger import PriorTagger, TagScore, paper_terms, select
+from agent.backends.local.summarizer import summarize_parsed
+from agent.backends.local.tagger import PriorTagger, TagScore, select, term_counts
+from agent.backends.local.text import Parsed, parse
 from agent.models import Annotation, Paper
 from agent.taxonomy import Taxonomy
 
@@ -51,9 +52,10 @@ class LocalBackend:
             self._learned_ready = True
         return self._learned
 
-    def tag_scores(self, paper: Paper) -> list[TagScore]:
+    def tag_scores(self, paper: Paper | Parsed) -> list[TagScore]:
         """The chosen tags with their probabilities, best first."""
-        counts = paper_terms(paper.title, paper.abstract)
+        parsed = paper if isinstance(paper, Parsed) else parse(paper.title, paper.abstract)
+        counts = term_counts(parsed)
         probs = self.prior.probabilities(counts)
         model = self.learned
         if model is not None:
@@ -70,8 +72,9 @@ class LocalBackend:
 
     def annotate_sync(self, paper: Paper) -> Annotation:
         """Tags and summary for one paper, without an event loop (the fast path for batches)."""
-        chosen = self.tag_scores(paper)
-        summary = summarize(paper.title, paper.abstract, self.summary_words)
+        parsed = parse(paper.title, paper.abstract)  # tokenized once for both jobs
+        chosen = self.tag_scores(parsed)
+        summary = summarize_parsed(parsed, self.summary_words)
         return Annotation(
             tags=[c.tag for c in chosen],
             summary=summary,

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from agent.backends.local.background import DocFreq, background
-from agent.backends.local.text import clean_latex, features
+from agent.backends.local.text import Parsed, bigrams, features, parse
 from agent.taxonomy import Taxonomy
 
 # Field weights: a keyword or alias is a deliberate signal, a description word a weaker one.
@@ -42,8 +42,16 @@ class TagScore:
 
 def paper_terms(title: str, abstract: str) -> Counter[str]:
     """Term counts of a paper, the title counted ``TITLE_WEIGHT`` times."""
-    counts: Counter[str] = Counter(features(clean_latex(abstract)))
-    for term in features(clean_latex(title)):
+    return term_counts(parse(title, abstract))
+
+
+def term_counts(parsed: Parsed) -> Counter[str]:
+    """Unigram and within-sentence bigram counts of a parsed paper, the title weighted up."""
+    counts: Counter[str] = Counter()
+    for toks in parsed.sentence_terms:
+        counts.update(toks)
+        counts.update(bigrams(toks))
+    for term in (*parsed.title_terms, *bigrams(parsed.title_terms)):
         counts[term] += TITLE_WEIGHT
     return counts
 
@@ -67,7 +75,9 @@ class PriorTagger:
             # not win every paper, yet a richly described tag may still score a little higher.
             norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
             for term, weight in weights.items():
-                index.setdefault(term, []).append((pos, weight / math.sqrt(norm)))
+                # The paper side's IDF is folded in here, once, instead of per paper term.
+                value = weight / math.sqrt(norm) * self._df.idf(term)
+                index.setdefault(term, []).append((pos, value))
         self._index = index
 
     def _add(self, weights: Counter[str], text: str, field_weight: float) -> None:
@@ -81,7 +91,6 @@ class PriorTagger:
         """One unnormalised score per tag for a paper's term counts."""
         scores = [0.0] * len(self.names)
         index = self._index
-        idf = self._df.idf
         k = TF_SATURATION
         for term, tf in counts.items():
             postings = index.get(term)
@@ -89,7 +98,7 @@ class PriorTagger:
                 continue
             # Saturated TF times IDF: the paper side of BM25, without length normalisation
             # since tags are only compared within one paper.
-            value = tf * (k + 1) / (tf + k) * idf(term)
+            value = tf * (k + 1) / (tf + k)
             for pos, weight in postings:
                 scores[pos] += value * weight
         return scores

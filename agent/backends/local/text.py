@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import lru_cache
+from dataclasses import dataclass
 from itertools import pairwise
 
 # Tokens are runs of letters/digits, so "vision-language" gives "vision", "language" and the
@@ -62,7 +62,6 @@ _SUFFIXES = (
 )
 
 
-@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """A cheap, deterministic suffix-stripping stem of a lower-case word."""
     if len(word) <= 3 or not word.isalpha():
@@ -89,9 +88,31 @@ def words(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+# word -> its term, or "" for a word that is dropped; one dict lookup per token is the hot path
+# of the whole backend. Cleared when it grows past a bound, so memory stays flat on any stream.
+_TERM_OF: dict[str, str] = {}
+_TERM_CACHE_MAX = 200_000
+
+
+def _term_of(word: str) -> str:
+    if len(_TERM_OF) >= _TERM_CACHE_MAX:
+        _TERM_OF.clear()
+    term = "" if word in STOPWORDS or len(word) < 2 else stem(word)
+    _TERM_OF[word] = term
+    return term
+
+
 def terms(text: str) -> list[str]:
     """Stemmed content words of ``text`` (stopwords and single characters dropped)."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and len(w) > 1]
+    get = _TERM_OF.get
+    out = []
+    for w in _TOKEN.findall(text.lower()):
+        term = get(w)
+        if term is None:
+            term = _term_of(w)
+        if term:
+            out.append(term)
+    return out
 
 
 def bigrams(tokens: list[str]) -> list[str]:
@@ -111,7 +132,6 @@ _LATEX_CMD_ARG = re.compile(
     r"\\(?:textbf|textit|emph|texttt|mathrm|mathbf|text|url|cite\w*)\{([^{}]*)\}"
 )
 _LATEX_CMD = re.compile(r"\\[a-zA-Z]+\*?")
-_SPACES = re.compile(r"\s+")
 
 
 def clean_latex(text: str) -> str:
@@ -122,7 +142,7 @@ def clean_latex(text: str) -> str:
     text = _LATEX_MATH.sub(_math_placeholder, text)
     text = _LATEX_CMD.sub(" ", text)
     text = text.replace("{", "").replace("}", "").replace("~", " ")
-    return _SPACES.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def _math_placeholder(match: re.Match[str]) -> str:
@@ -134,55 +154,46 @@ def _math_placeholder(match: re.Match[str]) -> str:
     return ""
 
 
-# Abbreviations after which a period does not end a sentence.
-_ABBREV = (
-    "e.g",
-    "i.e",
-    "et al",
-    "etc",
-    "vs",
-    "cf",
-    "fig",
-    "figs",
-    "eq",
-    "eqs",
-    "sec",
-    "no",
-    "approx",
-    "resp",
-    "dr",
-    "mr",
-    "ms",
-    "prof",
-    "st",
-    "al",
-    "viz",
-    "ca",
-    "incl",
-    "ref",
-    "refs",
-    "tab",
+# Abbreviations after which a period does not end a sentence (compared lower-cased).
+_ABBREV_TEXT = (
+    "e.g i.e eg ie et al etc vs cf fig figs eq eqs sec no approx resp dr mr ms prof st viz"
 )
-_ABBREV_RE = re.compile(
-    r"\b(" + "|".join(re.escape(a) for a in sorted(_ABBREV, key=len, reverse=True)) + r")\.",
-    re.IGNORECASE,
-)
-_PROTECT = "\u2024"  # one-dot leader: a stand-in for a period that must not split
-# A sentence ends at . ! ? (or the CJK full stop) followed by space and a capital, digit,
-# quote or bracket; decimals such as "3.5" never match since no space follows the dot.
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9\u00C0-\u024F])|(?<=[。！？])")
+_ABBREV = frozenset((_ABBREV_TEXT + " ca incl ref refs tab").split())
+# A candidate boundary: . ! ? (with an optional closing quote or bracket) then space, then a
+# capital, digit, quote or bracket. Decimals such as "3.5" never match: no space after the dot.
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9\u00C0-\u024F\u3040-\u9FFF])")
+_CJK_BOUNDARY = re.compile(r"(?<=[。！？])")  # CJK full stops need no following space
 
 
 def sentences(text: str) -> list[str]:
     """Split an abstract into sentences, keeping "e.g.", "et al.", "3.5" and "U.S." intact."""
-    text = _SPACES.sub(" ", text).strip()
+    text = " ".join(text.split())
     if not text:
         return []
-    text = _ABBREV_RE.sub(lambda m: m.group(1) + _PROTECT, text)
-    # Single capital initials ("J. Smith", "U.S.") are not sentence ends either.
-    text = re.sub(r"\b([A-Z])\.(?=\s?[A-Z]\.?)", "\\1" + _PROTECT, text)
+    out: list[str] = []
     parts = _BOUNDARY.split(text)
-    return [p.replace(_PROTECT, ".").strip() for p in parts if p and p.strip()]
+    if "。" in text or "！" in text or "？" in text:
+        parts = [piece for part in parts for piece in _CJK_BOUNDARY.split(part)]
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        if out and _continues(out[-1]):
+            out[-1] = f"{out[-1]} {part}"
+        else:
+            out.append(part)
+    return out
+
+
+def _continues(previous: str) -> bool:
+    """True when ``previous`` ends in an abbreviation or an initial, not a sentence end."""
+    if not previous.endswith("."):
+        return False
+    last = previous[:-1].rsplit(" ", 1)[-1].lstrip("([\"'")
+    if last.lower() in _ABBREV or (last.lower() == "al" and previous.endswith("et al.")):
+        return True
+    # "J. Smith", "U.S. policy": a single capital letter (possibly dotted) is an initial.
+    return len(last.replace(".", "")) == 1 and last[:1].isupper()
 
 
 def count_words(text: str) -> int:
@@ -197,3 +208,20 @@ def join_unique(items: Iterable[str]) -> str:
         if item and item not in seen:
             seen[item] = None
     return " ".join(seen)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A paper tokenized once, shared by the tagger and the summarizer."""
+
+    title: str
+    sentences: list[str]
+    title_terms: list[str]
+    sentence_terms: list[list[str]]
+
+
+def parse(title: str, abstract: str) -> Parsed:
+    """Clean LaTeX, split sentences and extract terms of a paper."""
+    title = clean_latex(title)
+    sents = sentences(clean_latex(abstract))
+    return Parsed(title, sents, terms(title), [terms(s) for s in sents])
