@@ -1,0 +1,219 @@
+"""``paper-agent digest`` and ``paper-agent post``: parse flags, call agent.digest / delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from agent.digest import FORMATS, Digest, build_slack_messages, make_digest, parse_results, render
+from agent.errors import ConfigError, DeliveryError, InputError
+from agent.models import PaperResult
+
+
+def _read_results(source: str) -> list[PaperResult]:
+    if source == "-":
+        return parse_results(sys.stdin.read(), "<stdin>")
+    from agent.digest import load_results
+
+    return load_results(source)
+
+
+def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD", ctx, param) from None
+
+
+def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that shape a digest, shared by ``digest`` and ``post``."""
+    for option in reversed(
+        [
+            click.argument("results", metavar="RESULTS.jsonl"),
+            click.option(
+                "--group-order",
+                type=click.Choice(["taxonomy", "size"]),
+                default="taxonomy",
+                show_default=True,
+                help="Order tag groups as in the taxonomy, or largest first.",
+            ),
+            click.option(
+                "--taxonomy",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Taxonomy TOML giving the group order (default: the bundled one).",
+            ),
+            click.option(
+                "--date",
+                callback=_parse_date,
+                metavar="YYYY-MM-DD",
+                help="Date shown in the header (default: today).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _build(results: str, group_order: str, taxonomy: Path | None, date: dt.date | None) -> Digest:
+    return make_digest(
+        _read_results(results),
+        group_order="size" if group_order == "size" else "taxonomy",
+        taxonomy=taxonomy,
+        date=date,
+    )
+
+
+@click.command()
+@digest_options
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
+)
+def digest(
+    results: str,
+    group_order: str,
+    taxonomy: Path | None,
+    date: dt.date | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Render RESULTS.jsonl as a digest (slack prints a JSON array of webhook payloads)."""
+    text = render(_build(results, group_order, taxonomy, date), fmt)
+    if output is None or str(output) == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"wrote {fmt} digest to {output}", err=True)
+
+
+def _check_webhook(url: str) -> None:
+    # The URL is a secret: the error names the problem, never the value.
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("the Slack webhook must be an https URL (value not shown)")
+
+
+@click.command()
+@digest_options
+@click.option(
+    "--slack-webhook",
+    envvar="SLACK_WEBHOOK_URL",
+    metavar="URL",
+    help="Slack incoming webhook (default: $SLACK_WEBHOOK_URL). Never printed.",
+)
+@click.option("--email", "email_to", multiple=True, metavar="TO", help="Email the digest to TO.")
+@click.option("--email-from", default="paper-agent@localhost", show_default=True, metavar="FROM")
+@click.option("--smtp", default="localhost:25", show_default=True, metavar="HOST:PORT")
+@click.option("--smtp-user", metavar="USER", help="Log in to the SMTP server as USER.")
+@click.option("--smtp-password-env", metavar="VAR", help="Read the SMTP password from $VAR.")
+@click.option("--starttls", is_flag=True, help="Upgrade the SMTP connection with STARTTLS.")
+@click.option("--resume", is_flag=True, help="Send only the Slack messages not yet delivered.")
+@click.option("--dry-run", is_flag=True, help="Print the payloads instead of sending them.")
+def post(
+    results: str,
+    group_order: str,
+    taxonomy: Path | None,
+    date: dt.date | None,
+    slack_webhook: str | None,
+    email_to: tuple[str, ...],
+    email_from: str,
+    smtp: str,
+    smtp_user: str | None,
+    smtp_password_env: str | None,
+    starttls: bool,
+    resume: bool,
+    dry_run: bool,
+) -> None:
+    """Deliver the digest of RESULTS.jsonl to Slack and/or by email."""
+    if not slack_webhook and not email_to and not dry_run:
+        raise click.UsageError("give --slack-webhook (or set SLACK_WEBHOOK_URL) and/or --email")
+    from agent.delivery.email import SmtpSettings, build_email, parse_smtp_address
+
+    settings = None
+    if email_to:
+        host, port = parse_smtp_address(smtp)
+        password = None
+        if smtp_password_env:
+            password = os.environ.get(smtp_password_env)
+            if password is None:
+                raise ConfigError(f"--smtp-password-env: ${smtp_password_env} is not set")
+        settings = SmtpSettings(host, port, smtp_user, password, starttls)
+    if slack_webhook:
+        _check_webhook(slack_webhook)
+
+    built = _build(results, group_order, taxonomy, date)
+    messages = build_slack_messages(built)
+    email = None
+    if email_to:
+        subject = f"{built.title} {built.date.isoformat()}: {built.total} papers"
+        text, html = render(built, "text"), render(built, "html")
+        email = build_email(
+            subject=subject, sender=email_from, recipients=email_to, text=text, html=html
+        )
+
+    if dry_run:
+        if slack_webhook or not email_to:
+            click.echo(f"# Slack: {len(messages)} message(s), not sent", err=True)
+            click.echo(json.dumps(messages, ensure_ascii=False, indent=2))
+        if email is not None:
+            click.echo(f"# Email to {', '.join(email_to)}, not sent", err=True)
+            click.echo(email.as_string())
+        return
+    asyncio.run(_deliver(slack_webhook, messages, resume, email, settings))
+
+
+def _progress(number: int, total: int) -> None:
+    click.echo(f"Slack: sent message {number}/{total}", err=True)
+
+
+async def _deliver(
+    webhook: str | None, messages: list[dict[str, Any]], resume: bool, email: Any, settings: Any
+) -> None:
+    from agent.delivery.email import send_email
+    from agent.delivery.slack import post_to_slack
+    from agent.http import make_client
+
+    failures: list[DeliveryError] = []
+    if webhook:
+        async with make_client() as client:
+            try:
+                report = await post_to_slack(
+                    client,
+                    webhook,
+                    messages,
+                    resume=resume,
+                    on_sent=_progress,
+                )
+            except DeliveryError as exc:
+                failures.append(exc)
+            else:
+                if report.skipped:
+                    click.echo(f"Slack: skipped {len(report.skipped)} already delivered", err=True)
+                click.echo(f"Slack: {report.total} message(s) delivered", err=True)
+    if email is not None:
+        try:
+            await send_email(email, settings)
+        except DeliveryError as exc:
+            failures.append(exc)
+        else:
+            click.echo(f"Email: sent to {email['To']}", err=True)
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise DeliveryError("; ".join(str(f) for f in failures))

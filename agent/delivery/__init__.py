@@ -1,0 +1,1 @@
+"""Delivery of rendered digests: Slack incoming webhooks and SMTP email."""

@@ -1,0 +1,97 @@
+"""Send a digest by email: multipart plain text + HTML over SMTP (smtplib, run in a thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import smtplib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from agent.errors import ConfigError, DeliveryError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SENDER = "paper-agent@localhost"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to hand the message over; the password is never shown in repr."""
+
+    host: str = "localhost"
+    port: int = 25
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    starttls: bool = False
+    timeout: float = 30.0
+
+
+def parse_smtp_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``HOST``, port 25; ``[::1]:25`` for IPv6) to a host and port."""
+    value = value.strip()
+    host, port = value, "25"
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest.removeprefix(":") or "25"
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--smtp must be HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def build_email(
+    *, subject: str, sender: str, recipients: Sequence[str], text: str, html: str
+) -> EmailMessage:
+    """A multipart/alternative message: the plain text part first, the HTML part preferred."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message.set_content(text, subtype="plain", charset="utf-8")
+    message.add_alternative(html, subtype="html", charset="utf-8")
+    return message
+
+
+def send_email_sync(message: EmailMessage, settings: SmtpSettings) -> None:
+    """Deliver ``message`` over SMTP; any failure becomes a DeliveryError."""
+    where = f"{settings.host}:{settings.port}"
+    try:
+        with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout) as smtp:
+            if settings.starttls:
+                smtp.starttls()
+            if settings.user:
+                if not settings.starttls:
+                    log.warning("login to %s without --starttls: password sent in clear", where)
+                smtp.login(settings.user, settings.password or "")
+            refused = smtp.send_message(message)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise DeliveryError(f"SMTP server {where} rejected the login: {_smtp_text(exc)}") from None
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise DeliveryError(
+            f"SMTP server {where} refused every recipient: {', '.join(exc.recipients)}"
+        ) from None
+    except smtplib.SMTPException as exc:
+        raise DeliveryError(f"sending email via {where} failed: {_smtp_text(exc)}") from None
+    except OSError as exc:
+        raise DeliveryError(f"cannot reach SMTP server {where}: {exc}") from None
+    if refused:
+        # The others got it; say exactly who did not.
+        raise DeliveryError(f"SMTP server {where} refused some recipients: {', '.join(refused)}")
+
+
+def _smtp_text(exc: smtplib.SMTPException) -> str:
+    error = getattr(exc, "smtp_error", None)
+    if isinstance(error, bytes):
+        return f"{getattr(exc, 'smtp_code', '')} {error.decode('utf-8', 'replace')}".strip()
+    return str(exc) or type(exc).__name__
+
+
+async def send_email(message: EmailMessage, settings: SmtpSettings) -> None:
+    """Deliver ``message`` without blocking the event loop (smtplib is synchronous)."""
+    await asyncio.to_thread(send_email_sync, message, settings)

@@ -1,0 +1,145 @@
+"""Post Block Kit messages to a Slack incoming webhook: in order, spaced, retried, resumable."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from agent import retry
+from agent.delivery.journal import DeliveryLog, destination_id, digest_hash
+from agent.errors import DeliveryError
+
+log = logging.getLogger(__name__)
+
+# Slack asks incoming webhooks for about one message per second.
+MIN_INTERVAL = 1.0
+SLACK_POLICY = retry.RetryPolicy(max_attempts=5, base_delay=1.0, max_delay=60.0)
+REDACTED = "[webhook]"
+
+
+class SlackHTTPError(Exception):
+    """Slack answered with an error status; the message holds Slack's text, never the URL."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response  # read by agent.retry for the status and Retry-After
+        self.status = response.status_code
+        self.reason = response.text.strip()[:200] or response.reason_phrase
+        super().__init__(f"{self.reason} (HTTP {self.status})")
+
+
+class SlackPostError(DeliveryError):
+    """Some messages were not delivered; says which ones were."""
+
+    def __init__(self, number: int, total: int, delivered: Sequence[int], reason: str) -> None:
+        self.number = number
+        self.total = total
+        self.delivered = sorted(delivered)
+        self.pending = [n for n in range(1, total + 1) if n not in set(delivered)]
+        done = ", ".join(map(str, self.delivered)) or "none"
+        todo = ", ".join(map(str, self.pending))
+        super().__init__(
+            f"Slack did not accept message {number} of {total}: {reason}. "
+            f"Delivered: {done}. Not delivered: {todo}. "
+            "Run the same command with --resume to send only those."
+        )
+
+
+@dataclass
+class SlackReport:
+    """What a post did; message numbers are 1-based, as shown to users."""
+
+    total: int
+    sent: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    retries: int = 0
+
+
+class _Redact(logging.Filter):
+    """Rewrites log records that would carry the webhook URL (httpx logs every request URL)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret in message:
+            record.msg, record.args = message.replace(self.secret, REDACTED), ()
+        return True
+
+
+@contextmanager
+def _redacted_logs(secret: str) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    redact = _Redact(secret)
+    for logger in loggers:
+        logger.addFilter(redact)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(redact)
+
+
+def _reason(exc: BaseException, webhook: str) -> str:
+    if isinstance(exc, SlackHTTPError):
+        return str(exc)
+    # Transport errors rarely name the URL, but a secret must not leak through one that does.
+    return f"{type(exc).__name__}: {exc}".replace(webhook, REDACTED)
+
+
+async def post_to_slack(
+    client: httpx.AsyncClient,
+    webhook: str,
+    messages: Sequence[dict[str, Any]],
+    *,
+    resume: bool = False,
+    delivery_log: DeliveryLog | None = None,
+    policy: retry.RetryPolicy = SLACK_POLICY,
+    interval: float = MIN_INTERVAL,
+    on_sent: Callable[[int, int], None] | None = None,
+) -> SlackReport:
+    """Send ``messages`` in order; raise SlackPostError naming what was and wasn't delivered."""
+    journal = delivery_log or DeliveryLog()
+    key, where = digest_hash(messages), destination_id(webhook)
+    total = len(messages)
+    already = journal.delivered(key, where) if resume else set()
+    report = SlackReport(total=total, skipped=[i + 1 for i in sorted(already) if i < total])
+    last_sent: float | None = None
+
+    def count_retry(exc: BaseException, wait: float) -> None:
+        report.retries += 1
+
+    with _redacted_logs(webhook):
+        for index, message in enumerate(messages):
+            if index in already:
+                continue
+            if last_sent is not None:
+                gap = interval - (time.monotonic() - last_sent)
+                if gap > 0:
+                    await retry.sleep(gap)
+
+            async def attempt(message: dict[str, Any] = message) -> httpx.Response:
+                response = await client.post(webhook, json=message)
+                if response.status_code != 200:
+                    raise SlackHTTPError(response)
+                return response
+
+            last_sent = time.monotonic()
+            try:
+                await retry.call_with_retry(attempt, policy, count_retry)
+            except (SlackHTTPError, httpx.HTTPError) as exc:
+                delivered = [*report.skipped, *report.sent]
+                raise SlackPostError(index + 1, total, delivered, _reason(exc, webhook)) from None
+            journal.record(key, where, total, index)
+            report.sent.append(index + 1)
+            log.info("Slack message %d of %d delivered", index + 1, total)
+            if on_sent is not None:
+                on_sent(index + 1, total)
+    return report
