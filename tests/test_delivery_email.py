@@ -1,0 +1,200 @@
+"""Email delivery against a real SMTP server (aiosmtpd on 127.0.0.1): library and CLI."""
+
+from __future__ import annotations
+
+import email
+import socket
+import sys
+from email.message import EmailMessage
+from email.policy import default
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from click.testing import CliRunner
+
+from agent.cli import cli
+from agent.delivery.email import SmtpSettings, build_email, parse_smtp_address, send_email
+from agent.errors import ConfigError, DeliveryError
+
+PASSWORD = "pa55-w0rd-never-shown"
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every accepted message and the logins it saw."""
+
+    def __init__(self) -> None:
+        self.envelopes: list = []
+        self.logins: list[tuple[str, str]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        login, password = auth_data.login.decode(), auth_data.password.decode()
+        self.logins.append((login, password))
+        # handled=False: let aiosmtpd answer 535 itself on a bad password.
+        return AuthResult(success=password == PASSWORD, handled=False)
+
+    def message(self, index: int = 0) -> EmailMessage:
+        return email.message_from_bytes(self.envelopes[index].content, policy=default)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on 127.0.0.1 accepting AUTH without TLS (for the test only)."""
+    inbox = Inbox()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=inbox.authenticate,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield inbox, controller.port
+    finally:
+        controller.stop()
+
+
+def parts(message: EmailMessage) -> dict[str, str]:
+    return {part.get_content_type(): part.get_content() for part in message.iter_parts()}
+
+
+async def test_send_email_delivers_a_multipart_plain_and_html_message(smtp_server):
+    inbox, port = smtp_server
+    message = build_email(
+        subject="Research digest",
+        sender="bot@example.org",
+        recipients=["a@example.org", "b@example.org"],
+        text="plain body",
+        html="<p>html body</p>",
+    )
+    await send_email(message, SmtpSettings("127.0.0.1", port))
+    envelope = inbox.envelopes[0]
+    assert envelope.mail_from == "bot@example.org"
+    assert envelope.rcpt_tos == ["a@example.org", "b@example.org"]
+    received = inbox.message()
+    assert received.get_content_type() == "multipart/alternative"
+    body = {kind: text.strip() for kind, text in parts(received).items()}
+    assert body == {"text/plain": "plain body", "text/html": "<p>html body</p>"}
+
+
+def invoke(*args: str, **env: str):
+    # LazyGroup reads sys.argv to tell a real command from a listing; give it the argv a
+    # real invocation has (under a bare `pytest` it would be ["pytest"]).
+    argv = [*args]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["paper-agent", *argv])
+        return CliRunner().invoke(cli, argv, env=env or None, catch_exceptions=False)
+
+
+@pytest.fixture
+def results_file(fixtures, tmp_path):
+    """The fixed ten-paper results file."""
+    path = tmp_path / "results.jsonl"
+    path.write_text((fixtures / "digest" / "results.jsonl").read_text())
+    return path
+
+
+def test_post_emails_the_digest_with_login(smtp_server, results_file):
+    inbox, port = smtp_server
+    done = invoke(
+        "post", str(results_file), "--email", "team@example.org", "--email", "me@example.org",
+        "--smtp", f"127.0.0.1:{port}", "--smtp-user", "bob", "--smtp-password-env", "SMTP_PW",
+        "--date", "2026-03-06",
+        SMTP_PW=PASSWORD,
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert inbox.logins == [("bob", PASSWORD)]
+    assert inbox.envelopes[0].rcpt_tos == ["team@example.org", "me@example.org"]
+    received = inbox.message()
+    assert received["Subject"] == "Research digest 2026-03-06: 10 papers"
+    body = parts(received)
+    assert set(body) == {"text/plain", "text/html"}
+    assert "Ping everyone <!channel>" in body["text/plain"]  # plain text shows it as is
+    assert "Ping everyone &lt;!channel&gt;" in body["text/html"]  # HTML escapes it
+    assert "<!channel>" not in body["text/html"] and "<script" not in body["text/html"]
+    assert 'href="https://arxiv.org/abs/2410.23168"' in body["text/html"]
+    assert "Email: sent to team@example.org, me@example.org" in done.stderr
+    assert PASSWORD not in done.output
+
+
+def test_a_rejected_login_is_a_delivery_error(smtp_server, results_file):
+    _, port = smtp_server
+    done = invoke(
+        "post", str(results_file), "--email", "a@example.org", "--smtp", f"127.0.0.1:{port}",
+        "--smtp-user", "bob", "--smtp-password-env", "SMTP_PW",
+        SMTP_PW="wrong-password",
+    )  # fmt: skip
+    assert done.exit_code == 1
+    assert "rejected the login" in done.stderr and "wrong-password" not in done.output
+
+
+def test_starttls_against_a_server_without_tls_fails_instead_of_sending_in_clear(
+    smtp_server, results_file
+):
+    inbox, port = smtp_server
+    done = invoke(
+        "post", str(results_file), "--email", "a@example.org", "--smtp", f"127.0.0.1:{port}",
+        "--starttls",
+    )  # fmt: skip
+    assert done.exit_code == 1
+    assert "STARTTLS" in done.stderr
+    assert inbox.envelopes == []
+
+
+def test_an_unreachable_server_is_one_clear_line(results_file):
+    done = invoke(
+        "post", str(results_file), "--email", "a@example.org", "--smtp", f"127.0.0.1:{free_port()}"
+    )
+    assert done.exit_code == 1
+    assert "cannot reach SMTP server 127.0.0.1:" in done.stderr
+    assert "Traceback" not in done.output
+
+
+def test_a_missing_password_variable_is_a_config_error(results_file):
+    done = invoke(
+        "post", str(results_file), "--email", "a@example.org", "--smtp-password-env", "NOPE_PW"
+    )
+    assert done.exit_code == 2
+    assert "$NOPE_PW is not set" in done.stderr
+
+
+def test_dry_run_prints_the_email_and_sends_nothing(results_file):
+    done = invoke("post", str(results_file), "--email", "a@example.org", "--dry-run")
+    assert done.exit_code == 0, done.output
+    assert "Content-Type: multipart/alternative" in done.stdout
+    assert "text/html" in done.stdout and "text/plain" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("smtp.example.org:587", ("smtp.example.org", 587)),
+        ("localhost", ("localhost", 25)),
+        ("[::1]:2525", ("::1", 2525)),
+    ],
+)
+def test_smtp_addresses_parse(value, expected):
+    assert parse_smtp_address(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", ":25", "host:port", "host:0", "host:70000"])
+def test_bad_smtp_addresses_are_config_errors(value):
+    with pytest.raises(ConfigError):
+        parse_smtp_address(value)
+
+
+def test_settings_never_show_the_password():
+    assert PASSWORD not in repr(SmtpSettings(password=PASSWORD))
+    assert issubclass(DeliveryError, Exception)

@@ -1,0 +1,241 @@
+"""Posting to a Slack incoming webhook (respx, strict): order, spacing, retries, errors, resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import httpx
+import pytest
+import respx
+from click.testing import CliRunner
+
+from agent import retry
+from agent.cli import cli
+from agent.delivery.journal import DeliveryLog, digest_hash
+from agent.delivery.slack import SlackPostError, post_to_slack
+
+WEBHOOK = "https://hooks.slack.com/services/T0000/B0000/s3cretT0kenXYZ"
+
+
+def ok() -> httpx.Response:
+    return httpx.Response(200, text="ok")
+
+
+def slack_error(status: int, text: str, **headers: str) -> httpx.Response:
+    return httpx.Response(status, text=text, headers=headers)
+
+
+@pytest.fixture
+def sleeps(monkeypatch) -> list[float]:
+    """Every wait (retry backoff and message spacing), recorded instead of slept."""
+    waited: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr(retry, "sleep", fake_sleep)
+    return waited
+
+
+@pytest.fixture
+def webhook_route(sleeps):
+    """The webhook, mocked by a strict router: any other request fails the test."""
+    with respx.mock(assert_all_called=False) as router:
+        yield router.post(WEBHOOK)
+
+
+def messages(count: int) -> list[dict]:
+    return [{"text": f"message {i}", "blocks": []} for i in range(1, count + 1)]
+
+
+def sent_bodies(route) -> list[dict]:
+    return [json.loads(call.request.content) for call in route.calls]
+
+
+async def post(payloads: list[dict], **options):
+    async with httpx.AsyncClient() as client:
+        return await post_to_slack(client, WEBHOOK, payloads, **options)
+
+
+async def test_messages_go_in_order_at_least_a_second_apart(webhook_route, sleeps):
+    webhook_route.mock(return_value=ok())
+    report = await post(messages(3))
+    assert report.sent == [1, 2, 3] and report.skipped == []
+    assert sent_bodies(webhook_route) == messages(3)
+    assert len(sleeps) == 2 and all(0.9 <= s <= 1.0 for s in sleeps)
+
+
+async def test_a_429_waits_as_told_by_retry_after_then_succeeds(webhook_route, sleeps):
+    webhook_route.side_effect = [slack_error(429, "rate_limited", **{"Retry-After": "7"}), ok()]
+    report = await post(messages(1))
+    assert webhook_route.call_count == 2
+    assert sleeps == [7.0]
+    assert report.sent == [1] and report.retries == 1
+
+
+async def test_a_5xx_is_retried(webhook_route, sleeps):
+    webhook_route.side_effect = [slack_error(503, "service_unavailable"), ok()]
+    report = await post(messages(1))
+    assert webhook_route.call_count == 2 and report.sent == [1]
+
+
+async def test_a_400_stops_at_once_with_slacks_error_text(webhook_route, sleeps):
+    webhook_route.mock(return_value=slack_error(400, "invalid_blocks"))
+    with pytest.raises(SlackPostError) as caught:
+        await post(messages(2))
+    assert webhook_route.call_count == 1
+    assert sleeps == []
+    message = str(caught.value)
+    assert "invalid_blocks (HTTP 400)" in message
+    assert "message 1 of 2" in message and "Delivered: none." in message
+    assert WEBHOOK not in message
+
+
+async def test_partial_failure_says_what_was_delivered_and_resume_sends_the_rest(webhook_route):
+    payloads = messages(5)
+    webhook_route.side_effect = [ok(), ok(), slack_error(404, "channel_not_found")]
+    with pytest.raises(SlackPostError) as caught:
+        await post(payloads)
+    assert caught.value.delivered == [1, 2] and caught.value.pending == [3, 4, 5]
+    assert "Delivered: 1, 2. Not delivered: 3, 4, 5." in str(caught.value)
+
+    webhook_route.side_effect = None
+    webhook_route.reset()
+    webhook_route.mock(return_value=ok())
+    report = await post(payloads, resume=True)
+    assert report.skipped == [1, 2] and report.sent == [3, 4, 5]
+    assert sent_bodies(webhook_route) == payloads[2:]
+
+    webhook_route.reset()
+    again = await post(payloads, resume=True)
+    assert again.sent == [] and again.skipped == [1, 2, 3, 4, 5]
+    assert webhook_route.call_count == 0
+
+
+async def test_without_resume_everything_is_sent_again(webhook_route):
+    webhook_route.mock(return_value=ok())
+    await post(messages(2))
+    webhook_route.reset()
+    await post(messages(2))
+    assert webhook_route.call_count == 2
+
+
+async def test_the_log_is_keyed_by_digest_and_never_holds_the_webhook(webhook_route, tmp_path):
+    webhook_route.mock(return_value=ok())
+    log = DeliveryLog(tmp_path / "log.json")
+    await post(messages(2), delivery_log=log)
+    text = (tmp_path / "log.json").read_text()
+    assert digest_hash(messages(2)) in text
+    assert WEBHOOK not in text and "s3cret" not in text
+    # A different digest does not resume from this one's progress.
+    webhook_route.reset()
+    await post(messages(3), delivery_log=log, resume=True)
+    assert webhook_route.call_count == 3
+
+
+async def test_a_damaged_log_is_ignored(webhook_route, tmp_path):
+    webhook_route.mock(return_value=ok())
+    path = tmp_path / "log.json"
+    path.write_text("{not json")
+    report = await post(messages(1), delivery_log=DeliveryLog(path), resume=True)
+    assert report.sent == [1]
+
+
+async def test_the_webhook_never_reaches_logs_or_errors(webhook_route, caplog):
+    caplog.set_level(logging.DEBUG)
+    refused = httpx.ConnectError(f"cannot connect to {WEBHOOK}")
+    webhook_route.side_effect = [ok(), *[refused] * 5]
+    with pytest.raises(SlackPostError) as caught:
+        await post(messages(2))
+    assert "ConnectError" in str(caught.value) and "[webhook]" in str(caught.value)
+    assert caught.value.delivered == [1] and caught.value.pending == [2]
+    assert WEBHOOK not in str(caught.value)
+    assert caught.value.__suppress_context__
+    assert "HTTP Request: POST" in caplog.text  # httpx did log the request...
+    assert WEBHOOK not in caplog.text and "s3cret" not in caplog.text  # ...without the URL
+
+
+# The post command, through click.
+
+
+@pytest.fixture
+def results_file(fixtures, tmp_path):
+    """The fixed ten-paper results file."""
+    path = tmp_path / "results.jsonl"
+    path.write_text((fixtures / "digest" / "results.jsonl").read_text())
+    return path
+
+
+@pytest.fixture
+def many_results(fixtures, tmp_path):
+    """Seventy results: enough for three Slack messages."""
+    line = json.loads((fixtures / "digest" / "results.jsonl").read_text().splitlines()[1])
+    path = tmp_path / "many.jsonl"
+    rows = [{**line, "id": f"p{i}", "title": f"Paper {i}"} for i in range(70)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def invoke(*args: str, **env: str):
+    # LazyGroup reads sys.argv to tell a real command from a listing; give it the argv a
+    # real invocation has (under a bare `pytest` it would be ["pytest"]).
+    argv = ["-vv", *args]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["paper-agent", *argv])
+        return CliRunner().invoke(cli, argv, env=env or None, catch_exceptions=False)
+
+
+def test_post_sends_the_digest_to_the_webhook_from_the_environment(webhook_route, results_file):
+    webhook_route.mock(return_value=ok())
+    done = invoke("post", str(results_file), SLACK_WEBHOOK_URL=WEBHOOK)
+    assert done.exit_code == 0, done.output
+    body = sent_bodies(webhook_route)[0]
+    assert body["blocks"][0]["type"] == "header"
+    assert "Slack: 1 message(s) delivered" in done.stderr
+    assert WEBHOOK not in done.output
+
+
+def test_post_partial_failure_then_resume(webhook_route, many_results, caplog):
+    caplog.set_level(logging.DEBUG)
+    webhook_route.side_effect = [ok(), ok(), slack_error(400, "invalid_blocks")]
+    failed = invoke("post", str(many_results), "--slack-webhook", WEBHOOK, "--date", "2026-03-06")
+    assert failed.exit_code == 1
+    assert "message 3 of 3: invalid_blocks (HTTP 400)" in failed.stderr
+    assert "Delivered: 1, 2. Not delivered: 3." in failed.stderr
+    assert "--resume" in failed.stderr
+
+    webhook_route.side_effect = None
+    webhook_route.reset()
+    webhook_route.mock(return_value=ok())
+    resumed = invoke(
+        "post", str(many_results), "--slack-webhook", WEBHOOK, "--date", "2026-03-06", "--resume"
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert webhook_route.call_count == 1
+    assert sent_bodies(webhook_route)[0]["text"].endswith("(3/3)")
+    for output in (failed.output, resumed.output, caplog.text):
+        assert WEBHOOK not in output and "s3cret" not in output
+
+
+def test_post_dry_run_prints_payloads_and_sends_nothing(webhook_route, results_file):
+    done = invoke("post", str(results_file), "--slack-webhook", WEBHOOK, "--dry-run")
+    assert done.exit_code == 0, done.output
+    assert webhook_route.call_count == 0
+    payloads = json.loads(done.stdout)
+    assert payloads[0]["blocks"][0]["type"] == "header"
+    assert WEBHOOK not in done.output
+
+
+def test_post_needs_a_destination(results_file):
+    done = invoke("post", str(results_file))
+    assert done.exit_code == 2
+    assert "--slack-webhook" in done.output
+
+
+def test_a_malformed_webhook_is_rejected_without_echoing_it(results_file):
+    secret = "hooks.slack.com/services/T/B/n0-scheme-s3cret"
+    done = invoke("post", str(results_file), "--slack-webhook", secret)
+    assert done.exit_code == 2
+    assert "https URL" in done.stderr and "s3cret" not in done.output
