@@ -238,4 +238,4 @@ def test_a_malformed_webhook_is_rejected_without_echoing_it(results_file):
     secret = "hooks.slack.com/services/T/B/n0-scheme-s3cret"
     done = invoke("post", str(results_file), "--slack-webhook", secret)
     assert done.exit_code == 2
-    assert "https URL" in done.stderr and "s3cret" not in done.output
+    assert "http(s) URL" in done.stderr and "s3cret" not in done.output

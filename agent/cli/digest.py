@@ -106,7 +106,7 @@ def _check_webhook(url: str) -> None:
     # The URL is a secret: the error names the problem, never the value.
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("the Slack webhook must be an https URL (value not shown)")
+        raise ConfigError("the Slack webhook must be an http(s) URL (value not shown)")
 
 
 @click.command()
