@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
@@ -17,6 +17,11 @@ import click
 from agent.digest import FORMATS, Digest, build_slack_messages, make_digest, parse_results, render
 from agent.errors import ConfigError, DeliveryError, InputError
 from agent.models import PaperResult
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from agent.delivery.email import SmtpSettings
 
 
 def _read_results(source: str) -> list[PaperResult]:
@@ -183,7 +188,11 @@ def _progress(number: int, total: int) -> None:
 
 
 async def _deliver(
-    webhook: str | None, messages: list[dict[str, Any]], resume: bool, email: Any, settings: Any
+    webhook: str | None,
+    messages: list[dict[str, Any]],
+    resume: bool,
+    email: EmailMessage | None,
+    settings: SmtpSettings | None,
 ) -> None:
     from agent.delivery.email import send_email
     from agent.delivery.slack import post_to_slack
@@ -206,7 +215,7 @@ async def _deliver(
                 if report.skipped:
                     click.echo(f"Slack: skipped {len(report.skipped)} already delivered", err=True)
                 click.echo(f"Slack: {report.total} message(s) delivered", err=True)
-    if email is not None:
+    if email is not None and settings is not None:
         try:
             await send_email(email, settings)
         except DeliveryError as exc:
