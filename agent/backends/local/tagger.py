@@ -123,8 +123,10 @@ def select(names: list[str], probs: list[float], max_tags: int) -> list[TagScore
     order = sorted(range(len(names)), key=lambda i: (-probs[i], i))
     best = probs[order[0]]
     chosen = [TagScore(names[order[0]], best)]
+    uniform = 1.0 / len(names)
     for i in order[1:max_tags]:
-        if probs[i] < best * RELATIVE_THRESHOLD:
+        # No better than chance says nothing: a paper with no evidence gets one tag, not three.
+        if probs[i] < best * RELATIVE_THRESHOLD or probs[i] <= uniform:
             break
         chosen.append(TagScore(names[i], probs[i]))
     return chosen
