@@ -1,0 +1,389 @@
+"""Read papers from files or stdin: HF Daily Papers page text, JSONL, JSON array, CSV."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from agent.errors import InputError
+from agent.models import Paper
+
+# Record keys with a meaning of their own; every other key goes to Paper.metadata.
+ID_KEYS = ("id", "paper_id", "arxiv_id")
+ABSTRACT_KEYS = ("abstract", "summary")
+URL_KEYS = ("url", "link")
+PUBLISHED_KEYS = ("published", "publishedAt", "date")
+KNOWN_KEYS = frozenset(
+    ("title", "authors", "categories", *ID_KEYS, *ABSTRACT_KEYS, *URL_KEYS, *PUBLISHED_KEYS)
+)
+
+# Page text: a title fits on a line; an abstract is real prose. Chrome ("Subscribe", a date)
+# is short, so a title candidate only counts once an abstract follows it.
+TITLE_MAX_CHARS = 300
+TITLE_MAX_WORDS = 40
+ABSTRACT_MIN_WORDS = 20
+
+HEAD_BYTES = 8192
+HEAD_CHARS = 4096
+JSON_CHUNK = 1 << 16
+
+# arXiv ids: new style YYMM.NNNNN (month checked, so most dotted numbers do not match) and
+# old style archive(.SUBJ)/YYMMNNN; a version suffix is not part of the id.
+_ARXIV_NEW = re.compile(r"(?<![\d.])(\d{2}(?:0[1-9]|1[0-2])\.\d{4,5})(?:v\d+)?(?!\d)")
+_ARXIV_OLD = re.compile(r"(?<![\w.-])([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?(?!\d)")
+_NON_WORD = re.compile(r"[\W_]+")
+_LIST_SPLIT = re.compile(r"[,\s]+")
+
+
+def read_papers(sources: Sequence[str], stdin: TextIO | None = None) -> Iterator[Paper]:
+    """Yield the papers of each source in order; ``-`` reads stdin."""
+    for source in sources:
+        if source == "-":
+            yield from _read_stdin(stdin)
+        else:
+            yield from _read_file(Path(source))
+
+
+def unique_papers(papers: Iterable[Paper], duplicates: list[str]) -> Iterator[Paper]:
+    """Yield each id once (first wins); append the ids of dropped repeats to ``duplicates``."""
+    seen: set[str] = set()
+    for paper in papers:
+        if paper.id in seen:
+            duplicates.append(paper.id)
+            continue
+        seen.add(paper.id)
+        yield paper
+
+
+def paper_id(given: object, url: str | None, title: str) -> str:
+    """The given id, else an arXiv id in the URL, else ``t-`` and a hash of the title."""
+    if given is not None and (text := str(given).strip()):
+        return text
+    if url and (found := arxiv_id(url)):
+        return found
+    normalized = _NON_WORD.sub(" ", title.casefold()).strip()
+    return "t-" + hashlib.sha256(normalized.encode("utf-8")).hexdigest()[:12]
+
+
+def arxiv_id(url: str) -> str | None:
+    """The arXiv id in an arXiv (or Hugging Face papers) URL, without version; else None."""
+    lowered = url.lower()
+    if "arxiv" not in lowered and "huggingface.co/papers" not in lowered:
+        return None
+    match = _ARXIV_NEW.search(url) or _ARXIV_OLD.search(url)
+    return match.group(1) if match else None
+
+
+def _read_stdin(stdin: TextIO | None) -> Iterator[Paper]:
+    buffer = getattr(sys.stdin, "buffer", None) if stdin is None else None
+    if buffer is None:
+        yield from _read_stream(stdin or sys.stdin, "stdin", "stdin", "")
+        return
+    # The locale's encoding is not the input's: papers are UTF-8, with or without a BOM.
+    text = io.TextIOWrapper(buffer, encoding="utf-8-sig", newline="")
+    try:
+        yield from _read_stream(text, "stdin", "stdin", "")
+    finally:
+        text.detach()  # closing the wrapper would close the process's stdin
+
+
+def _read_file(path: Path) -> Iterator[Paper]:
+    where = str(path)
+    try:
+        raw = path.open("rb")
+    except FileNotFoundError:
+        raise InputError(f"input file not found: {where}") from None
+    except IsADirectoryError:
+        raise InputError(f"{where} is a directory, not a file of papers") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {where}: {exc.strerror}") from None
+    with raw:
+        _check_text(raw.read(HEAD_BYTES), where)
+        raw.seek(0)
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        yield from _read_stream(text, where, path.name, path.suffix.lower())
+
+
+def _check_text(head: bytes, where: str) -> None:
+    """Refuse binary input before parsing it as text gives a confusing error."""
+    if b"\x00" in head:
+        raise InputError(f"{where} is a binary file, not UTF-8 text")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # The head may cut a multi-byte character at its end; that is not an error.
+        if exc.start < len(head) - 3:
+            raise InputError(f"{where} is not UTF-8 text (a binary file?)") from None
+
+
+def _read_stream(text: TextIO, where: str, label: str, ext: str) -> Iterator[Paper]:
+    """Sniff the format from the first characters, then parse the rest without reading it all."""
+    head = ""
+    found = False
+    try:
+        while not head.strip():
+            chunk = text.read(HEAD_CHARS)
+            if not chunk:
+                raise InputError(f"{where} is empty")
+            head += chunk
+        head = head.removeprefix("\ufeff")
+        if "\x00" in head:
+            raise InputError(f"{where} is a binary file, not UTF-8 text")
+        start = head.lstrip()[:1]
+        kind = EXTENSIONS.get(ext) or ("json-array" if start == "[" or ext == ".json" else "")
+        if kind == "json-array" and start != "{":
+            # Not line by line: a minified array is one line, as long as the file.
+            parsed = _parse_json_array(head, text, where, label)
+        else:
+            # Complete the head's last line, so line-based parsers see whole lines.
+            if not head.endswith("\n"):
+                head += text.readline()
+            lines = itertools.chain(io.StringIO(head, newline=""), text)
+            parse = PARSERS[_sniff(head.lstrip().splitlines()[0], ext, kind)]
+            parsed = parse(lines, where, label)
+        for paper in parsed:
+            found = True
+            yield paper
+    except UnicodeDecodeError:
+        raise InputError(f"{where} is not UTF-8 text (a binary file?)") from None
+    if not found:
+        raise InputError(f"no papers found in {where}")
+
+
+def _sniff(first: str, ext: str, kind: str) -> str:
+    """The line-based format of a file whose extension does not settle it."""
+    if kind and kind != "json-array":
+        return kind
+    if first.startswith("{"):
+        return "jsonl"  # a lone pretty-printed object fails on line 1, which says enough
+    if ext != ".json" and _is_csv_header(next(csv.reader([first]))):
+        return "csv"
+    return "page"
+
+
+def _parse_jsonl(lines: Iterable[str], where: str, label: str) -> Iterator[Paper]:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        at = f"{where} line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{at}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        yield _paper_from_record(record, at, label)
+
+
+def _parse_json_array(head: str, text: TextIO, where: str, label: str) -> Iterator[Paper]:
+    """Decode the items of a top-level array one at a time, so a big file is never held whole."""
+    decoder = json.JSONDecoder()
+    buf, pos, line, eof = head, 0, 1, False
+
+    def fill() -> None:
+        nonlocal buf, pos, line, eof
+        line += buf.count("\n", 0, pos)
+        # Read at least as much as is buffered, so retrying a large item is not quadratic.
+        chunk = text.read(max(JSON_CHUNK, len(buf) - pos))
+        eof = not chunk
+        buf, pos = buf[pos:] + chunk, 0
+
+    def peek() -> str:
+        nonlocal pos
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                pos += 1
+            if pos < len(buf):
+                return buf[pos]
+            if eof:
+                return ""
+            fill()
+
+    def where_at(at: int) -> str:
+        return f"{where} line {line + buf.count(chr(10), 0, at)}"
+
+    if peek() != "[":
+        raise InputError(f"{where_at(pos)}: expected a JSON array of paper objects")
+    pos += 1
+    first = True
+    while True:
+        char = peek()
+        if char == "]":
+            pos += 1
+            if peek():
+                raise InputError(f"{where_at(pos)}: invalid JSON: extra data after the array")
+            return
+        if not first:
+            if char != ",":
+                raise InputError(f"{where_at(pos)}: invalid JSON: expected ',' or ']'")
+            pos += 1
+            peek()
+        while True:
+            try:
+                record, end = decoder.raw_decode(buf, pos)
+                break
+            except json.JSONDecodeError as exc:
+                if eof:
+                    raise InputError(f"{where_at(exc.pos)}: invalid JSON: {exc.msg}") from None
+                # The item may only be cut by the buffer's end: read more and retry. (A truly
+                # bad item is reported once the rest of the file is read: that is rare.)
+                fill()
+        at = where_at(pos)
+        pos, first = end, False
+        yield _paper_from_record(record, at, label)
+
+
+def _is_csv_header(header: Sequence[str]) -> bool:
+    names = {name.strip().lower() for name in header}
+    return "title" in names and any(key in names for key in ABSTRACT_KEYS)
+
+
+def _parse_csv(lines: Iterable[str], where: str, label: str) -> Iterator[Paper]:
+    reader = csv.reader(lines)
+    header = next(reader, [])
+    if not _is_csv_header(header):
+        shown = ", ".join(h.strip() for h in header) or "none"
+        raise InputError(
+            f"{where}: a CSV file needs 'title' and 'abstract' columns (found: {shown})"
+        )
+    # Known columns match case-insensitively; the others keep their name as metadata keys.
+    keys = [h.strip().lower() if h.strip().lower() in KNOWN_KEYS else h.strip() for h in header]
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        at = f"{where} line {reader.line_num}"
+        if len(row) > len(keys):
+            raise InputError(f"{at}: {len(row)} fields but the header has {len(keys)}")
+        yield _paper_from_record(dict(zip(keys, row, strict=False)), at, label)
+
+
+def _parse_page(lines: Iterable[str], where: str, label: str) -> Iterator[Paper]:
+    """Title / abstract paragraph pairs, skipping page chrome before, between and after."""
+    title: str | None = None
+    last: Paper | None = None
+    for block in _blocks(lines):
+        if title is not None and _is_abstract(block):
+            if last is not None:
+                yield last
+            last = _build(title, block, label)
+            title = None
+        elif _is_title(block):
+            title = block  # an earlier unmatched candidate was chrome
+        elif last is not None and title is None:
+            # Prose right after an abstract is its next paragraph.
+            last = last.model_copy(update={"abstract": f"{last.abstract}\n\n{block}"})
+        else:
+            title = None
+    if last is not None:
+        yield last
+
+
+def _blocks(lines: Iterable[str]) -> Iterator[str]:
+    """Paragraphs: runs of non-blank lines joined by spaces (wrapped text is one paragraph)."""
+    parts: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped:
+            parts.append(stripped)
+        elif parts:
+            yield " ".join(parts)
+            parts = []
+    if parts:
+        yield " ".join(parts)
+
+
+def _is_title(block: str) -> bool:
+    return len(block) <= TITLE_MAX_CHARS and block.count(" ") < TITLE_MAX_WORDS
+
+
+def _is_abstract(block: str) -> bool:
+    if block.count(" ") + 1 < ABSTRACT_MIN_WORDS:
+        return False
+    # A long title has many words too, but it neither runs past a line nor ends a sentence.
+    return len(block) > TITLE_MAX_CHARS or block.endswith((".", "!"))
+
+
+def _build(title: str, abstract: str, label: str) -> Paper:
+    return Paper(id=paper_id(None, None, title), title=title, abstract=abstract, source=label)
+
+
+def _paper_from_record(record: object, at: str, label: str) -> Paper:
+    """A Paper from one JSON object or CSV row; ``at`` names the file and line for errors."""
+    if not isinstance(record, dict):
+        raise InputError(f"{at}: expected a JSON object, got {type(record).__name__}")
+    if "title" not in record and isinstance(record.get("paper"), dict):
+        # Hugging Face's daily_papers API wraps each paper: {"paper": {...}, ...}.
+        record = {**record["paper"], **{k: v for k, v in record.items() if k != "paper"}}
+    title = _text(record.get("title"))
+    if not title:
+        raise InputError(f"{at}: record has no title")
+    abstract_key = next((k for k in ABSTRACT_KEYS if _text(record.get(k))), None)
+    if abstract_key is None:
+        raise InputError(f"{at}: record has no abstract (or summary)")
+    title = " ".join(title.split())
+    url = _first(record, URL_KEYS)
+    given = next((record[k] for k in ID_KEYS if record.get(k) not in (None, "")), None)
+    used = {"title", abstract_key, *ID_KEYS, *URL_KEYS, *PUBLISHED_KEYS, "authors", "categories"}
+    return Paper(
+        id=paper_id(given, url, title),
+        title=title,
+        abstract=_text(record[abstract_key]),
+        authors=_authors(record.get("authors"), at),
+        url=url,
+        published=_first(record, PUBLISHED_KEYS),
+        categories=_categories(record.get("categories")),
+        source=label,
+        metadata={
+            k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+            for k, v in record.items()
+            if k not in used and v not in (None, "")
+        },
+    )
+
+
+def _text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _first(record: dict[str, object], keys: Sequence[str]) -> str | None:
+    for key in keys:
+        value = record.get(key)
+        if value not in (None, ""):
+            return str(value).strip()
+    return None
+
+
+def _authors(value: object, at: str) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        # "A, B and C" is common, but "Smith, J." is too: ';' wins when present.
+        parts = value.split(";") if ";" in value else value.split(",")
+        return [p.strip() for p in parts if p.strip()]
+    if isinstance(value, list):
+        names = [a.get("name") if isinstance(a, dict) else a for a in value]
+        if all(isinstance(n, str) for n in names):
+            return [n.strip() for n in names if n.strip()]  # type: ignore[union-attr]
+    raise InputError(f"{at}: authors must be a list of names or a comma-separated string")
+
+
+def _categories(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [c for c in _LIST_SPLIT.split(value) if c]
+    if isinstance(value, list):
+        return [str(c).strip() for c in value if str(c).strip()]
+    return []
+
+
+PARSERS: dict[str, Callable[[Iterable[str], str, str], Iterator[Paper]]] = {
+    "jsonl": _parse_jsonl,
+    "csv": _parse_csv,
+    "page": _parse_page,
+}
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "page", ".md": "page"}
