@@ -156,3 +156,34 @@ def dry_run(settings: Settings, inputs: Inputs) -> str:
         f"{completion_tokens} completion tokens. Nothing was sent."
     )
     return "\n".join(lines)
+
+
+def publish(
+    results_path: Path,
+    *,
+    fmt: str | None,
+    out: Path | None,
+    webhook: str | None,
+    taxonomy: Path | None,
+) -> str | None:
+    """After a run: render the digest (returned when ``out`` is None) and post it to Slack."""
+    import asyncio
+
+    from agent.digest import build_slack_messages, load_results, make_digest, render
+
+    digest = make_digest(load_results(results_path), taxonomy=taxonomy)
+    text = render(digest, fmt) if fmt else None
+    if text is not None and out is not None:
+        out.write_text(text, encoding="utf-8")
+        text = None
+    if webhook:
+        asyncio.run(_post_slack(webhook, build_slack_messages(digest)))
+    return text
+
+
+async def _post_slack(webhook: str, messages: list[dict]) -> None:
+    from agent.delivery.slack import post_to_slack
+    from agent.http import make_client
+
+    async with make_client() as client:
+        await post_to_slack(client, webhook, messages)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,6 +76,22 @@ from agent.pipeline import RunStats
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the answer cache.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N papers.")
 @click.option("--dry-run", is_flag=True, help="Show the first prompt and the cost; call nothing.")
+@click.option(
+    "--digest",
+    "digest_format",
+    type=click.Choice(["slack", "mrkdwn", "markdown", "html", "json"]),
+    default=None,
+    help="Also render a digest of the results (to stdout, or --digest-out).",
+)
+@click.option(
+    "--digest-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the digest to this file.",
+)
+@click.option(
+    "--post-slack", is_flag=True, help="Post the digest to the Slack webhook in $SLACK_WEBHOOK_URL."
+)
 def run(
     inputs: tuple[str, ...],
     output: Path,
@@ -90,6 +107,9 @@ def run(
     no_cache: bool,
     limit: int | None,
     dry_run: bool,
+    digest_format: str | None,
+    digest_out: Path | None,
+    post_slack: bool,
 ) -> None:
     """Tag and summarize the papers in INPUTS (files, or - for stdin) into a results file."""
     flags = {
@@ -104,6 +124,9 @@ def run(
         "use_cache": False if no_cache else None,
     }
     settings = resolve_settings(flags, config_path=config_path)
+    webhook = os.environ.get("SLACK_WEBHOOK_URL") if post_slack else None
+    if post_slack and not webhook:
+        raise click.UsageError("--post-slack needs SLACK_WEBHOOK_URL in the environment")
     papers = runner.open_inputs(list(inputs), limit)
     try:
         if papers.duplicates:
@@ -134,6 +157,12 @@ def run(
     finally:
         papers.cleanup()
     click.echo(f"paper-agent: {stats.summary()} -> {output}", err=True)
+    if digest_format or webhook:
+        text = runner.publish(
+            output, fmt=digest_format, out=digest_out, webhook=webhook, taxonomy=settings.taxonomy
+        )
+        if text is not None:
+            click.echo(text, nl=False)
     sys.exit(1 if stats.failed else 0)
 
 

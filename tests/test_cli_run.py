@@ -1,0 +1,217 @@
+"""``paper-agent run`` end to end through click, with the LLM mocked by respx."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import respx
+from click.testing import CliRunner
+
+from agent import retry
+from agent.cli import cli
+from tests.llm import API_KEY, BASE_URL, answer, error
+
+
+@pytest.fixture
+def papers_file(fixtures, tmp_path):
+    """Five real arXiv papers as JSONL."""
+    path = tmp_path / "papers.jsonl"
+    path.write_text((fixtures / "papers.jsonl").read_text())
+    return path
+
+
+@pytest.fixture
+def llm_env(monkeypatch):
+    """An API key and base URL in the environment, and instant retries."""
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", BASE_URL)
+
+    async def no_sleep(seconds: float) -> None:
+        pass
+
+    monkeypatch.setattr(retry, "sleep", no_sleep)
+
+
+@pytest.fixture
+def mocked_llm(llm_env):
+    """A strict respx router for the LLM endpoint."""
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        yield router
+
+
+def invoke(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def rows(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_writes_results_and_a_rerun_is_served_from_the_cache(mocked_llm, papers_file):
+    route = mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs", "Agents"]))
+    first = invoke("run", str(papers_file), "-o", "out.jsonl")
+    assert first.exit_code == 0, first.output
+    assert route.call_count == 5
+    before = rows(papers_file.parent / "out.jsonl")
+    assert [r["id"] for r in before] == [
+        json.loads(line)["id"] for line in papers_file.read_text().splitlines()
+    ]
+    assert all(r["tags"] == ["LLMs", "Agents"] and not r["cached"] for r in before)
+    assert "5 ok, 0 failed; 5 requests" in first.stderr
+
+    second = invoke("run", str(papers_file), "-o", "out.jsonl")
+    assert second.exit_code == 0
+    assert route.call_count == 5  # zero new requests
+    after = rows(papers_file.parent / "out.jsonl")
+    assert all(r["cached"] for r in after)
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("cached", "usage")}  # noqa: E731
+    assert [strip(r) for r in after] == [strip(r) for r in before]
+    assert "0 requests" in second.stderr and "5 cache hits" in second.stderr
+
+
+def test_no_cache_asks_again(mocked_llm, papers_file):
+    route = mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
+    invoke("run", str(papers_file), "-o", "out.jsonl")
+    invoke("run", str(papers_file), "-o", "out.jsonl", "--no-cache")
+    assert route.call_count == 10
+
+
+def test_a_failing_paper_gives_exit_1_and_an_error_record(mocked_llm, papers_file):
+    first_title = json.loads(papers_file.read_text().splitlines()[0])["title"]
+
+    def by_paper(request):
+        body = request.content.decode()
+        return error(500, "server error") if first_title[:30] in body else answer(["LLMs"])
+
+    mocked_llm.post("/chat/completions").mock(side_effect=by_paper)
+    result = invoke("run", str(papers_file), "-o", "out.jsonl")
+    assert result.exit_code == 1
+    out = rows(papers_file.parent / "out.jsonl")
+    assert out[0]["error"]["type"] == "server_error"
+    assert all(r["error"] is None for r in out[1:])
+
+
+def test_401_stops_the_run_after_one_request(mocked_llm, papers_file):
+    route = mocked_llm.post("/chat/completions").mock(
+        return_value=error(401, f"Incorrect API key provided: {API_KEY}", "invalid_api_key")
+    )
+    result = invoke("run", str(papers_file), "-o", "out.jsonl", "--concurrency", "1")
+    assert result.exit_code == 2
+    assert route.call_count == 1
+    assert result.stderr.count("\n") <= 2 and "Traceback" not in result.stderr
+    assert "rejected the API key (401)" in result.stderr
+    assert API_KEY not in result.output + result.stderr
+
+
+def test_dry_run_calls_nothing(mocked_llm, papers_file):
+    route = mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
+    result = invoke("run", str(papers_file), "--dry-run")
+    assert result.exit_code == 0
+    assert route.call_count == 0
+    assert "<paper>" in result.stdout
+    assert "5 papers: 5 requests" in result.stdout and "Nothing was sent" in result.stdout
+
+
+def test_limit_and_stdin(mocked_llm, papers_file):
+    route = mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
+    result = invoke("run", "-", "-o", "out.jsonl", "--limit", "2", input=papers_file.read_text())
+    assert result.exit_code == 0, result.stderr
+    assert route.call_count == 2
+    assert len(rows(papers_file.parent / "out.jsonl")) == 2
+
+
+def test_duplicates_are_processed_once_and_reported(mocked_llm, papers_file):
+    text = papers_file.read_text()
+    papers_file.write_text(text + text.splitlines()[0] + "\n")
+    route = mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
+    result = invoke("run", str(papers_file), "-o", "out.jsonl")
+    assert route.call_count == 5
+    assert "skipped 1 duplicate(s)" in result.stderr
+
+
+def test_openai_backend_without_key_is_a_clear_error(papers_file):
+    result = invoke("run", str(papers_file), "--backend", "openai")
+    assert result.exit_code == 2
+    assert "needs OPENAI_API_KEY" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "not found"), ("", "empty")],
+)
+def test_missing_or_empty_input_is_exit_2(tmp_path, content, message):
+    path = tmp_path / "in.jsonl"
+    if content is not None:
+        path.write_text(content)
+    result = invoke("run", str(path))
+    assert result.exit_code == 2
+    assert message in result.stderr.lower() and "Traceback" not in result.stderr
+
+
+def test_bad_taxonomy_is_exit_2(mocked_llm, papers_file, tmp_path):
+    bad = tmp_path / "tax.toml"
+    bad.write_text("[[tags]]\nname = 'x'\n")
+    result = invoke("run", str(papers_file), "--taxonomy", str(bad))
+    assert result.exit_code == 2
+    assert "tags.0.description" in result.stderr
+
+
+def test_secret_never_reaches_results_cache_or_output(mocked_llm, papers_file, tmp_path):
+    mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
+    result = invoke("-vv", "run", str(papers_file), "-o", "out.jsonl")
+    assert result.exit_code == 0
+    assert API_KEY not in result.output + result.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def test_cassette_replay_of_a_run_on_sample_papers(llm_env, fixtures, tmp_path, monkeypatch):
+    """Replays cassettes/run_hf_sample.json: the recorded exchanges of a real run."""
+    from tests.replay import load_cassette, replay
+
+    interactions = load_cassette("run_hf_sample")
+    base_url = interactions[0]["request"]["url"].rsplit("/chat/completions", 1)[0]
+    monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+    with respx.mock(assert_all_called=True) as router:
+        replay(router, interactions)
+        result = invoke(
+            "run",
+            str(fixtures / "hf-daily-papers-page.txt"),
+            "--limit",
+            "3",
+            "-o",
+            "out.jsonl",
+            "--concurrency",
+            "3",
+        )
+    assert result.exit_code == 0, result.stderr
+    out = rows(tmp_path / "out.jsonl")
+    assert len(out) == 3
+    assert out[0]["title"].startswith("TokenFormer")
+    assert all(r["tags"] and r["summary"] for r in out)
+
+
+def test_run_renders_and_posts_the_digest(mocked_llm, papers_file, tmp_path, monkeypatch):
+    hook = "https://hooks.example.test/services/T000/B000/secret"
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", hook)
+    mocked_llm.post("/chat/completions").mock(return_value=answer(["Agents"]))
+    slack = mocked_llm.post(hook).respond(200, text="ok")
+    result = invoke(
+        "run",
+        str(papers_file),
+        "-o",
+        "out.jsonl",
+        "--digest",
+        "markdown",
+        "--digest-out",
+        "digest.md",
+        "--post-slack",
+    )
+    assert result.exit_code == 0, result.stderr
+    digest = (tmp_path / "digest.md").read_text()
+    assert "## Agents (5)" in digest
+    assert slack.call_count == 1
+    assert json.loads(slack.calls.last.request.content)["blocks"]
+    assert hook not in result.output + result.stderr
