@@ -116,7 +116,7 @@ def test_no_overlap_is_an_error(tmp_path: Path) -> None:
 
 def _scitldr_results(tmp_path: Path) -> Path:
     """Results whose summaries are each paper's first TLDR (a perfect score)."""
-    rows = [json.loads(line) for line in (FIXTURES / "scitldr-sample.jsonl").open()]
+    rows = [json.loads(line) for line in (FIXTURES / "eval-scitldr-gold.jsonl").open()]
     out = [
         {"id": r["paper_id"], "title": r["title"], "tags": [], "summary": r["tldrs"][0]}
         for r in rows
@@ -126,7 +126,7 @@ def _scitldr_results(tmp_path: Path) -> Path:
 
 def test_cli_table_and_json(tmp_path: Path) -> None:
     results = _scitldr_results(tmp_path)
-    gold = FIXTURES / "scitldr-sample.jsonl"
+    gold = FIXTURES / "eval-scitldr-gold.jsonl"
     runner = CliRunner()
     table = runner.invoke(eval_cmd, [str(results), "--gold", str(gold)])
     assert table.exit_code == 0, table.output
@@ -151,7 +151,7 @@ def test_cli_bad_input_is_one_line_exit_2(
 ) -> None:
     from agent.cli import main
 
-    gold = FIXTURES / "scitldr-sample.jsonl"
+    gold = FIXTURES / "eval-scitldr-gold.jsonl"
     monkeypatch.setattr(sys, "argv", ["paper-agent", "eval", "missing.jsonl", "--gold", str(gold)])
     with pytest.raises(SystemExit) as exit_info:
         main()

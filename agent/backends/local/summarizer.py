@@ -142,7 +142,8 @@ def fit(text: str, max_words: int) -> str:
 
 
 def _end(text: str) -> str:
-    text = _DANGLING.sub("", text.rstrip(" .,;:")) or text
+    for _ in range(2):  # "... performance on a" -> "... performance"
+        text = _DANGLING.sub("", text.rstrip(" .,;:")) or text
     # Unbalanced brackets from a cut would read as noise.
     for opener, closer in ("()", "[]"):
         if text.count(opener) > text.count(closer):
