@@ -1,37 +1,24 @@
-"""The LLM backend: any OpenAI-compatible endpoint, through the openai SDK on our client."""
+"""The LLM backend: tags and a summary for one paper from one validated, cached chat call."""
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from agent.answers import AnswerInvalid, parse_answer
-from agent.cache import MISS, AnswerCache, cache_key
+from agent.answers import parse_answer
+from agent.cache import AnswerCache
 from agent.config import Settings
-from agent.errors import BackendError, PaperFailed
-from agent.models import Annotation, Paper, Usage
+from agent.llm import LLM, Messages
+from agent.models import Annotation, Paper
 from agent.prompts import PromptBuilder
-from agent.redact import redact
-from agent.retry import RetryPolicy, call_with_retry
 from agent.taxonomy import Taxonomy
 
-if TYPE_CHECKING:
-    from openai import AsyncOpenAI
-    from openai.types.chat import ChatCompletion
-
-log = logging.getLogger(__name__)
-
-OPENAI_URL = "https://api.openai.com/v1"
-REPAIR = (
-    "Your previous answer could not be used: {error}. Answer again with only the JSON object "
-    "described above."
-)
+SCHEMA_NAME = "paper_annotation"
 
 
 class OpenAIBackend:
-    """Tags and summarizes a paper with one chat completion, validated and repaired."""
+    """Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp, LM Studio)."""
 
     name = "openai"
 
@@ -42,224 +29,57 @@ class OpenAIBackend:
         http: httpx.AsyncClient,
         cache: AnswerCache | None = None,
     ) -> None:
+        self.llm = LLM(settings, http, cache)
         self.model = settings.model
         self.settings = settings
         self.taxonomy = taxonomy
         self.max_tags = min(settings.max_tags or taxonomy.max_tags or 3, len(taxonomy.tags))
-        self.http = http
-        self.cache = cache
-        self.policy = RetryPolicy(max_attempts=settings.max_attempts)
-        self.base_url = (settings.base_url or OPENAI_URL).rstrip("/")
-        self._format = settings.response_format
+        self.base_url = self.llm.base_url
         self._prompts: dict[str, PromptBuilder] = {}
-        self._sdk: AsyncOpenAI | None = None
 
-    def prompts(self) -> PromptBuilder:
-        """The prompt builder for the current response format."""
-        if self._format not in self._prompts:
-            self._prompts[self._format] = PromptBuilder(
+    def prompts(self, fmt: str | None = None) -> PromptBuilder:
+        """The prompt builder for a response format (the current one by default)."""
+        fmt = fmt or self.llm.format
+        if fmt not in self._prompts:
+            self._prompts[fmt] = PromptBuilder(
                 self.taxonomy,
                 max_tags=self.max_tags,
                 summary_words=self.settings.summary_words,
-                response_format=self._format,
+                response_format=fmt,
                 prompts_dir=self.settings.prompts_dir,
             )
-        return self._prompts[self._format]
-
-    def _client(self) -> AsyncOpenAI:
-        # Imported on first use: a fully cached run never pays for loading the SDK.
-        if self._sdk is None:
-            from openai import AsyncOpenAI
-
-            self._sdk = AsyncOpenAI(
-                # Local servers need no key, but the SDK insists on one.
-                api_key=self.settings.api_key or "not-needed",
-                base_url=self.base_url,
-                http_client=self.http,
-                max_retries=0,  # tenacity owns retries (DESIGN 2)
-                timeout=self.settings.timeout,
-            )
-        return self._sdk
-
-    def request_params(self) -> dict[str, Any]:
-        """Sampling parameters and response format: everything but model and messages."""
-        params: dict[str, Any] = {"temperature": self.settings.temperature}
-        if self.settings.max_tokens:
-            params["max_tokens"] = self.settings.max_tokens
-        if self._format == "json_schema":
-            params["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": "paper_annotation",
-                    "schema": self.prompts().schema,
-                    "strict": True,
-                },
-            }
-        else:
-            params["response_format"] = {"type": "json_object"}
-        return params
+        return self._prompts[fmt]
 
     def key_for(self, paper: Paper) -> str:
         """The cache key of ``paper``'s first request."""
-        return cache_key(
-            model=self.model,
-            messages=self.prompts().messages(paper),
-            schema=self.prompts().schema,
-            params=self.request_params(),
-        )
+        return self.llm.key(self.prompts().messages(paper), SCHEMA_NAME, self.prompts().schema)
 
     async def annotate(self, paper: Paper) -> Annotation:
-        """Cached answer, or ask the model and re-ask with the validation error, bounded."""
-        try:
-            return await self._annotate(paper)
-        except _FormatRejected:
-            return await self._annotate(paper)  # again, with the json_object prompt
+        """Tags and summary for ``paper``; raises PaperFailed or BackendError."""
 
-    async def _annotate(self, paper: Paper) -> Annotation:
-        messages = self.prompts().messages(paper)
-        key = self.key_for(paper)
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not MISS:
-                return Annotation(tags=hit["tags"], summary=hit["summary"], cached=True)
+        def render(fmt: str) -> Messages:
+            return self.prompts(fmt).messages(paper)
 
-        usage = Usage()
-        conversation = messages
-        raw = ""
-        attempts = self.settings.max_repairs + 1
-        for attempt in range(1, attempts + 1):
-            completion = await self._complete(conversation, usage)
-            raw = self._content(completion, usage)
-            try:
-                if completion.choices[0].finish_reason == "length":
-                    raise AnswerInvalid("it was cut off at the length limit; keep it shorter")
-                tags, summary = parse_answer(
-                    raw,
-                    self.taxonomy,
-                    max_tags=self.max_tags,
-                    summary_words=self.settings.summary_words,
-                    final=attempt == attempts,
-                )
-            except AnswerInvalid as exc:
-                log.info("paper %s: invalid answer (attempt %d): %s", paper.id, attempt, exc)
-                if attempt == attempts:
-                    raise PaperFailed(
-                        "invalid_answer",
-                        f"no valid answer after {attempts} attempts: {exc}",
-                        attempts=attempts,
-                        last_raw=raw,
-                        usage=usage,
-                    ) from None
-                # A fresh list each time: the original messages are never mutated.
-                conversation = [
-                    *messages,
-                    {"role": "assistant", "content": raw},
-                    {"role": "user", "content": REPAIR.format(error=exc)},
-                ]
-                continue
-            if self.cache is not None:
-                self.cache.set(key, {"tags": tags, "summary": summary})
-            return Annotation(tags=tags, summary=summary, usage=usage)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _content(self, completion: ChatCompletion, usage: Usage) -> str:
-        """The answer text, or ``PaperFailed`` for a refusal or a content filter."""
-        if not completion.choices:
-            raise PaperFailed("bad_response", "the server returned no choices", usage=usage)
-        choice = completion.choices[0]
-        refusal = getattr(choice.message, "refusal", None)
-        if refusal:
-            raise PaperFailed("refusal", f"the model refused: {refusal}", usage=usage)
-        if choice.finish_reason == "content_filter":
-            raise PaperFailed(
-                "content_filter", "the provider's content filter stopped the answer", usage=usage
+        def validate(raw: str, final: bool) -> dict[str, Any]:
+            tags, summary = parse_answer(
+                raw,
+                self.taxonomy,
+                max_tags=self.max_tags,
+                summary_words=self.settings.summary_words,
+                final=final,
             )
-        return choice.message.content or ""
+            return {"tags": tags, "summary": summary}
 
-    async def _complete(self, messages: list[dict[str, str]], usage: Usage) -> ChatCompletion:
-        """One chat completion with retries; maps HTTP failures to paper or run errors."""
-        import openai
-
-        client = self._client()
-
-        async def call() -> ChatCompletion:
-            usage.requests += 1
-            return await client.chat.completions.create(
-                model=self.model, messages=messages, **self.request_params()
-            )
-
-        def count_retry(exc: BaseException, wait: float) -> None:
-            usage.retries += 1
-
-        try:
-            completion = await call_with_retry(call, self.policy, count_retry)
-        except openai.APIStatusError as exc:
-            if self._format == "json_schema" and _rejects_json_schema(exc):
-                log.warning("server rejects json_schema output; falling back to json_object")
-                self._format = "json_object"
-                raise _FormatRejected from None
-            raise self._status_error(exc, usage) from None
-        except openai.APITimeoutError:
-            raise PaperFailed(
-                "timeout", "the request timed out after retries", usage=usage
-            ) from None
-        except openai.APIConnectionError as exc:
-            cause = redact(str(exc.__cause__ or exc), [self.settings.api_key])
-            raise BackendError(f"cannot reach the LLM server at {self.base_url}: {cause}") from None
-        _record_usage(completion, usage)
-        return completion
-
-    def _status_error(self, exc: Any, usage: Usage) -> Exception:
-        """A run-stopping ``BackendError`` or a per-paper ``PaperFailed`` for an HTTP error."""
-        status = exc.status_code
-        detail = redact(_error_message(exc), [self.settings.api_key])
-        if status in (401, 403):
-            return BackendError(f"the LLM server rejected the API key ({status}): {detail}")
-        if status == 404:
-            return BackendError(
-                f"model '{self.model}' not found at {self.base_url} (404): {detail}"
-            )
-        if status == 429 and getattr(exc, "code", None) == "insufficient_quota":
-            return BackendError(f"the account has no quota left (429): {detail}")
-        if status == 429:
-            kind = "rate_limited"
-        else:
-            kind = "server_error" if status >= 500 else "http_error"
-        return PaperFailed(kind, f"HTTP {status}: {detail}", usage=usage)
+        answer = await self.llm.ask(
+            render, SCHEMA_NAME, self.prompts().schema, validate, label=f"paper {paper.id}"
+        )
+        return Annotation(
+            tags=answer.value["tags"],
+            summary=answer.value["summary"],
+            usage=answer.usage,
+            cached=answer.cached,
+        )
 
     async def aclose(self) -> None:
-        """Close the answer cache (the shared HTTP client belongs to the caller)."""
-        if self.cache is not None:
-            self.cache.close()
-
-
-class _FormatRejected(Exception):
-    """The server does not support json_schema output; the paper is asked again."""
-
-
-def _rejects_json_schema(exc: Any) -> bool:
-    if exc.status_code not in (400, 422):
-        return False
-    text = _error_message(exc).lower()
-    return "response_format" in text or "json_schema" in text
-
-
-def _error_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-    return str(getattr(exc, "message", exc))
-
-
-def _record_usage(completion: ChatCompletion, usage: Usage) -> None:
-    counted = completion.usage
-    if counted is None:
-        return
-    usage.prompt_tokens += counted.prompt_tokens or 0
-    usage.completion_tokens += counted.completion_tokens or 0
-    details = getattr(counted, "prompt_tokens_details", None)
-    usage.cached_tokens += (getattr(details, "cached_tokens", None) or 0) if details else 0
+        """Close the answer cache."""
+        self.llm.close()
