@@ -24,6 +24,7 @@ PUBLISHED_KEYS = ("published", "publishedAt", "date")
 KNOWN_KEYS = frozenset(
     ("title", "authors", "categories", *ID_KEYS, *ABSTRACT_KEYS, *URL_KEYS, *PUBLISHED_KEYS)
 )
+SKIP_WITH_ABSTRACT = KNOWN_KEYS - {"summary"}
 
 # Page text: a title fits on a line; an abstract is real prose. Chrome ("Subscribe", a date)
 # is short, so a title candidate only counts once an abstract follows it.
@@ -37,7 +38,7 @@ JSON_CHUNK = 1 << 16
 
 # arXiv ids: new style YYMM.NNNNN (month checked, so most dotted numbers do not match) and
 # old style archive(.SUBJ)/YYMMNNN; a version suffix is not part of the id.
-_ARXIV_NEW = re.compile(r"(?<![\d.])(\d{2}(?:0[1-9]|1[0-2])\.\d{4,5})(?:v\d+)?(?!\d)")
+_ARXIV_NEW = re.compile(r"(?<!\d)(?<!\d\.)(\d{2}(?:0[1-9]|1[0-2])\.\d{4,5})(?:v\d+)?(?!\d)")
 _ARXIV_OLD = re.compile(r"(?<![\w.-])([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?(?!\d)")
 _NON_WORD = re.compile(r"[\W_]+")
 _LIST_SPLIT = re.compile(r"[,\s]+")
@@ -184,11 +185,13 @@ def _parse_jsonl(lines: Iterable[str], where: str, label: str) -> Iterator[Paper
 def _parse_json_array(head: str, text: TextIO, where: str, label: str) -> Iterator[Paper]:
     """Decode the items of a top-level array one at a time, so a big file is never held whole."""
     decoder = json.JSONDecoder()
-    buf, pos, line, eof = head, 0, 1, False
+    buf, pos, eof = head, 0, False
+    line, counted = 1, 0  # the line number at buf[counted], counted forward only
 
     def fill() -> None:
-        nonlocal buf, pos, line, eof
-        line += buf.count("\n", 0, pos)
+        nonlocal buf, pos, line, counted, eof
+        line += buf.count("\n", counted, pos)
+        counted = 0
         # Read at least as much as is buffered, so retrying a large item is not quadratic.
         chunk = text.read(max(JSON_CHUNK, len(buf) - pos))
         eof = not chunk
@@ -206,7 +209,10 @@ def _parse_json_array(head: str, text: TextIO, where: str, label: str) -> Iterat
             fill()
 
     def where_at(at: int) -> str:
-        return f"{where} line {line + buf.count(chr(10), 0, at)}"
+        nonlocal line, counted
+        line += buf.count("\n", counted, at)
+        counted = at
+        return f"{where} line {line}"
 
     if peek() != "[":
         raise InputError(f"{where_at(pos)}: expected a JSON array of paper objects")
@@ -317,9 +323,10 @@ def _paper_from_record(record: object, at: str, label: str) -> Paper:
     """A Paper from one JSON object or CSV row; ``at`` names the file and line for errors."""
     if not isinstance(record, dict):
         raise InputError(f"{at}: expected a JSON object, got {type(record).__name__}")
-    if "title" not in record and isinstance(record.get("paper"), dict):
-        # Hugging Face's daily_papers API wraps each paper: {"paper": {...}, ...}.
-        record = {**record["paper"], **{k: v for k, v in record.items() if k != "paper"}}
+    inner = record.get("paper")
+    if isinstance(inner, dict) and "title" in inner:
+        # Hugging Face's daily_papers API wraps each paper (and its id) in {"paper": {...}}.
+        record = {**{k: v for k, v in record.items() if k != "paper"}, **inner}
     title = _text(record.get("title"))
     if not title:
         raise InputError(f"{at}: record has no title")
@@ -329,7 +336,8 @@ def _paper_from_record(record: object, at: str, label: str) -> Paper:
     title = " ".join(title.split())
     url = _first(record, URL_KEYS)
     given = next((record[k] for k in ID_KEYS if record.get(k) not in (None, "")), None)
-    used = {"title", abstract_key, *ID_KEYS, *URL_KEYS, *PUBLISHED_KEYS, "authors", "categories"}
+    # A summary next to an abstract is kept: it may be a human-written TLDR.
+    used = SKIP_WITH_ABSTRACT if abstract_key == "abstract" else KNOWN_KEYS
     return Paper(
         id=paper_id(given, url, title),
         title=title,
