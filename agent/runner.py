@@ -165,6 +165,7 @@ def publish(
     out: Path | None,
     webhook: str | None,
     taxonomy: Path | None,
+    highlights: Settings | None = None,
 ) -> str | None:
     """After a run: render the digest (returned when ``out`` is None) and post it to Slack."""
     import asyncio
@@ -172,6 +173,10 @@ def publish(
     from agent.digest import build_slack_messages, load_results, make_digest, render
 
     digest = make_digest(load_results(results_path), taxonomy=taxonomy)
+    if highlights is not None:
+        from agent.highlights import with_highlights
+
+        digest = asyncio.run(with_highlights(digest, highlights))
     text = render(digest, fmt) if fmt else None
     if text is not None and out is not None:
         out.write_text(text, encoding="utf-8")

@@ -64,19 +64,35 @@ def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 metavar="YYYY-MM-DD",
                 help="Date shown in the header (default: today).",
             ),
+            click.option(
+                "--highlights",
+                is_flag=True,
+                help="Add 'what stood out today' (one LLM call; needs an API key or base URL).",
+            ),
         ]
     ):
         command = option(command)
     return command
 
 
-def _build(results: str, group_order: str, taxonomy: Path | None, date: dt.date | None) -> Digest:
-    return make_digest(
+def _build(
+    results: str,
+    group_order: str,
+    taxonomy: Path | None,
+    date: dt.date | None,
+    highlights: bool = False,
+) -> Digest:
+    built = make_digest(
         _read_results(results),
         group_order="size" if group_order == "size" else "taxonomy",
         taxonomy=taxonomy,
         date=date,
     )
+    if highlights:
+        from agent.highlights import highlight_settings, with_highlights
+
+        built = asyncio.run(with_highlights(built, highlight_settings()))
+    return built
 
 
 @click.command()
@@ -92,11 +108,12 @@ def digest(
     group_order: str,
     taxonomy: Path | None,
     date: dt.date | None,
+    highlights: bool,
     fmt: str,
     output: Path | None,
 ) -> None:
     """Render RESULTS.jsonl as a digest (slack prints a JSON array of webhook payloads)."""
-    text = render(_build(results, group_order, taxonomy, date), fmt)
+    text = render(_build(results, group_order, taxonomy, date, highlights), fmt)
     if output is None or str(output) == "-":
         click.echo(text, nl=False)
         return
@@ -135,6 +152,7 @@ def post(
     group_order: str,
     taxonomy: Path | None,
     date: dt.date | None,
+    highlights: bool,
     slack_webhook: str | None,
     email_to: tuple[str, ...],
     email_from: str,
@@ -162,7 +180,7 @@ def post(
     if slack_webhook:
         _check_webhook(slack_webhook)
 
-    built = _build(results, group_order, taxonomy, date)
+    built = _build(results, group_order, taxonomy, date, highlights)
     messages = build_slack_messages(built)
     email = None
     if email_to:

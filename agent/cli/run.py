@@ -90,6 +90,11 @@ from agent.pipeline import RunStats
     help="Write the digest to this file.",
 )
 @click.option(
+    "--highlights",
+    is_flag=True,
+    help="Open the digest with 'what stood out today' (one more LLM call).",
+)
+@click.option(
     "--post-slack", is_flag=True, help="Post the digest to the Slack webhook in $SLACK_WEBHOOK_URL."
 )
 def run(
@@ -109,6 +114,7 @@ def run(
     dry_run: bool,
     digest_format: str | None,
     digest_out: Path | None,
+    highlights: bool,
     post_slack: bool,
 ) -> None:
     """Tag and summarize the papers in INPUTS (files, or - for stdin) into a results file."""
@@ -127,6 +133,10 @@ def run(
     webhook = os.environ.get("SLACK_WEBHOOK_URL") if post_slack else None
     if post_slack and not webhook:
         raise click.UsageError("--post-slack needs SLACK_WEBHOOK_URL in the environment")
+    if highlights and not (digest_format or webhook):
+        raise click.UsageError("--highlights needs --digest FORMAT or --post-slack")
+    if highlights and settings.resolved_backend() != "openai":
+        raise click.UsageError("--highlights needs the LLM backend (an API key or --base-url)")
     papers = runner.open_inputs(list(inputs), limit)
     try:
         if papers.duplicates:

@@ -86,6 +86,7 @@ class Digest:
     groups: list[Group]
     failures: list[Entry]
     overview: list[tuple[str, int]] = field(default_factory=list)
+    highlights: list[str] = field(default_factory=list)  # "what stood out today" (LLM, opt-in)
 
     @property
     def failed(self) -> int:

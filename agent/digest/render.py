@@ -84,6 +84,7 @@ def render_json(digest: Digest) -> str:
         "models": digest.models,
         "counts": {"papers": digest.total, "ok": digest.ok, "failed": digest.failed},
         "overview": [{"tag": tag, "count": count} for tag, count in digest.overview],
+        "highlights": digest.highlights,
         "groups": [
             {"tag": group.tag, "papers": [_paper(e) for e in group.entries]}
             for group in digest.groups

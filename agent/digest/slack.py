@@ -113,7 +113,12 @@ def _intro(digest: Digest, limits: SlackLimits) -> list[Block]:
         fields.append(field("Model", ", ".join(digest.models)))
     overview = " · ".join(f"{tag} {count}" for tag, count in digest.overview)
     text = "*Overview*\n" + fit(overview or "no paper annotated", limits.section_text - 13)
-    return [section(text, fields[: limits.fields])]
+    blocks = [section(text, fields[: limits.fields])]
+    if digest.highlights:
+        bullets = "\n".join(f"• {b}" for b in digest.highlights)
+        title = "*What stood out today*\n"
+        blocks.append(section(title + fit(bullets, limits.section_text - len(title))))
+    return blocks
 
 
 @dataclass

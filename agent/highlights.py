@@ -1,0 +1,124 @@
+"""Highlights: one LLM call that reads every summary and writes "what stood out today"."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agent.answers import AnswerInvalid
+from agent.cache import AnswerCache, cache_dir
+from agent.config import Settings
+from agent.digest.model import Digest
+from agent.errors import ConfigError, PaperFailed
+from agent.llm import LLM, Messages
+from agent.models import PaperResult
+from agent.prompts import default_prompts_dir
+
+log = logging.getLogger(__name__)
+
+BULLETS = 3
+BULLET_WORDS = 35
+SCHEMA_NAME = "digest_highlights"
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"highlights": {"type": "array", "items": {"type": "string"}}},
+    "required": ["highlights"],
+    "additionalProperties": False,
+}
+
+
+class _Highlights(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    highlights: list[str]
+
+
+def parse_highlights(raw: str, final: bool = False) -> dict[str, Any]:
+    """Exactly three non-empty bullets, or ``AnswerInvalid`` saying what is wrong."""
+    try:
+        bullets = _Highlights.model_validate_json(raw).highlights
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"]
+        raise AnswerInvalid(f"the answer does not match the schema ({problem})") from None
+    bullets = [" ".join(b.split()) for b in bullets if b.strip()]
+    if len(bullets) < BULLETS or (len(bullets) > BULLETS and not final):
+        raise AnswerInvalid(f"give exactly {BULLETS} non-empty bullets, not {len(bullets)}")
+    too_long = [b for b in bullets if len(b.split()) > BULLET_WORDS * 1.5]
+    if too_long and not final:
+        raise AnswerInvalid(f"each bullet must have at most {BULLET_WORDS} words")
+    return {"highlights": bullets[:BULLETS]}
+
+
+def render_messages(results: Sequence[PaperResult], fmt: str, prompts_dir: Any = None) -> Messages:
+    """The system and user messages from the highlights templates (StrictUndefined)."""
+    directory = prompts_dir or default_prompts_dir()
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory), undefined=jinja2.StrictUndefined
+    )
+    papers = [r for r in results if r.error is None and r.summary]
+    context = {
+        "bullets": BULLETS,
+        "bullet_words": BULLET_WORDS,
+        "response_format": fmt,
+        "schema_json": json.dumps(SCHEMA, indent=1),
+        "papers": papers,
+    }
+    try:
+        system = env.get_template("highlights-system.j2").render(context).strip()
+        user = env.get_template("highlights-user.j2").render(context).strip()
+    except jinja2.TemplateNotFound as exc:
+        raise ConfigError(f"prompt template {exc.name} not found in {directory}") from None
+    except (jinja2.TemplateSyntaxError, jinja2.UndefinedError) as exc:
+        raise ConfigError(f"highlights template: {exc}") from None
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+async def write_highlights(results: Sequence[PaperResult], settings: Settings) -> list[str]:
+    """Three bullets for the top of the digest, validated and cached like every LLM answer."""
+    from agent.http import make_client
+
+    if not any(r.error is None and r.summary for r in results):
+        return []
+    cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
+    async with make_client(settings.timeout) as http:
+        llm = LLM(settings, http, cache)
+        try:
+            answer = await llm.ask(
+                lambda fmt: render_messages(results, fmt, settings.prompts_dir),
+                SCHEMA_NAME,
+                SCHEMA,
+                parse_highlights,
+                label="highlights",
+            )
+        except PaperFailed as exc:
+            # The digest matters more than its highlights: go on without them.
+            log.warning("no highlights today: %s", exc.message)
+            return []
+        finally:
+            llm.close()
+    return answer.value["highlights"]
+
+
+def highlight_settings(flags: dict[str, Any] | None = None) -> Settings:
+    """LLM settings for ``--highlights`` (flag > env > config), or a usage error without an LLM."""
+    from agent.config import resolve_settings
+
+    settings = resolve_settings(flags or {})
+    if settings.resolved_backend() != "openai":
+        raise ConfigError(
+            "--highlights needs an LLM: set OPENAI_API_KEY or OPENAI_BASE_URL (or base_url in "
+            "paper-agent.toml)"
+        )
+    return settings
+
+
+async def with_highlights(digest: Digest, settings: Settings) -> Digest:
+    """``digest`` opened by highlights written from the summaries of its papers."""
+    results = [entry.result for group in digest.groups for entry in group.entries]
+    return dataclasses.replace(digest, highlights=await write_highlights(results, settings))
