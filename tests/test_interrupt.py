@@ -1,0 +1,79 @@
+"""Ctrl-C on a real run: exit 130, finished results kept, and the next run resumes from the cache.
+
+Runs the CLI in a subprocess against the local stub server (benchmarks/stub_server.py) on
+127.0.0.1, because a SIGINT has to reach a real process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def stub_url():
+    """The stub server with a 150 ms delay per answer."""
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "stub_server.py"), "--delay-ms", "150"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    url = server.stdout.readline().strip()
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def stats(url: str) -> dict:
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=5) as response:
+        return json.load(response)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT semantics")
+def test_ctrl_c_keeps_finished_results_and_the_rerun_resumes(stub_url, fixtures, tmp_path):
+    env = {**os.environ, "OPENAI_API_KEY": "sk-interrupt-test", "PAPER_AGENT_HOME": str(tmp_path)}
+    command = [
+        sys.executable,
+        "-m",
+        "agent",
+        "run",
+        str(fixtures / "hf-daily-papers-page.txt"),
+        "--limit",
+        "60",
+        "--concurrency",
+        "2",
+        "--base-url",
+        stub_url,
+        "-o",
+        "out.jsonl",
+    ]
+    run = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=20)
+    assert run.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    kept = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert 0 < len(kept) < 60
+    assert all(r["error"] is None for r in kept)
+    sent_before = stats(stub_url)["chat_completions"]
+
+    rerun = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 60
+    fresh = [r for r in rows if not r["cached"]]
+    assert len(fresh) <= 60 - len(kept)  # nothing finished before Ctrl-C is asked again
+    assert stats(stub_url)["chat_completions"] - sent_before == len(fresh)
