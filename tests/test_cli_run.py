@@ -215,3 +215,22 @@ def test_run_renders_and_posts_the_digest(mocked_llm, papers_file, tmp_path, mon
     assert slack.call_count == 1
     assert json.loads(slack.calls.last.request.content)["blocks"]
     assert hook not in result.output + result.stderr
+
+
+def test_readme_main_command_runs_offline_on_the_bundled_sample(tmp_path):
+    """The README's first command: no key, no network, the bundled sample, then a digest."""
+    from pathlib import Path
+
+    sample = Path(__file__).parent.parent / "examples" / "hf-daily-papers-sample.txt"
+    with respx.mock():  # strict: any network request would fail the run
+        result = invoke("run", str(sample), "-o", "results.jsonl")
+        assert result.exit_code == 0, result.stderr
+        assert "using the offline backend" in result.stderr
+        out = rows(tmp_path / "results.jsonl")
+        assert len(out) == 202
+        assert {r["backend"] for r in out} == {"local"}
+        assert all(1 <= len(r["tags"]) <= 3 and r["summary"] for r in out)
+        assert all(len(r["summary"].split()) <= 40 for r in out)
+        digest = invoke("digest", "results.jsonl", "--format", "markdown", "-o", "digest.md")
+        assert digest.exit_code == 0
+    assert (tmp_path / "digest.md").read_text().count("\n### ") == 202
