@@ -148,7 +148,8 @@ def measure(args: argparse.Namespace, work: Path) -> list[Row]:
     files = write_inputs(work)
     rows = {
         "c16": Row(f"a) {PAPERS} papers, 300 ms, concurrency 16 (s)", 1.25 * IDEAL_16, "wall"),
-        "c1": Row(f"a) {PAPERS} papers, 300 ms, concurrency 1 (s)", PAPERS * 0.3, "wall"),
+        # About 60 s is the ideal, not a ceiling: this row is there for the speed-up.
+        "c1": Row(f"a) {PAPERS} papers, 300 ms, concurrency 1 (s)", None, "wall, ideal 60 s"),
         "start": Row(f"   start-up: {BASELINE_PAPERS} papers at 0 ms (s)", None, "wall"),
         "cpu": Row(f"b) CPU per paper, 0 ms, {PAPERS} papers (ms)", 3.0, "client CPU"),
         "margin": Row("b) CPU per extra paper beyond start-up (ms)", 3.0, "client CPU"),
