@@ -175,15 +175,18 @@ class LLM:
     ) -> ChatCompletion:
         """One chat completion with retries; maps HTTP failures to paper or run errors."""
         import openai
+        from openai.types.chat import ChatCompletion
 
         client = self._client()
         params = self.params(name, schema)
 
+        body = {"model": self.model, "messages": messages, **params}
+
         async def call() -> ChatCompletion:
             usage.requests += 1
-            return await client.chat.completions.create(
-                model=self.model, messages=messages, **params
-            )
+            # The SDK's low-level post: same auth, errors and parsing as
+            # chat.completions.create, without re-walking our already-plain JSON body.
+            return await client.post("/chat/completions", cast_to=ChatCompletion, body=body)
 
         def count_retry(exc: BaseException, wait: float) -> None:
             usage.retries += 1
