@@ -34,38 +34,50 @@ class Inputs:
     count: int
     duplicates: list[str] = field(default_factory=list)
     limit: int | None = None
-    _spool: Path | None = None
+    spool: Path | None = None  # stdin, saved: the run streams its inputs twice
 
     def papers(self) -> Iterator[Paper]:
         """Stream the unique papers again, up to the limit."""
-        papers = unique_papers(read_papers(self.sources), [])
+        papers = unique_papers(self._read(), [])
         return itertools.islice(papers, self.limit) if self.limit else papers
+
+    def _read(self) -> Iterator[Paper]:
+        for source in self.sources:
+            if source != "-" or self.spool is None:
+                yield from read_papers([source])
+                continue
+            with self.spool.open(encoding="utf-8-sig") as stdin:
+                try:
+                    yield from read_papers(["-"], stdin=stdin)
+                except UnicodeDecodeError:
+                    raise InputError("stdin is not UTF-8 text (binary input?)") from None
 
     def cleanup(self) -> None:
         """Remove the stdin spool file, if any."""
-        if self._spool is not None:
-            self._spool.unlink(missing_ok=True)
+        if self.spool is not None:
+            self.spool.unlink(missing_ok=True)
 
 
-def open_inputs(paths: list[str], limit: int | None = None, stdin: IO[str] | None = None) -> Inputs:
+def open_inputs(
+    paths: list[str], limit: int | None = None, stdin: IO[bytes] | None = None
+) -> Inputs:
     """Read every input once up front so bad input fails before any paper is sent anywhere."""
     spool = None
-    sources = list(paths)
-    if "-" in sources:
-        # Stdin can be read only once, and the run streams its inputs twice.
-        with tempfile.NamedTemporaryFile(
-            "w", suffix=".stdin", delete=False, encoding="utf-8"
-        ) as tmp:
-            shutil.copyfileobj(stdin or sys.stdin, tmp)
+    if "-" in paths:
+        with tempfile.NamedTemporaryFile(suffix=".stdin", delete=False) as tmp:
+            shutil.copyfileobj(stdin or sys.stdin.buffer, tmp)
         spool = Path(tmp.name)
-        sources = [str(spool) if s == "-" else s for s in sources]
-    duplicates: list[str] = []
-    count = sum(1 for _ in unique_papers(read_papers(sources), duplicates))
+    inputs = Inputs(list(paths), 0, [], limit, spool)
+    try:
+        count = sum(1 for _ in unique_papers(inputs._read(), inputs.duplicates))
+    except BaseException:
+        inputs.cleanup()
+        raise
     if count == 0:
+        inputs.cleanup()
         raise InputError(f"no papers found in {', '.join(paths)}")
-    if limit:
-        count = min(count, limit)
-    return Inputs(sources, count, duplicates, limit, spool)
+    inputs.count = min(count, limit) if limit else count
+    return inputs
 
 
 def effective_max_tags(settings: Settings, taxonomy: Taxonomy) -> int:

@@ -118,7 +118,9 @@ def test_limit_and_stdin(mocked_llm, papers_file):
     result = invoke("run", "-", "-o", "out.jsonl", "--limit", "2", input=papers_file.read_text())
     assert result.exit_code == 0, result.stderr
     assert route.call_count == 2
-    assert len(rows(papers_file.parent / "out.jsonl")) == 2
+    out = rows(papers_file.parent / "out.jsonl")
+    assert len(out) == 2
+    assert {r["source"] for r in out} == {"stdin"}
 
 
 def test_duplicates_are_processed_once_and_reported(mocked_llm, papers_file):
