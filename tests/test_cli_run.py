@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import respx
 from click.testing import CliRunner
@@ -159,11 +160,14 @@ def test_bad_taxonomy_is_exit_2(mocked_llm, papers_file, tmp_path):
     assert "tags.0.description" in result.stderr
 
 
-def test_secret_never_reaches_results_cache_or_output(mocked_llm, papers_file, tmp_path):
+def test_secret_never_reaches_results_cache_or_output(mocked_llm, papers_file, tmp_path, caplog):
+    caplog.set_level("DEBUG")
     mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
     result = invoke("-vv", "run", str(papers_file), "-o", "out.jsonl")
     assert result.exit_code == 0
     assert API_KEY not in result.output + result.stderr
+    assert "chat/completions" in caplog.text  # the logs were captured, and hold no key
+    assert API_KEY not in caplog.text
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert API_KEY.encode() not in path.read_bytes(), path
@@ -236,3 +240,32 @@ def test_readme_main_command_runs_offline_on_the_bundled_sample(tmp_path):
         digest = invoke("digest", "results.jsonl", "--format", "markdown", "-o", "digest.md")
         assert digest.exit_code == 0
     assert (tmp_path / "digest.md").read_text().count("\n### ") == 202
+
+
+@pytest.mark.parametrize(
+    ("response", "message"),
+    [
+        (
+            error(404, "The model `gpt-nope` does not exist", "model_not_found"),
+            "model 'gpt-nope' not found",
+        ),
+        (httpx.ConnectError("connection refused"), "cannot reach the LLM server"),
+    ],
+)
+def test_unknown_model_or_unreachable_server_is_exit_2(mocked_llm, papers_file, response, message):
+    if isinstance(response, Exception):
+        mocked_llm.post("/chat/completions").mock(side_effect=response)
+    else:
+        mocked_llm.post("/chat/completions").mock(return_value=response)
+    result = invoke("run", str(papers_file), "--model", "gpt-nope", "--concurrency", "1")
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cache_info_and_clear(mocked_llm, papers_file):
+    mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
+    invoke("run", str(papers_file), "-o", "out.jsonl")
+    assert "answers: 5" in invoke("cache", "info").stdout
+    assert "removed 5 cached answer(s)" in invoke("cache", "clear", "--yes").stdout
+    assert "answers: 0" in invoke("cache", "info").stdout
