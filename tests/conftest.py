@@ -18,6 +18,20 @@ def isolated_env(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def sleeps(monkeypatch) -> list[float]:
+    """Every retry wait or message spacing, recorded instead of slept."""
+    from agent import retry
+
+    waited: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr(retry, "sleep", fake_sleep)
+    return waited
+
+
+@pytest.fixture
 def fixtures() -> Path:
     """The folder of test data files."""
     return FIXTURES

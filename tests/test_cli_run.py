@@ -9,7 +9,6 @@ import pytest
 import respx
 from click.testing import CliRunner
 
-from agent import retry
 from agent.cli import cli
 from tests.llm import API_KEY, BASE_URL, answer, error
 
@@ -23,15 +22,10 @@ def papers_file(fixtures, tmp_path):
 
 
 @pytest.fixture
-def llm_env(monkeypatch):
+def llm_env(monkeypatch, sleeps):
     """An API key and base URL in the environment, and instant retries."""
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", BASE_URL)
-
-    async def no_sleep(seconds: float) -> None:
-        pass
-
-    monkeypatch.setattr(retry, "sleep", no_sleep)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 import respx
 from click.testing import CliRunner
 
-from agent import retry
 from agent.cli import cli
 from agent.delivery.journal import DeliveryLog, digest_hash
 from agent.delivery.slack import SlackPostError, post_to_slack
@@ -25,18 +24,6 @@ def ok() -> httpx.Response:
 
 def slack_error(status: int, text: str, **headers: str) -> httpx.Response:
     return httpx.Response(status, text=text, headers=headers)
-
-
-@pytest.fixture
-def sleeps(monkeypatch) -> list[float]:
-    """Every wait (retry backoff and message spacing), recorded instead of slept."""
-    waited: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        waited.append(seconds)
-
-    monkeypatch.setattr(retry, "sleep", fake_sleep)
-    return waited
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import httpx
 import pytest
 import respx
 
-from agent import retry
 from agent.backends.openai import OpenAIBackend
 from agent.cache import AnswerCache, cache_dir
 from agent.config import Settings
@@ -16,18 +15,6 @@ from agent.taxonomy import load_taxonomy
 from tests.llm import API_KEY, BASE_URL, answer, completion, error, sent_json
 
 PAPER = Paper(id="2401.00001", title="Tiny transformers", abstract="We train a small model.")
-
-
-@pytest.fixture
-def sleeps(monkeypatch) -> list[float]:
-    """Record retry waits instead of sleeping."""
-    waited: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        waited.append(seconds)
-
-    monkeypatch.setattr(retry, "sleep", fake_sleep)
-    return waited
 
 
 @pytest.fixture

@@ -48,13 +48,7 @@ def test_retry_after_forms():
     assert retry.retry_after({}) is None
 
 
-async def test_total_wait_is_bounded(monkeypatch):
-    waited: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        waited.append(seconds)
-
-    monkeypatch.setattr(retry, "sleep", fake_sleep)
+async def test_total_wait_is_bounded(sleeps):
     calls = 0
 
     async def always_429():
@@ -65,17 +59,11 @@ async def test_total_wait_is_bounded(monkeypatch):
     policy = retry.RetryPolicy(max_attempts=10, max_delay=30, max_total_wait=45)
     with pytest.raises(httpx.HTTPStatusError):
         await retry.call_with_retry(always_429, policy)
-    assert waited == [20, 20]
+    assert sleeps == [20, 20]
     assert calls == 3
 
 
-async def test_retry_after_is_capped(monkeypatch):
-    waited: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        waited.append(seconds)
-
-    monkeypatch.setattr(retry, "sleep", fake_sleep)
+async def test_retry_after_is_capped(sleeps):
     outcomes = [status_error(503, **{"retry-after": "3600"}), "ok"]
 
     async def flaky():
@@ -85,7 +73,7 @@ async def test_retry_after_is_capped(monkeypatch):
         return outcome
 
     assert await retry.call_with_retry(flaky, retry.RetryPolicy(max_delay=5)) == "ok"
-    assert waited == [5]
+    assert sleeps == [5]
 
 
 def test_precedence_flag_over_env_over_file(tmp_path):
