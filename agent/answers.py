@@ -73,8 +73,6 @@ def parse_answer(
     words = summary.split()
     if len(words) > summary_words:
         if not final:
-            raise AnswerInvalid(
-                f"the summary has {len(words)} words; the limit is {summary_words}"
-            )
+            raise AnswerInvalid(f"the summary has {len(words)} words; the limit is {summary_words}")
         summary = " ".join(words[:summary_words]).rstrip(",;:") + "…"
     return tags[:max_tags], summary

@@ -79,19 +79,38 @@ class PaperResult(BaseModel):
     def ok(cls, paper: Paper, ann: Annotation, backend: str, model: str | None) -> PaperResult:
         """A successful result for ``paper``."""
         return cls(
-            id=paper.id, title=paper.title, url=paper.url, authors=paper.authors,
-            source=paper.source, tags=ann.tags, summary=ann.summary, backend=backend,
-            model=model, cached=ann.cached, usage=ann.usage,
+            id=paper.id,
+            title=paper.title,
+            url=paper.url,
+            authors=paper.authors,
+            source=paper.source,
+            tags=ann.tags,
+            summary=ann.summary,
+            backend=backend,
+            model=model,
+            cached=ann.cached,
+            usage=ann.usage,
         )
 
     @classmethod
     def failed(
-        cls, paper: Paper, kind: str, message: str, backend: str, model: str | None,
+        cls,
+        paper: Paper,
+        kind: str,
+        message: str,
+        backend: str,
+        model: str | None,
         usage: Usage | None = None,
     ) -> PaperResult:
         """An error record for ``paper``."""
         return cls(
-            id=paper.id, title=paper.title, url=paper.url, authors=paper.authors,
-            source=paper.source, backend=backend, model=model,
-            usage=usage or Usage(), error=ErrorInfo(type=kind, message=message),
+            id=paper.id,
+            title=paper.title,
+            url=paper.url,
+            authors=paper.authors,
+            source=paper.source,
+            backend=backend,
+            model=model,
+            usage=usage or Usage(),
+            error=ErrorInfo(type=kind, message=message),
         )

@@ -134,7 +134,9 @@ async def call_with_retry(
         status, _ = _status_and_headers(exc) if exc else (None, {})
         log.info(
             "retrying after %s (attempt %d), waiting %.2fs",
-            status or type(exc).__name__, state.attempt_number, state.upcoming_sleep,
+            status or type(exc).__name__,
+            state.attempt_number,
+            state.upcoming_sleep,
         )
         if on_retry is not None and exc is not None:
             on_retry(exc, state.upcoming_sleep)
