@@ -91,3 +91,28 @@ def test_highlights_need_an_llm(results_file):
     result = digest(str(results_file), "--highlights")
     assert result.exit_code == 2
     assert "--highlights needs an LLM" in result.stderr
+
+
+def test_run_with_highlights_opens_its_digest(mocked_llm, fixtures, tmp_path):
+    def by_schema(request: httpx.Request) -> httpx.Response:
+        schema = json.loads(request.content)["response_format"]["json_schema"]["name"]
+        if schema == "digest_highlights":
+            return reply(BULLETS)
+        return httpx.Response(200, json=completion({"tags": ["LLMs"], "summary": "Short."}))
+
+    route = mocked_llm.post("/chat/completions").mock(side_effect=by_schema)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(fixtures / "papers.jsonl"),
+            "-o",
+            "out.jsonl",
+            "--digest",
+            "markdown",
+            "--highlights",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert route.call_count == 6  # five papers, one highlights call
+    assert "**What stood out today**" in result.stdout

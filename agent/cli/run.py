@@ -169,7 +169,12 @@ def run(
     click.echo(f"paper-agent: {stats.summary()} -> {output}", err=True)
     if digest_format or webhook:
         text = runner.publish(
-            output, fmt=digest_format, out=digest_out, webhook=webhook, taxonomy=settings.taxonomy
+            output,
+            fmt=digest_format,
+            out=digest_out,
+            webhook=webhook,
+            taxonomy=settings.taxonomy,
+            highlights=settings if highlights else None,
         )
         if text is not None:
             click.echo(text, nl=False)
