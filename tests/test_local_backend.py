@@ -160,6 +160,7 @@ def test_sentence_splitting_keeps_abbreviations() -> None:
 def test_compress_and_fit() -> None:
     assert compress("In this paper, we propose X [3] (called Y) for Z.") == "We propose X for Z."
     assert compress("To address this issue, we design a cache.") == "We design a cache."
+    assert compress("To do so, we create a testbed.") == "We create a testbed."
     long = "We propose a method for fast training, which reduces memory and improves accuracy."
     assert fit(long, 8) == "We propose a method for fast training."
     assert fit("one two three four five six", 4) == "one two three four."

@@ -35,7 +35,8 @@ _BACKGROUND = re.compile(
 # Lead-ins that carry no content: "In this paper, we propose X" -> "We propose X".
 _LEAD_IN = re.compile(
     r"^(?:(?:in|within) this (?:paper|work|study|article|letter|note)|here|specifically|"
-    r"in particular|to (?:this end|address|tackle|overcome|solve|bridge|fill|mitigate|"
+    r"in particular|to (?:this end|do so|achieve this|our knowledge|address|tackle|overcome|"
+    r"conquer|handle|resolve|solve|bridge|fill|mitigate|"
     r"alleviate|remedy)[^,]{0,80}|therefore|thus|hence|consequently|moreover|furthermore|"
     r"additionally|in addition|finally|overall|however|instead|motivated by [^,]{0,80}|"
     r"inspired by [^,]{0,80}|in contrast|as a result|concretely|accordingly|"
