@@ -206,6 +206,15 @@ class LLM:
         except openai.APIConnectionError as exc:
             cause = redact(str(exc.__cause__ or exc), [self.settings.api_key])
             raise BackendError(f"cannot reach the LLM server at {self.base_url}: {cause}") from None
+        except (ValueError, openai.APIResponseValidationError) as exc:
+            # A 200 whose body is cut off or not a completion (a proxy's error page, say).
+            raise PaperFailed(
+                "bad_response", f"the server's answer is not a chat completion: {exc}", usage=usage
+            ) from None
+        if not isinstance(completion, ChatCompletion):
+            raise PaperFailed(
+                "bad_response", "the server's answer is not a chat completion", usage=usage
+            )
         _record_usage(completion, usage)
         return completion
 

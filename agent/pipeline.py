@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from agent.backends import Backend
-from agent.errors import PaperFailed
+from agent.errors import InputError, PaperFailed
 from agent.models import Paper, PaperResult, Usage
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ class RunStats:
     cache_hits: int = 0
     usage: Usage = field(default_factory=Usage)
     started: float = field(default_factory=time.monotonic)
-    interrupted: bool = False
 
     @property
     def total(self) -> int:
@@ -60,7 +59,9 @@ async def annotate_one(backend: Backend, paper: Paper) -> PaperResult:
     try:
         annotation = await backend.annotate(paper)
     except PaperFailed as exc:
-        log.warning("paper %s failed: %s", paper.id, exc.message)
+        log.warning("paper %s failed after %d attempt(s): %s", paper.id, exc.attempts, exc.message)
+        if exc.last_raw is not None:
+            log.debug("paper %s: last answer was %r", paper.id, exc.last_raw[:500])
         usage = exc.usage if isinstance(exc.usage, Usage) else None
         return PaperResult.failed(paper, exc.kind, exc.message, backend.name, backend.model, usage)
     return PaperResult.ok(paper, annotation, backend.name, backend.model)
@@ -123,7 +124,11 @@ async def run_pipeline(
     source = enumerate(papers)
     window = asyncio.Semaphore(max(4 * concurrency, concurrency + 1))
     partial = output.with_name(output.name + ".partial")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        partial.touch()
+    except OSError as exc:
+        raise InputError(f"cannot write results to {output}: {exc.strerror}") from None
 
     writer: _OrderedWriter | None = None
     try:
@@ -148,7 +153,6 @@ async def run_pipeline(
                 writer.drain()
                 os.fsync(stream.fileno())
     except BaseException:
-        stats.interrupted = True
         # Keep finished work, but never replace an earlier results file with nothing.
         if stats.total:
             os.replace(partial, output)

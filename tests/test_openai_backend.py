@@ -310,3 +310,21 @@ async def test_invalid_answers_are_not_cached(mocked_llm, make_backend):
         with pytest.raises(PaperFailed):
             await make_backend(cache=True, max_repairs=0).annotate(PAPER)
     assert route.call_count == 2
+
+
+async def test_a_200_that_is_not_a_completion_fails_only_the_paper(mocked_llm, make_backend):
+    mocked_llm.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(
+                200, text="<html>proxy login</html>", headers={"content-type": "text/html"}
+            ),
+            httpx.Response(
+                200, text='{"id": "chatcmpl-1", "choi', headers={"content-type": "application/json"}
+            ),
+        ]
+    )
+    backend = make_backend()
+    for _ in range(2):
+        with pytest.raises(PaperFailed) as failed:
+            await backend.annotate(PAPER)
+        assert failed.value.kind == "bad_response"

@@ -57,6 +57,14 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("paper-agent: interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            # A bug, not a user error: one line by default, the traceback with -vv.
+            logging.getLogger("agent").debug("internal error", exc_info=True)
+            message = redact(f"{type(exc).__name__}: {exc}")
+            click.echo(f"paper-agent: internal error: {message} (-vv shows where)", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
