@@ -15,7 +15,7 @@ from agent.answers import AnswerInvalid
 from agent.cache import AnswerCache, cache_dir
 from agent.config import Settings
 from agent.digest.model import Digest
-from agent.errors import ConfigError, PaperFailed
+from agent.errors import BackendError, ConfigError, PaperFailed
 from agent.llm import LLM, Messages
 from agent.models import PaperResult
 from agent.prompts import default_prompts_dir
@@ -96,9 +96,9 @@ async def write_highlights(results: Sequence[PaperResult], settings: Settings) -
                 parse_highlights,
                 label="highlights",
             )
-        except PaperFailed as exc:
+        except (PaperFailed, BackendError) as exc:
             # The digest matters more than its highlights: go on without them.
-            log.warning("no highlights today: %s", exc.message)
+            log.warning("no highlights today: %s", getattr(exc, "message", exc))
             return []
         finally:
             llm.close()

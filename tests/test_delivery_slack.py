@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 
 import httpx
 import pytest
@@ -166,12 +165,7 @@ def many_results(fixtures, tmp_path):
 
 
 def invoke(*args: str, **env: str):
-    # LazyGroup reads sys.argv to tell a real command from a listing; give it the argv a
-    # real invocation has (under a bare `pytest` it would be ["pytest"]).
-    argv = ["-vv", *args]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", ["paper-agent", *argv])
-        return CliRunner().invoke(cli, argv, env=env or None, catch_exceptions=False)
+    return CliRunner().invoke(cli, ["-vv", *args], env=env or None, catch_exceptions=False)
 
 
 def test_post_sends_the_digest_to_the_webhook_from_the_environment(webhook_route, results_file):
@@ -226,3 +220,22 @@ def test_a_malformed_webhook_is_rejected_without_echoing_it(results_file):
     done = invoke("post", str(results_file), "--slack-webhook", secret)
     assert done.exit_code == 2
     assert "http(s) URL" in done.stderr and "s3cret" not in done.output
+
+
+async def test_an_unwritable_delivery_log_does_not_undo_a_delivery(webhook_route, tmp_path, caplog):
+    webhook_route.mock(return_value=ok())
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the state dir should be")
+    report = await post(messages(2), delivery_log=DeliveryLog(blocked / "deliveries.json"))
+    assert report.sent == [1, 2]
+    assert "cannot write the delivery log" in caplog.text
+
+
+def test_run_refuses_a_malformed_webhook_before_running(fixtures, monkeypatch):
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.example.test:abc/secret-part")
+    result = CliRunner().invoke(
+        cli, ["run", str(fixtures / "papers.jsonl"), "--backend", "local", "--post-slack"]
+    )
+    assert result.exit_code == 2
+    assert "must be an http(s) URL" in result.stderr
+    assert "secret-part" not in result.output + result.stderr

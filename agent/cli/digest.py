@@ -10,10 +10,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import click
 
+from agent.delivery.email import DEFAULT_SENDER
 from agent.digest import FORMATS, Digest, build_slack_messages, make_digest, parse_results, render
 from agent.errors import ConfigError, DeliveryError, InputError
 from agent.models import PaperResult
@@ -124,13 +124,6 @@ def digest(
     click.echo(f"wrote {fmt} digest to {output}", err=True)
 
 
-def _check_webhook(url: str) -> None:
-    # The URL is a secret: the error names the problem, never the value.
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("the Slack webhook must be an http(s) URL (value not shown)")
-
-
 @click.command()
 @digest_options
 @click.option(
@@ -140,7 +133,7 @@ def _check_webhook(url: str) -> None:
     help="Slack incoming webhook (default: $SLACK_WEBHOOK_URL). Never printed.",
 )
 @click.option("--email", "email_to", multiple=True, metavar="TO", help="Email the digest to TO.")
-@click.option("--email-from", default="paper-agent@localhost", show_default=True, metavar="FROM")
+@click.option("--email-from", default=DEFAULT_SENDER, show_default=True, metavar="FROM")
 @click.option("--smtp", default="localhost:25", show_default=True, metavar="HOST:PORT")
 @click.option("--smtp-user", metavar="USER", help="Log in to the SMTP server as USER.")
 @click.option("--smtp-password-env", metavar="VAR", help="Read the SMTP password from $VAR.")
@@ -178,7 +171,9 @@ def post(
                 raise ConfigError(f"--smtp-password-env: ${smtp_password_env} is not set")
         settings = SmtpSettings(host, port, smtp_user, password, starttls)
     if slack_webhook:
-        _check_webhook(slack_webhook)
+        from agent.delivery.slack import check_webhook
+
+        check_webhook(slack_webhook)
 
     built = _build(results, group_order, taxonomy, date, highlights)
     messages = build_slack_messages(built)

@@ -13,7 +13,7 @@ import httpx
 
 from agent import retry
 from agent.delivery.journal import DeliveryLog, destination_id, digest_hash
-from agent.errors import DeliveryError
+from agent.errors import ConfigError, DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class SlackPostError(DeliveryError):
         done = ", ".join(map(str, self.delivered)) or "none"
         todo = ", ".join(map(str, self.pending))
         super().__init__(
-            f"Slack did not accept message {number} of {total}: {reason}. "
+            f"Slack did not accept message {number} of {total}: {reason.rstrip('.')}. "
             f"Delivered: {done}. Not delivered: {todo}. "
             "Run the same command with --resume to send only those."
         )
@@ -94,6 +94,16 @@ def _reason(exc: BaseException, webhook: str) -> str:
     return f"{type(exc).__name__}: {exc}".replace(webhook, REDACTED)
 
 
+def check_webhook(url: str) -> None:
+    """Refuse a webhook that is not a well-formed http(s) URL; the message never shows it."""
+    try:
+        parsed = httpx.URL(url.strip())
+    except (httpx.InvalidURL, ValueError, TypeError):
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError("the Slack webhook must be an http(s) URL (value not shown)")
+
+
 async def post_to_slack(
     client: httpx.AsyncClient,
     webhook: str,
@@ -137,8 +147,12 @@ async def post_to_slack(
             except (SlackHTTPError, httpx.HTTPError) as exc:
                 delivered = [*report.skipped, *report.sent]
                 raise SlackPostError(index + 1, total, delivered, _reason(exc, webhook)) from None
-            journal.record(key, where, total, index)
             report.sent.append(index + 1)
+            try:
+                journal.record(key, where, total, index)
+            except OSError as exc:
+                # Delivered is delivered: a log we cannot write costs only --resume.
+                log.warning("cannot write the delivery log (%s); --resume may resend", exc)
             log.info("Slack message %d of %d delivered", index + 1, total)
             if on_sent is not None:
                 on_sent(index + 1, total)
