@@ -114,3 +114,9 @@ class PaperResult(BaseModel):
             usage=usage or Usage(),
             error=ErrorInfo(type=kind, message=message),
         )
+
+
+class ResultRecord(PaperResult):
+    """A results line read back: fields a newer version added (relevance, why) are kept."""
+
+    model_config = ConfigDict(extra="allow")

@@ -18,7 +18,7 @@ from agent.errors import ConfigError, InputError
 from agent.models import Paper, PaperResult
 from agent.pipeline import RunStats, run_pipeline
 from agent.readers import read_papers, unique_papers
-from agent.taxonomy import Taxonomy, load_taxonomy
+from agent.taxonomy import Taxonomy
 
 NOTICE_LOCAL = (
     "paper-agent: no API key or base URL configured: using the offline backend "
@@ -69,20 +69,17 @@ def open_inputs(
         spool = Path(tmp.name)
     inputs = Inputs(list(paths), 0, [], limit, spool)
     try:
-        count = sum(1 for _ in unique_papers(inputs._read(), inputs.duplicates))
+        # Only duplicates met before the limit matter: later papers are never run.
+        unique = unique_papers(inputs._read(), inputs.duplicates)
+        count = sum(1 for _ in itertools.islice(unique, limit))
     except BaseException:
         inputs.cleanup()
         raise
     if count == 0:
         inputs.cleanup()
         raise InputError(f"no papers found in {', '.join(paths)}")
-    inputs.count = min(count, limit) if limit else count
+    inputs.count = count
     return inputs
-
-
-def effective_max_tags(settings: Settings, taxonomy: Taxonomy) -> int:
-    """The flag or config wins, then the taxonomy file, then 3."""
-    return min(settings.max_tags or taxonomy.max_tags or 3, len(taxonomy.tags))
 
 
 def build_backend(settings: Settings, taxonomy: Taxonomy, http: object) -> Backend:
@@ -93,7 +90,7 @@ def build_backend(settings: Settings, taxonomy: Taxonomy, http: object) -> Backe
 
         return LocalBackend(
             taxonomy,
-            max_tags=effective_max_tags(settings, taxonomy),
+            max_tags=taxonomy.tag_limit(settings.max_tags),
             summary_words=settings.summary_words,
         )
     if not settings.api_key and not settings.base_url:
@@ -108,6 +105,7 @@ def build_backend(settings: Settings, taxonomy: Taxonomy, http: object) -> Backe
 
 async def execute(
     settings: Settings,
+    taxonomy: Taxonomy,
     inputs: Inputs,
     output: Path,
     *,
@@ -118,7 +116,6 @@ async def execute(
     from agent.http import make_client
     from agent.recording import recorder_from_env
 
-    taxonomy = load_taxonomy(settings.taxonomy)
     recorder = recorder_from_env()
     async with make_client(settings.timeout, max(settings.concurrency, 8), recorder) as http:
         backend = build_backend(settings, taxonomy, http)
@@ -137,9 +134,8 @@ async def execute(
                 recorder.save()
 
 
-def dry_run(settings: Settings, inputs: Inputs) -> str:
+def dry_run(settings: Settings, taxonomy: Taxonomy, inputs: Inputs) -> str:
     """The first paper's prompt, and how many requests and tokens the run would need."""
-    taxonomy = load_taxonomy(settings.taxonomy)
     if settings.resolved_backend() == "local":
         return f"offline backend: {inputs.count} papers, no requests, no tokens"
     from agent.backends.openai import OpenAIBackend
@@ -163,7 +159,7 @@ def dry_run(settings: Settings, inputs: Inputs) -> str:
     completion_tokens = requests * (settings.summary_words * 2 + 30)
     lines = [f"--- {m['role']} ---\n{m['content']}" for m in first or []]
     lines.append(
-        f"\n{inputs.count} papers: {requests} requests to {backend.base_url} "
+        f"\n{_plural(inputs.count, 'paper')}: {_plural(requests, 'request')} to {backend.base_url} "
         f"(model {settings.model}), {hits} cached; about {prompt_tokens} prompt and "
         f"{completion_tokens} completion tokens. Nothing was sent."
     )
@@ -191,7 +187,13 @@ def publish(
         digest = asyncio.run(with_highlights(digest, highlights))
     text = render(digest, fmt) if fmt else None
     if text is not None and out is not None:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(
+                f"cannot write the digest to {out}: {exc.strerror} (the results are in "
+                f"{results_path}: run paper-agent digest on them)"
+            ) from None
         text = None
     if webhook:
         asyncio.run(_post_slack(webhook, build_slack_messages(digest)))
@@ -204,3 +206,7 @@ async def _post_slack(webhook: str, messages: list[dict]) -> None:
 
     async with make_client() as client:
         await post_to_slack(client, webhook, messages)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

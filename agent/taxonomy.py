@@ -46,7 +46,10 @@ class Taxonomy(BaseModel):
     def _unique(cls, tags: list[Tag]) -> list[Tag]:
         seen: dict[str, str] = {}
         for tag in tags:
-            for label in (tag.name, *tag.aliases):
+            for label in (
+                tag.name,
+                *(a for a in tag.aliases if a.casefold() != tag.name.casefold()),
+            ):
                 key = label.casefold()
                 if key in seen and seen[key] != tag.name:
                     raise ValueError(f"'{label}' names both '{seen[key]}' and '{tag.name}'")
@@ -67,6 +70,10 @@ class Taxonomy(BaseModel):
             for label in (tag.name, *tag.aliases):
                 table[label.strip().casefold()] = tag.name
         return table
+
+    def tag_limit(self, requested: int | None) -> int:
+        """Most tags per paper: the flag or config, else this file's ``max_tags``, else 3."""
+        return min(requested or self.max_tags or 3, len(self.tags))
 
     def resolve(self, label: str) -> str | None:
         """The canonical tag name for ``label`` (case-insensitive, aliases allowed), or None."""

@@ -263,3 +263,37 @@ def test_cache_info_and_clear(mocked_llm, papers_file):
     assert "answers: 5" in invoke("cache", "info").stdout
     assert "removed 5 cached answer(s)" in invoke("cache", "clear", "--yes").stdout
     assert "answers: 0" in invoke("cache", "info").stdout
+
+
+def test_unwritable_output_is_exit_2_before_any_request(mocked_llm, papers_file, tmp_path):
+    route = mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = invoke("run", str(papers_file), "-o", str(blocker / "out.jsonl"))
+    assert result.exit_code == 2
+    assert "cannot write results to" in result.stderr
+    assert route.call_count == 0
+
+
+def test_digest_out_in_a_missing_directory_is_refused_before_any_request(mocked_llm, papers_file):
+    route = mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
+    result = invoke(
+        "run", str(papers_file), "--digest", "markdown", "--digest-out", "nowhere/digest.md"
+    )
+    assert result.exit_code == 2
+    assert "no such directory" in result.stderr
+    assert route.call_count == 0
+
+
+def test_an_internal_error_is_one_line_not_a_traceback(papers_file, monkeypatch):
+    from agent import runner
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something we did not expect")
+
+    monkeypatch.setattr(runner, "open_inputs", broken)
+    result = invoke("run", str(papers_file))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "paper-agent: internal error: RuntimeError: something we did not expect (-vv shows where)"
+    )

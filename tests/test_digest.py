@@ -247,3 +247,29 @@ def test_digest_command_turns_a_bad_file_into_one_line_and_exit_2(tmp_path):
     assert "Traceback" not in done.output
     wrong_date = invoke("digest", str(bad), "--date", "yesterday")
     assert wrong_date.exit_code == 2 and "YYYY-MM-DD" in wrong_date.stderr
+
+
+def test_results_with_fields_from_a_newer_version_still_load(tmp_path):
+    rows = [
+        {
+            "id": "a",
+            "title": "Low",
+            "backend": "local",
+            "tags": ["LLMs"],
+            "summary": "s",
+            "relevance": 0.1,
+        },
+        {
+            "id": "b",
+            "title": "High",
+            "backend": "local",
+            "tags": ["LLMs"],
+            "summary": "s",
+            "relevance": 0.9,
+            "why": "matches your interests",
+        },
+    ]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = render_digest(load_results(path), "markdown", date=DATE)
+    assert text.index("### High") < text.index("### Low")

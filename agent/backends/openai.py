@@ -33,7 +33,7 @@ class OpenAIBackend:
         self.model = settings.model
         self.settings = settings
         self.taxonomy = taxonomy
-        self.max_tags = min(settings.max_tags or taxonomy.max_tags or 3, len(taxonomy.tags))
+        self.max_tags = taxonomy.tag_limit(settings.max_tags)
         self.base_url = self.llm.base_url
         self._prompts: dict[str, PromptBuilder] = {}
 

@@ -16,6 +16,7 @@ from agent.config import resolve_settings
 from agent.errors import PaperAgentError
 from agent.models import PaperResult
 from agent.pipeline import RunStats
+from agent.taxonomy import load_taxonomy
 
 
 @click.command()
@@ -133,10 +134,17 @@ def run(
     webhook = os.environ.get("SLACK_WEBHOOK_URL") if post_slack else None
     if post_slack and not webhook:
         raise click.UsageError("--post-slack needs SLACK_WEBHOOK_URL in the environment")
+    if webhook:
+        from agent.delivery.slack import check_webhook
+
+        check_webhook(webhook)
+    if digest_out is not None and not digest_out.resolve().parent.is_dir():
+        raise click.UsageError(f"--digest-out: no such directory: {digest_out.parent}")
     if highlights and not (digest_format or webhook):
         raise click.UsageError("--highlights needs --digest FORMAT or --post-slack")
     if highlights and settings.resolved_backend() != "openai":
         raise click.UsageError("--highlights needs the LLM backend (an API key or --base-url)")
+    tags = load_taxonomy(settings.taxonomy)  # a bad taxonomy fails before inputs are read
     papers = runner.open_inputs(list(inputs), limit)
     try:
         if papers.duplicates:
@@ -146,12 +154,12 @@ def run(
         if settings.backend == "auto" and settings.resolved_backend() == "local":
             click.echo(runner.NOTICE_LOCAL, err=True)
         if dry_run:
-            click.echo(runner.dry_run(settings, papers))
+            click.echo(runner.dry_run(settings, tags, papers))
             return
         stats = RunStats()
         try:
             with _progress(papers.count) as advance:
-                job = runner.execute(settings, papers, output, stats=stats, on_result=advance)
+                job = runner.execute(settings, tags, papers, output, stats=stats, on_result=advance)
                 asyncio.run(job)
         except KeyboardInterrupt:
             click.echo(

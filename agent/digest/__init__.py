@@ -34,7 +34,6 @@ __all__ = [
     "parse_results",
     "render",
     "render_digest",
-    "slack_messages",
 ]
 
 
@@ -76,17 +75,5 @@ def render_digest(
     taxonomy: str | Path | None = None,
     date: dt.date | None = None,
 ) -> str:
-    """Results to a digest string in ``fmt``: the one call ``digest`` and ``run`` both make."""
+    """Results to a digest string in ``fmt`` in one call."""
     return render(make_digest(results, group_order=group_order, taxonomy=taxonomy, date=date), fmt)
-
-
-def slack_messages(
-    results: Sequence[PaperResult],
-    *,
-    group_order: GroupOrder = "taxonomy",
-    taxonomy: str | Path | None = None,
-    date: dt.date | None = None,
-) -> list[Message]:
-    """Results to the Slack webhook payloads (what ``post_to_slack`` sends), in order."""
-    digest = make_digest(results, group_order=group_order, taxonomy=taxonomy, date=date)
-    return build_slack_messages(digest)

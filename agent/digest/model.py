@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from agent.digest.text import one_line, safe_url, short_authors
 from agent.errors import InputError
-from agent.models import PaperResult
+from agent.models import PaperResult, ResultRecord
 
 GroupOrder = Literal["taxonomy", "size"]
 UNTAGGED = "Untagged"
@@ -41,7 +41,7 @@ def parse_results(text: str, name: str = "<stdin>") -> list[PaperResult]:
         if not line.strip():
             continue
         try:
-            results.append(PaperResult.model_validate(json.loads(line)))
+            results.append(ResultRecord.model_validate(json.loads(line)))
         except json.JSONDecodeError as exc:
             raise InputError(f"{name}:{number}: not valid JSON ({exc.msg})") from None
         except ValidationError as exc:
