@@ -196,16 +196,19 @@ def publish(
             ) from None
         text = None
     if webhook:
-        asyncio.run(_post_slack(webhook, build_slack_messages(digest)))
+        hint = f"paper-agent post {results_path} --resume"
+        hint += f" --taxonomy {taxonomy}" if taxonomy else ""
+        hint += " --highlights" if highlights else ""
+        asyncio.run(_post_slack(webhook, build_slack_messages(digest), hint))
     return text
 
 
-async def _post_slack(webhook: str, messages: list[dict]) -> None:
+async def _post_slack(webhook: str, messages: list[dict], resume_hint: str) -> None:
     from agent.delivery.slack import post_to_slack
     from agent.http import make_client
 
     async with make_client() as client:
-        await post_to_slack(client, webhook, messages)
+        await post_to_slack(client, webhook, messages, resume_hint=resume_hint)
 
 
 def _plural(count: int, noun: str) -> str:

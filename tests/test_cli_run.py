@@ -297,3 +297,15 @@ def test_an_internal_error_is_one_line_not_a_traceback(papers_file, monkeypatch)
     assert result.stderr.strip() == (
         "paper-agent: internal error: RuntimeError: something we did not expect (-vv shows where)"
     )
+
+
+def test_a_failed_post_from_run_says_how_to_resume(mocked_llm, papers_file, monkeypatch):
+    hook = "https://hooks.example.test/services/T000/B000/secret"
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", hook)
+    mocked_llm.post("/chat/completions").mock(return_value=answer(["Agents"]))
+    mocked_llm.post(hook).respond(400, text="invalid_blocks")
+    result = invoke("run", str(papers_file), "-o", "out.jsonl", "--post-slack")
+    assert result.exit_code == 1
+    assert "invalid_blocks" in result.stderr
+    assert "Run paper-agent post out.jsonl --resume to send only those" in result.stderr
+    assert hook not in result.stderr

@@ -36,7 +36,14 @@ class SlackHTTPError(Exception):
 class SlackPostError(DeliveryError):
     """Some messages were not delivered; says which ones were."""
 
-    def __init__(self, number: int, total: int, delivered: Sequence[int], reason: str) -> None:
+    def __init__(
+        self,
+        number: int,
+        total: int,
+        delivered: Sequence[int],
+        reason: str,
+        resume: str = "the same command with --resume",
+    ) -> None:
         self.number = number
         self.total = total
         self.delivered = sorted(delivered)
@@ -46,7 +53,7 @@ class SlackPostError(DeliveryError):
         super().__init__(
             f"Slack did not accept message {number} of {total}: {reason.rstrip('.')}. "
             f"Delivered: {done}. Not delivered: {todo}. "
-            "Run the same command with --resume to send only those."
+            f"Run {resume} to send only those."
         )
 
 
@@ -114,6 +121,7 @@ async def post_to_slack(
     policy: retry.RetryPolicy = SLACK_POLICY,
     interval: float = MIN_INTERVAL,
     on_sent: Callable[[int, int], None] | None = None,
+    resume_hint: str | None = None,
 ) -> SlackReport:
     """Send ``messages`` in order; raise SlackPostError naming what was and wasn't delivered."""
     journal = delivery_log or DeliveryLog()
@@ -146,7 +154,9 @@ async def post_to_slack(
                 await retry.call_with_retry(attempt, policy, count_retry)
             except (SlackHTTPError, httpx.HTTPError) as exc:
                 delivered = [*report.skipped, *report.sent]
-                raise SlackPostError(index + 1, total, delivered, _reason(exc, webhook)) from None
+                reason = _reason(exc, webhook)
+                hint = {"resume": resume_hint} if resume_hint else {}
+                raise SlackPostError(index + 1, total, delivered, reason, **hint) from None
             report.sent.append(index + 1)
             try:
                 journal.record(key, where, total, index)
