@@ -45,28 +45,6 @@ def synthesize(seeds: list[dict[str, str]], n: int, rng: random.Random) -> Itera
         yield {"id": f"synth-{i}", "title": seed["title"], "abstract": " ".join(words)}
 
 
-def stream(taxonomy: str | None, src: Path, dst: Path) -> None:
-    """Child mode: JSONL in, results JSONL out, one paper in memory at a time."""
-    from agent.backends.local import LocalBackend
-    from agent.models import Paper, PaperResult
-    from agent.taxonomy import load_taxonomy
-
-    backend = LocalBackend(load_taxonomy(taxonomy))
-    _ = backend.learned  # train on the taxonomy's examples (if any) before the clock starts
-    start = time.perf_counter()
-    n = 0
-    with src.open(encoding="utf-8") as fin, dst.open("w", encoding="utf-8") as fout:
-        for line in fin:
-            paper = Paper.model_validate_json(line)
-            ann = backend.annotate_sync(paper)
-            result = PaperResult.ok(paper, ann, backend.name, backend.model)
-            fout.write(result.model_dump_json() + "\n")
-            n += 1
-    elapsed = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"papers": n, "seconds": round(elapsed, 2), "peak_rss_mb": round(peak_mb, 1)}))
-
-
 def throughput(taxonomy: str | None, seeds: list[dict[str, str]], n: int) -> dict[str, float]:
     """Papers per second of annotate_sync on ``n`` synthesized papers, after loading."""
     from agent.backends.local import LocalBackend
@@ -92,11 +70,7 @@ def main() -> None:
     ap.add_argument("--throughput-papers", type=int, default=5_000)
     ap.add_argument("--taxonomy", default=None, help="taxonomy TOML (default: bundled)")
     ap.add_argument("--seed-file", type=Path, default=SEED)
-    ap.add_argument("--stream", nargs=2, type=Path, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.stream:
-        stream(args.taxonomy, *args.stream)
-        return
 
     seeds = seed_papers(args.seed_file)
     print(json.dumps({"throughput": throughput(args.taxonomy, seeds, args.throughput_papers)}))
@@ -105,18 +79,27 @@ def main() -> None:
         with src.open("w", encoding="utf-8") as fh:
             for row in synthesize(seeds, args.papers, random.Random(2)):
                 fh.write(json.dumps(row) + "\n")
-        cmd = [sys.executable, __file__, "--stream", str(src), str(dst)]
+        # The real command, as a user runs it: readers, dedupe, pipeline, ordered writer.
+        cmd = [sys.executable, "-m", "agent", "run", str(src), "-o", str(dst), "--backend", "local"]
         if args.taxonomy:
             cmd += ["--taxonomy", args.taxonomy]
         # One core: no BLAS thread pools in the child.
-        env = os.environ | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-        child = json.loads(out)
-        child["papers_per_s"] = round(child["papers"] / child["seconds"], 1)
-        child["input_mb"] = round(src.stat().st_size / 2**20, 1)
-        child["child_peak_rss_mb"] = round(
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
-        )
+        env = os.environ | {
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "PAPER_AGENT_HOME": tmp,
+        }
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+        seconds = time.perf_counter() - start
+        written = sum(1 for _ in dst.open(encoding="utf-8"))
+        child = {
+            "papers": written,
+            "seconds": round(seconds, 1),
+            "papers_per_s": round(written / seconds, 1),
+            "input_mb": round(src.stat().st_size / 2**20, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        }
         print(json.dumps({"stream": child}))
 
 
