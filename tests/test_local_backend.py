@@ -242,3 +242,15 @@ async def test_async_protocol(backend: LocalBackend) -> None:
 def test_bad_max_tags() -> None:
     with pytest.raises(ValueError):
         LocalBackend(load_taxonomy(), max_tags=0)
+
+
+def test_availability_boilerplate_does_not_vote_for_tags() -> None:
+    from agent.backends.local.text import parse
+
+    parsed = parse(
+        "Blind face super-resolution",
+        "We restore fine detail in face images. Code and models are publicly available at "
+        "https://github.com/x/y. Our implementation will be released.",
+    )
+    assert parsed.sentence_terms[0]  # the content sentence keeps its terms
+    assert parsed.sentence_terms[1:] == [[], []]

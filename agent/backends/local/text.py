@@ -220,8 +220,18 @@ class Parsed:
     sentence_terms: list[list[str]]
 
 
+# "Code and models are available at https://...": says nothing about the topic, yet its
+# words ("code", "models", "data") would vote for tags.
+_AVAILABILITY = re.compile(
+    r"https?://|www\.|github\.|\b(?:is|are|will be|been)\s+(?:made\s+)?(?:publicly\s+|freely\s+)?"
+    r"(?:available|released|open[- ]sourced)\b",
+    re.IGNORECASE,
+)
+
+
 def parse(title: str, abstract: str) -> Parsed:
     """Clean LaTeX, split sentences and extract terms of a paper."""
     title = clean_latex(title)
     sents = sentences(clean_latex(abstract))
-    return Parsed(title, sents, terms(title), [terms(s) for s in sents])
+    sentence_terms = [[] if _AVAILABILITY.search(s) else terms(s) for s in sents]
+    return Parsed(title, sents, terms(title), sentence_terms)
