@@ -29,7 +29,11 @@ def replay(router: respx.MockRouter, interactions: list[dict]) -> None:
     def respond(request: httpx.Request) -> httpx.Response:
         key = request_key(request.method, str(request.url), request.content)
         if not table.get(key):
-            raise AssertionError(f"no recorded exchange for {request.method} {request.url}")
+            raise AssertionError(
+                f"no recorded exchange for {request.method} {request.url} with this body; after "
+                "a change to prompts/ or the default taxonomy, re-record (README, 'Tests and "
+                "cassettes')"
+            )
         recorded = table[key].pop(0)
         body = recorded["body"]
         content = json.dumps(body) if not isinstance(body, str) else body
