@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import urllib.request
 
 import httpx
@@ -11,28 +10,26 @@ from agent import __version__
 from agent.recording import Recorder
 
 USER_AGENT = f"paper-agent/{__version__}"
-SHARD_SIZE = 4
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
-    """Several small connection pools used as one, each request going to the least busy.
+    """Many one-connection pools used as one, each request going to the least busy.
 
     httpcore's pool re-scans every queued request against every connection each time a
     request starts or ends: O(in-flight x connections). At 16 requests in flight that
-    bookkeeping was a third of the client's CPU per paper; pools of 4 keep it small.
+    bookkeeping was a third of the client's CPU per paper (200 papers against the stub
+    server at 0 ms, in one process: 6.5 ms per paper with one pool, 2.6 ms like this).
     """
 
-    def __init__(self, max_connections: int, **options: object) -> None:
-        shards = max(1, math.ceil(max_connections / SHARD_SIZE))
-        per_shard = math.ceil(max_connections / shards)
-        limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
-        # One SSL context for all shards: loading the CA bundle costs ~50 ms each time.
+    def __init__(self, max_connections: int) -> None:
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        # One SSL context for all pools: loading the CA bundle costs ~50 ms each time.
         verify = httpx.create_ssl_context()
         self._pools = [
-            httpx.AsyncHTTPTransport(limits=limits, verify=verify, **options)  # type: ignore[arg-type]
-            for _ in range(shards)
+            httpx.AsyncHTTPTransport(limits=one, verify=verify)
+            for _ in range(max(1, max_connections))
         ]
-        self._busy = [0] * shards
+        self._busy = [0] * len(self._pools)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the pool with the fewest requests in flight."""
