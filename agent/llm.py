@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPENAI_URL = "https://api.openai.com/v1"
+SAME_ERROR_LIMIT = 5
 REPAIR = (
     "Your previous answer could not be used: {error}. Answer again with only the JSON object "
     "described above."
@@ -62,13 +63,19 @@ class LLM:
         self.policy = RetryPolicy(max_attempts=settings.max_attempts)
         self.base_url = (settings.base_url or OPENAI_URL).rstrip("/")
         self.format = settings.response_format
+        # Learned from the server's 400s during the run (reasoning models refuse some params).
+        self._dropped: set[str] = set()
+        self._token_param = "max_tokens"
+        self._bad_request = ("", 0)  # the last 400's text and how many times in a row
         self._sdk: AsyncOpenAI | None = None
 
     def params(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
         """Sampling parameters and response format: everything but model and messages."""
-        params: dict[str, Any] = {"temperature": self.settings.temperature}
+        params: dict[str, Any] = {}
+        if "temperature" not in self._dropped:
+            params["temperature"] = self.settings.temperature
         if self.settings.max_tokens:
-            params["max_tokens"] = self.settings.max_tokens
+            params[self._token_param] = self.settings.max_tokens
         if self.format == "json_schema":
             params["response_format"] = {
                 "type": "json_schema",
@@ -94,10 +101,12 @@ class LLM:
         label: str = "",
     ) -> Answer:
         """A cached answer, or ask and re-ask with the validation error, boundedly."""
-        try:
-            return await self._ask(render, name, schema, validate, label)
-        except _FormatRejected:
-            return await self._ask(render, name, schema, validate, label)  # as json_object
+        for _ in range(3):  # json_schema, temperature, max_tokens: each adapted at most once
+            try:
+                return await self._ask(render, name, schema, validate, label)
+            except _Reconfigured:
+                continue  # ask again with the request the server accepts
+        return await self._ask(render, name, schema, validate, label)
 
     async def _ask(
         self, render: Render, name: str, schema: dict[str, Any], validate: Validate, label: str
@@ -194,10 +203,7 @@ class LLM:
         try:
             completion = await call_with_retry(call, self.policy, count_retry)
         except openai.APIStatusError as exc:
-            if self.format == "json_schema" and _rejects_json_schema(exc):
-                log.warning("server rejects json_schema output; falling back to json_object")
-                self.format = "json_object"
-                raise _FormatRejected from None
+            self._adapt_to(exc, params)
             raise self._status_error(exc, usage) from None
         except openai.APITimeoutError:
             raise PaperFailed(
@@ -215,8 +221,28 @@ class LLM:
             raise PaperFailed(
                 "bad_response", "the server's answer is not a chat completion", usage=usage
             )
+        self._bad_request = ("", 0)
         _record_usage(completion, usage)
         return completion
+
+    def _adapt_to(self, exc: Any, sent: dict[str, Any]) -> None:
+        """Raise ``_Reconfigured`` when a 400 names a request feature this server refuses."""
+        if exc.status_code not in (400, 422):
+            return
+        text = _error_message(exc).lower()
+        param = (getattr(exc, "param", None) or "").lower()
+        if self.format == "json_schema" and ("response_format" in text or "json_schema" in text):
+            log.warning("the server rejects json_schema output; falling back to json_object")
+            self.format = "json_object"
+            raise _Reconfigured
+        if "temperature" in sent and (param == "temperature" or "temperature" in text):
+            log.warning("model %s refuses a temperature; asking with its default", self.model)
+            self._dropped.add("temperature")
+            raise _Reconfigured
+        if self._token_param == "max_tokens" and "max_completion_tokens" in text:
+            log.warning("model %s wants max_completion_tokens instead of max_tokens", self.model)
+            self._token_param = "max_completion_tokens"
+            raise _Reconfigured
 
     def _status_error(self, exc: Any, usage: Usage) -> Exception:
         """A run-stopping ``BackendError`` or a per-paper ``PaperFailed`` for an HTTP error."""
@@ -232,8 +258,19 @@ class LLM:
             return BackendError(f"the account has no quota left (429): {detail}")
         if status == 429:
             kind = "rate_limited"
+        elif status >= 500:
+            kind = "server_error"
         else:
-            kind = "server_error" if status >= 500 else "http_error"
+            kind = "http_error"
+            # The same refusal paper after paper is the request, not the papers: stop paying.
+            last, streak = self._bad_request
+            streak = streak + 1 if detail == last else 1
+            self._bad_request = (detail, streak)
+            if streak >= SAME_ERROR_LIMIT:
+                return BackendError(
+                    f"the server refused {streak} requests in a row the same way "
+                    f"(HTTP {status}): {detail}"
+                )
         return PaperFailed(kind, f"HTTP {status}: {detail}", usage=usage)
 
     def close(self) -> None:
@@ -242,15 +279,8 @@ class LLM:
             self.cache.close()
 
 
-class _FormatRejected(Exception):
-    """The server does not support json_schema output; the question is asked again."""
-
-
-def _rejects_json_schema(exc: Any) -> bool:
-    if exc.status_code not in (400, 422):
-        return False
-    text = _error_message(exc).lower()
-    return "response_format" in text or "json_schema" in text
+class _Reconfigured(Exception):
+    """The request was adapted to what the server accepts; the question is asked again."""
 
 
 def _error_message(exc: Any) -> str:

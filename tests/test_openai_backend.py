@@ -328,3 +328,62 @@ async def test_a_200_that_is_not_a_completion_fails_only_the_paper(mocked_llm, m
         with pytest.raises(PaperFailed) as failed:
             await backend.annotate(PAPER)
         assert failed.value.kind == "bad_response"
+
+
+async def test_a_model_that_refuses_temperature_is_asked_without_it(mocked_llm, make_backend):
+    refused = httpx.Response(
+        400,
+        json={
+            "error": {
+                "message": "Unsupported value: 'temperature' does not support 0 with "
+                "this model. Only the default (1) value is supported.",
+                "type": "invalid_request_error",
+                "param": "temperature",
+                "code": "unsupported_value",
+            }
+        },
+    )
+    route = mocked_llm.post("/chat/completions").mock(
+        side_effect=[refused, answer(["LLMs"]), answer(["LLMs"])]
+    )
+    backend = make_backend(model="o4-mini")
+    await backend.annotate(PAPER)
+    await backend.annotate(PAPER.model_copy(update={"id": "2", "title": "Other"}))
+    bodies = [sent_json(call) for call in route.calls]
+    assert "temperature" in bodies[0]
+    assert all("temperature" not in body for body in bodies[1:])
+
+
+async def test_max_tokens_becomes_max_completion_tokens_when_asked(mocked_llm, make_backend):
+    refused = error(
+        400,
+        "Unsupported parameter: 'max_tokens' is not supported with this "
+        "model. Use 'max_completion_tokens' instead.",
+        "unsupported_parameter",
+    )
+    route = mocked_llm.post("/chat/completions").mock(side_effect=[refused, answer(["LLMs"])])
+    await make_backend(max_tokens=300).annotate(PAPER)
+    retried = sent_json(route.calls[1])
+    assert retried["max_completion_tokens"] == 300 and "max_tokens" not in retried
+
+
+async def test_the_same_400_again_and_again_stops_the_run(mocked_llm, make_backend):
+    mocked_llm.post("/chat/completions").mock(
+        return_value=error(400, "Invalid value for 'seed'.", "invalid_value")
+    )
+    backend = make_backend()
+    for i in range(4):
+        with pytest.raises(PaperFailed):
+            await backend.annotate(PAPER.model_copy(update={"id": str(i)}))
+    with pytest.raises(BackendError, match="refused 5 requests in a row the same way"):
+        await backend.annotate(PAPER)
+
+
+async def test_different_400s_do_not_stop_the_run(mocked_llm, make_backend):
+    mocked_llm.post("/chat/completions").mock(
+        side_effect=[error(400, f"context length exceeded: {n} tokens") for n in range(8)]
+    )
+    backend = make_backend()
+    for i in range(8):
+        with pytest.raises(PaperFailed):
+            await backend.annotate(PAPER.model_copy(update={"id": str(i)}))
