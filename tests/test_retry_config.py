@@ -126,3 +126,12 @@ def test_bad_config_names_the_problem(tmp_path, text, message):
 def test_missing_config_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         resolve_settings({}, env={}, config_path=tmp_path / "nope.toml")
+
+
+def test_the_example_config_is_valid():
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "paper-agent.toml"
+    settings = resolve_settings({}, env={}, config_path=example)
+    assert settings.max_tags == 2
+    assert settings.taxonomy.is_file()
