@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 BASE_URL = "http://llm.test/v1"
-API_KEY = "sk-test-SECRET-0123456789abcdef"
+API_KEY = "test-key-SECRET-0123456789abcdef"  # fake, and not shaped like a real key
 
 
 def completion(

@@ -14,7 +14,7 @@ from agent.cli import cli
 from agent.delivery.journal import DeliveryLog, digest_hash
 from agent.delivery.slack import SlackPostError, post_to_slack
 
-WEBHOOK = "https://hooks.slack.com/services/T0000/B0000/s3cretT0kenXYZ"
+WEBHOOK = "https://hooks.slack.com/services/test-team/test-hook/s3cretT0kenXYZ"
 
 
 def ok() -> httpx.Response:
