@@ -8,15 +8,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from agent import runner
-from agent.config import resolve_settings
 from agent.errors import PaperAgentError
-from agent.models import PaperResult
-from agent.pipeline import RunStats
-from agent.taxonomy import load_taxonomy
+
+if TYPE_CHECKING:
+    from agent.models import PaperResult
 
 
 @click.command()
@@ -119,6 +118,12 @@ def run(
     post_slack: bool,
 ) -> None:
     """Tag and summarize the papers in INPUTS (files, or - for stdin) into a results file."""
+    # Imported here, not at the top: `run --help` stays fast.
+    from agent import runner
+    from agent.config import resolve_settings
+    from agent.pipeline import RunStats
+    from agent.taxonomy import load_taxonomy
+
     flags = {
         "backend": backend,
         "model": model,
