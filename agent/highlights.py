@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import jinja2
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -79,37 +80,44 @@ def render_messages(results: Sequence[PaperResult], fmt: str, prompts_dir: Any =
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-async def write_highlights(results: Sequence[PaperResult], settings: Settings) -> list[str]:
-    """Three bullets for the top of the digest, validated and cached like every LLM answer."""
-    from agent.http import make_client
+async def write_highlights(
+    results: Sequence[PaperResult], settings: Settings, http: httpx.AsyncClient | None = None
+) -> list[str]:
+    """Three bullets for the top of the digest, validated and cached like every LLM answer.
 
+    ``http`` is the run's shared client; without one (the digest commands) a client is made.
+    """
     if not any(r.error is None and r.summary for r in results):
         return []
+    if http is None:
+        from agent.http import make_client
+
+        async with make_client(settings.timeout) as client:
+            return await write_highlights(results, settings, client)
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
-    async with make_client(settings.timeout) as http:
-        llm = LLM(settings, http, cache)
-        try:
-            answer = await llm.ask(
-                lambda fmt: render_messages(results, fmt, settings.prompts_dir),
-                SCHEMA_NAME,
-                SCHEMA,
-                parse_highlights,
-                label="highlights",
-            )
-        except (PaperFailed, BackendError) as exc:
-            # The digest matters more than its highlights: go on without them.
-            log.warning("no highlights today: %s", getattr(exc, "message", exc))
-            return []
-        finally:
-            llm.close()
+    llm = LLM(settings, http, cache)
+    try:
+        answer = await llm.ask(
+            lambda fmt: render_messages(results, fmt, settings.prompts_dir),
+            SCHEMA_NAME,
+            SCHEMA,
+            parse_highlights,
+            label="highlights",
+        )
+    except (PaperFailed, BackendError) as exc:
+        # The digest matters more than its highlights: go on without them.
+        log.warning("no highlights today: %s", getattr(exc, "message", exc))
+        return []
+    finally:
+        llm.close()
     return answer.value["highlights"]
 
 
-def highlight_settings(flags: dict[str, Any] | None = None) -> Settings:
-    """LLM settings for ``--highlights`` (flag > env > config), or a usage error without an LLM."""
+def highlight_settings() -> Settings:
+    """LLM settings for ``--highlights`` (env > config), or a config error without an LLM."""
     from agent.config import resolve_settings
 
-    settings = resolve_settings(flags or {})
+    settings = resolve_settings({})
     if settings.resolved_backend() != "openai":
         raise ConfigError(
             "--highlights needs an LLM: set OPENAI_API_KEY or OPENAI_BASE_URL (or base_url in "
@@ -118,7 +126,10 @@ def highlight_settings(flags: dict[str, Any] | None = None) -> Settings:
     return settings
 
 
-async def with_highlights(digest: Digest, settings: Settings) -> Digest:
+async def with_highlights(
+    digest: Digest, settings: Settings, http: httpx.AsyncClient | None = None
+) -> Digest:
     """``digest`` opened by highlights written from the summaries of its papers."""
     results = [entry.result for group in digest.groups for entry in group.entries]
-    return dataclasses.replace(digest, highlights=await write_highlights(results, settings))
+    bullets = await write_highlights(results, settings, http)
+    return dataclasses.replace(digest, highlights=bullets)

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from agent.backends import Backend
 from agent.cache import MISS, AnswerCache, cache_dir
@@ -19,6 +19,9 @@ from agent.models import Paper, PaperResult
 from agent.pipeline import RunStats, run_pipeline
 from agent.readers import read_papers, unique_papers
 from agent.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    import httpx
 
 NOTICE_LOCAL = (
     "paper-agent: no API key or base URL configured: using the offline backend "
@@ -111,8 +114,12 @@ async def execute(
     *,
     stats: RunStats,
     on_result: Callable[[PaperResult], None] | None = None,
-) -> RunStats:
-    """Run the whole batch into ``output``."""
+    digest: DigestRequest | None = None,
+) -> str | None:
+    """Run the whole batch into ``output``, then the digest; returns digest text for stdout.
+
+    One HTTP client serves the LLM, the highlights and Slack (DESIGN 1).
+    """
     from agent.http import make_client
     from agent.recording import recorder_from_env
 
@@ -120,7 +127,7 @@ async def execute(
     async with make_client(settings.timeout, max(settings.concurrency, 8), recorder) as http:
         backend = build_backend(settings, taxonomy, http)
         try:
-            return await run_pipeline(
+            await run_pipeline(
                 inputs.papers(),
                 backend,
                 output,
@@ -132,12 +139,15 @@ async def execute(
             await backend.aclose()
             if recorder is not None:
                 recorder.save()
+        return await publish(http, settings, output, digest) if digest else None
 
 
 def dry_run(settings: Settings, taxonomy: Taxonomy, inputs: Inputs) -> str:
     """The first paper's prompt, and how many requests and tokens the run would need."""
+    from agent.digest.text import plural
+
     if settings.resolved_backend() == "local":
-        return f"offline backend: {inputs.count} papers, no requests, no tokens"
+        return f"offline backend: {plural(inputs.count, 'paper')}, no requests, no tokens"
     from agent.backends.openai import OpenAIBackend
 
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
@@ -159,57 +169,53 @@ def dry_run(settings: Settings, taxonomy: Taxonomy, inputs: Inputs) -> str:
     completion_tokens = requests * (settings.summary_words * 2 + 30)
     lines = [f"--- {m['role']} ---\n{m['content']}" for m in first or []]
     lines.append(
-        f"\n{_plural(inputs.count, 'paper')}: {_plural(requests, 'request')} to {backend.base_url} "
+        f"\n{plural(inputs.count, 'paper')}: {plural(requests, 'request')} to {backend.base_url} "
         f"(model {settings.model}), {hits} cached; about {prompt_tokens} prompt and "
         f"{completion_tokens} completion tokens. Nothing was sent."
     )
     return "\n".join(lines)
 
 
-def publish(
-    results_path: Path,
-    *,
-    fmt: str | None,
-    out: Path | None,
-    webhook: str | None,
-    taxonomy: Path | None,
-    highlights: Settings | None = None,
-) -> str | None:
-    """After a run: render the digest (returned when ``out`` is None) and post it to Slack."""
-    import asyncio
+@dataclass(frozen=True)
+class DigestRequest:
+    """What to do with the results once the run is over: render, write, post."""
 
+    fmt: str | None = None
+    out: Path | None = None
+    webhook: str | None = None
+    highlights: bool = False
+
+
+async def publish(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    results_path: Path,
+    request: DigestRequest,
+) -> str | None:
+    """Render the digest (returned when no ``out`` file) and post it, on the run's client."""
     from agent.digest import build_slack_messages, load_results, make_digest, render
 
-    digest = make_digest(load_results(results_path), taxonomy=taxonomy)
-    if highlights is not None:
+    digest = make_digest(load_results(results_path), taxonomy=settings.taxonomy)
+    if request.highlights:
         from agent.highlights import with_highlights
 
-        digest = asyncio.run(with_highlights(digest, highlights))
-    text = render(digest, fmt) if fmt else None
-    if text is not None and out is not None:
+        digest = await with_highlights(digest, settings, http)
+    text = render(digest, request.fmt) if request.fmt else None
+    if text is not None and request.out is not None:
         try:
-            out.write_text(text, encoding="utf-8")
+            request.out.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise InputError(
-                f"cannot write the digest to {out}: {exc.strerror} (the results are in "
+                f"cannot write the digest to {request.out}: {exc.strerror} (the results are in "
                 f"{results_path}: run paper-agent digest on them)"
             ) from None
         text = None
-    if webhook:
+    if request.webhook:
+        from agent.delivery.slack import post_to_slack
+
         hint = f"paper-agent post {results_path} --resume"
-        hint += f" --taxonomy {taxonomy}" if taxonomy else ""
-        hint += " --highlights" if highlights else ""
-        asyncio.run(_post_slack(webhook, build_slack_messages(digest), hint))
+        hint += f" --taxonomy {settings.taxonomy}" if settings.taxonomy else ""
+        hint += " --highlights" if request.highlights else ""
+        messages = build_slack_messages(digest)
+        await post_to_slack(http, request.webhook, messages, resume_hint=hint)
     return text
-
-
-async def _post_slack(webhook: str, messages: list[dict], resume_hint: str) -> None:
-    from agent.delivery.slack import post_to_slack
-    from agent.http import make_client
-
-    async with make_client() as client:
-        await post_to_slack(client, webhook, messages, resume_hint=resume_hint)
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"

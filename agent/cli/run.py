@@ -162,10 +162,19 @@ def run(
             click.echo(runner.dry_run(settings, tags, papers))
             return
         stats = RunStats()
+        wanted = runner.DigestRequest(digest_format, digest_out, webhook, highlights)
         try:
             with _progress(papers.count) as advance:
-                job = runner.execute(settings, tags, papers, output, stats=stats, on_result=advance)
-                asyncio.run(job)
+                job = runner.execute(
+                    settings,
+                    tags,
+                    papers,
+                    output,
+                    stats=stats,
+                    on_result=advance,
+                    digest=wanted if (digest_format or webhook) else None,
+                )
+                text = asyncio.run(job)
         except KeyboardInterrupt:
             click.echo(
                 f"paper-agent: interrupted: {stats.total} finished result(s) written to "
@@ -180,17 +189,8 @@ def run(
     finally:
         papers.cleanup()
     click.echo(f"paper-agent: {stats.summary()} -> {output}", err=True)
-    if digest_format or webhook:
-        text = runner.publish(
-            output,
-            fmt=digest_format,
-            out=digest_out,
-            webhook=webhook,
-            taxonomy=settings.taxonomy,
-            highlights=settings if highlights else None,
-        )
-        if text is not None:
-            click.echo(text, nl=False)
+    if text is not None:
+        click.echo(text, nl=False)
     sys.exit(1 if stats.failed else 0)
 
 

@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from agent.digest.model import Digest, Entry
-from agent.digest.text import escape_markdown, escape_mrkdwn
+from agent.digest.text import escape_markdown, escape_mrkdwn, plural
 
 # format -> (template, escape applied to every {{ value }}); HTML uses Jinja's autoescape.
 TEMPLATES: dict[str, tuple[str, Callable[[str], str] | None]] = {
@@ -20,11 +20,6 @@ TEMPLATES: dict[str, tuple[str, Callable[[str], str] | None]] = {
     "html": ("digest.html.j2", None),
     "text": ("digest.txt.j2", None),
 }
-
-
-def plural(count: int, noun: str) -> str:
-    """``"1 paper"``, ``"2 papers"``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _finalizer(escape: Callable[[str], str]) -> Callable[[Any], str]:

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.digest.model import Digest, Entry
-from agent.digest.render import plural
-from agent.digest.text import escape_mrkdwn, fit
+from agent.digest.text import escape_mrkdwn, fit, plural
 
 Block = dict[str, Any]
 Message = dict[str, Any]

@@ -80,3 +80,8 @@ def fit(text: str, limit: int, escape: Callable[[str], str] = escape_mrkdwn) -> 
         else:
             hi = mid - 1
     return escape(text[:lo].rstrip()) + ELLIPSIS
+
+
+def plural(count: int, noun: str) -> str:
+    """``"1 paper"``, ``"2 papers"``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
