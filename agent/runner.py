@@ -157,7 +157,7 @@ def dry_run(settings: Settings, taxonomy: Taxonomy, inputs: Inputs) -> str:
     for paper in inputs.papers():
         messages = backend.prompts().messages(paper)
         first = first or messages
-        if cache is not None and cache.get(backend.key_for(paper)) is not MISS:
+        if cache is not None and cache.get(backend.key_for(messages)) is not MISS:
             hits += 1
             continue
         chars += sum(len(m["content"]) for m in messages)

@@ -50,9 +50,9 @@ class OpenAIBackend:
             )
         return self._prompts[fmt]
 
-    def key_for(self, paper: Paper) -> str:
-        """The cache key of ``paper``'s first request."""
-        return self.llm.key(self.prompts().messages(paper), SCHEMA_NAME, self.prompts().schema)
+    def key_for(self, messages: Messages) -> str:
+        """The cache key of a paper's first request, from its rendered messages."""
+        return self.llm.key(messages, SCHEMA_NAME, self.prompts().schema)
 
     async def annotate(self, paper: Paper) -> Annotation:
         """Tags and summary for ``paper``; raises PaperFailed or BackendError."""
