@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from agent.backends.local.summarizer import summarize_parsed
@@ -36,21 +37,16 @@ class LocalBackend:
         self.max_tags = max_tags
         self.summary_words = summary_words
         self.prior = PriorTagger(taxonomy)
-        self._learned: ExampleModel | None = None
-        self._learned_ready = taxonomy.examples is None
 
-    @property
+    @cached_property
     def learned(self) -> ExampleModel | None:
         """The model trained on the taxonomy's examples, built on first use (None without any)."""
-        if not self._learned_ready:
-            from agent.backends.local.learned import ExampleModel, load_examples
+        if self.taxonomy.examples is None:
+            return None
+        from agent.backends.local.learned import ExampleModel, load_examples
 
-            assert self.taxonomy.examples is not None
-            examples = load_examples(self.taxonomy.examples, self.taxonomy)
-            if examples:
-                self._learned = ExampleModel(examples, len(self.taxonomy.tags))
-            self._learned_ready = True
-        return self._learned
+        examples = load_examples(self.taxonomy.examples, self.taxonomy)
+        return ExampleModel(examples, len(self.taxonomy.tags)) if examples else None
 
     def tag_scores(self, paper: Paper | Parsed) -> list[TagScore]:
         """The chosen tags with their probabilities, best first."""
