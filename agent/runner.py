@@ -78,10 +78,7 @@ def open_inputs(
     except BaseException:
         inputs.cleanup()
         raise
-    if count == 0:
-        inputs.cleanup()
-        raise InputError(f"no papers found in {', '.join(paths)}")
-    inputs.count = count
+    inputs.count = count  # at least 1: the readers refuse a file without papers
     return inputs
 
 
