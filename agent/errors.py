@@ -13,6 +13,11 @@ class InputError(PaperAgentError):
     """An input file is missing, empty, unreadable or holds no papers."""
 
 
+class OutputError(PaperAgentError):
+    """An output cannot be written: it would replace an input, another run holds it, or the
+    disk is full. Finished work is kept and the message says where."""
+
+
 class ConfigError(PaperAgentError):
     """A config, taxonomy or prompt file is invalid, or a setting is missing."""
 

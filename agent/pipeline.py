@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from agent.backends import Backend
-from agent.errors import InputError, PaperFailed
+from agent.errors import OutputError, PaperFailed
 from agent.models import Paper, PaperResult, Usage
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ async def run_pipeline(
         output.parent.mkdir(parents=True, exist_ok=True)
         partial.touch()
     except OSError as exc:
-        raise InputError(f"cannot write results to {output}: {exc.strerror}") from None
+        raise OutputError(f"cannot write results to {output}: {exc.strerror}") from None
 
     writer: _OrderedWriter | None = None
     try:

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING
 from agent.backends import Backend
 from agent.cache import MISS, AnswerCache, cache_dir
 from agent.config import Settings
-from agent.errors import ConfigError, InputError
+from agent.errors import ConfigError, InputError, OutputError
 from agent.models import Paper, PaperResult
 from agent.pipeline import RunStats, run_pipeline
 from agent.readers import read_papers, unique_papers
@@ -202,7 +202,7 @@ async def publish(
         try:
             request.out.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise InputError(
+            raise OutputError(
                 f"cannot write the digest to {request.out}: {exc.strerror} (the results are in "
                 f"{results_path}: run paper-agent digest on them)"
             ) from None

@@ -15,7 +15,7 @@ import click
 
 from agent.delivery.email import DEFAULT_SENDER
 from agent.digest import FORMATS, Digest, build_slack_messages, make_digest, parse_results, render
-from agent.errors import ConfigError, DeliveryError, InputError
+from agent.errors import ConfigError, DeliveryError, OutputError
 from agent.models import PaperResult
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def digest(
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot write {output}: {exc.strerror}") from None
+        raise OutputError(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"wrote {fmt} digest to {output}", err=True)
 
 
