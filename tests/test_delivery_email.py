@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import socket
-import sys
 from email.message import EmailMessage
 from email.policy import default
 
@@ -14,8 +13,14 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
 
 from agent.cli import cli
-from agent.delivery.email import SmtpSettings, build_email, parse_smtp_address, send_email
-from agent.errors import ConfigError, DeliveryError
+from agent.delivery.email import (
+    SmtpSettings,
+    build_email,
+    parse_smtp_address,
+    preview,
+    send_email,
+)
+from agent.errors import ConfigError
 
 PASSWORD = "pa55-w0rd-never-shown"
 
@@ -90,12 +95,7 @@ async def test_send_email_delivers_a_multipart_plain_and_html_message(smtp_serve
 
 
 def invoke(*args: str, **env: str):
-    # LazyGroup reads sys.argv to tell a real command from a listing; give it the argv a
-    # real invocation has (under a bare `pytest` it would be ["pytest"]).
-    argv = [*args]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", ["paper-agent", *argv])
-        return CliRunner().invoke(cli, argv, env=env or None, catch_exceptions=False)
+    return CliRunner().invoke(cli, list(args), env=env or None, catch_exceptions=False)
 
 
 @pytest.fixture
@@ -170,11 +170,53 @@ def test_a_missing_password_variable_is_a_config_error(results_file):
     assert "$NOPE_PW is not set" in done.stderr
 
 
-def test_dry_run_prints_the_email_and_sends_nothing(results_file):
-    done = invoke("post", str(results_file), "--email", "a@example.org", "--dry-run")
+def test_dry_run_prints_the_email_readably_and_sends_nothing(smtp_server, results_file):
+    inbox, port = smtp_server
+    done = invoke(
+        "post", str(results_file), "--email", "a@example.org", "--smtp", f"127.0.0.1:{port}",
+        "--date", "2026-03-06", "--dry-run",
+    )  # fmt: skip
     assert done.exit_code == 0, done.output
-    assert "Content-Type: multipart/alternative" in done.stdout
-    assert "text/html" in done.stdout and "text/plain" in done.stdout
+    assert inbox.envelopes == []
+    head = done.stdout.splitlines()[:4]
+    assert head == [
+        "From: paper-agent@localhost",
+        "To: a@example.org",
+        "Subject: Research digest 2026-03-06: 10 papers",
+        "",
+    ]
+    # The plain text part, decoded: an em dash, not =E2=80=94; a long line whole, not cut by
+    # quoted-printable's soft line breaks at 76 characters.
+    assert "Research digest — 2026-03-06\n" in done.stdout
+    long_line = (
+        "  Allocating test-time compute adaptively per prompt beats best-of-N by 4x and can "
+    )
+    assert long_line + "outperform a 14x larger model.\n" in done.stdout
+    assert "=E2=80" not in done.stdout
+    assert "Content-Transfer-Encoding" not in done.stdout and "<html" not in done.stdout.lower()
+    html = invoke("digest", str(results_file), "-f", "html", "--date", "2026-03-06").stdout
+    size = len(html.removesuffix("\n"))
+    assert done.stdout.endswith(f"\n(HTML part: {size:,} characters, not shown)\n")
+
+
+def test_preview_shows_headers_text_and_the_html_size():
+    message = build_email(
+        subject="Digest — é",
+        sender="bot@example.org",
+        recipients=["a@example.org", "b@example.org"],
+        text="café — line one\nline two\n",
+        html="<p>" + "é" * 12_000 + "</p>",
+    )
+    assert preview(message) == (
+        "From: bot@example.org\n"
+        "To: a@example.org, b@example.org\n"
+        "Subject: Digest — é\n"
+        "\n"
+        "café — line one\n"
+        "line two\n"
+        "\n"
+        "(HTML part: 12,007 characters, not shown)\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -197,4 +239,3 @@ def test_bad_smtp_addresses_are_config_errors(value):
 
 def test_settings_never_show_the_password():
     assert PASSWORD not in repr(SmtpSettings(password=PASSWORD))
-    assert issubclass(DeliveryError, Exception)

@@ -17,6 +17,7 @@ from agent.delivery.email import DEFAULT_SENDER
 from agent.digest import FORMATS, Digest, build_slack_messages, make_digest, parse_results, render
 from agent.errors import ConfigError, DeliveryError, OutputError
 from agent.models import PaperResult
+from agent.outputs import check_outputs, output_lock, write_atomic
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -113,14 +114,15 @@ def digest(
     output: Path | None,
 ) -> None:
     """Render RESULTS.jsonl as a digest (slack prints a JSON array of webhook payloads)."""
+    if output is not None:
+        check_outputs([results, taxonomy], {"-o": output})
+        # Held until the command ends (click closes it): one writer per digest file.
+        click.get_current_context().with_resource(output_lock(output))
     text = render(_build(results, group_order, taxonomy, date, highlights), fmt)
     if output is None or str(output) == "-":
         click.echo(text, nl=False)
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"cannot write {output}: {exc.strerror}") from None
+    write_atomic(output, text)
     click.echo(f"wrote {fmt} digest to {output}", err=True)
 
 
@@ -159,7 +161,7 @@ def post(
     """Deliver the digest of RESULTS.jsonl to Slack and/or by email."""
     if not slack_webhook and not email_to and not dry_run:
         raise click.UsageError("give --slack-webhook (or set SLACK_WEBHOOK_URL) and/or --email")
-    from agent.delivery.email import SmtpSettings, build_email, parse_smtp_address
+    from agent.delivery.email import SmtpSettings, build_email, parse_smtp_address, preview
 
     settings = None
     if email_to:
@@ -191,7 +193,8 @@ def post(
             click.echo(json.dumps(messages, ensure_ascii=False, indent=2))
         if email is not None:
             click.echo(f"# Email to {', '.join(email_to)}, not sent", err=True)
-            click.echo(email.as_string())
+            # Readable text, not the wire form (quoted-printable would garble every accent).
+            click.echo(preview(email), nl=False)
         return
     asyncio.run(_deliver(slack_webhook, messages, resume, email, settings))
 

@@ -58,6 +58,25 @@ def build_email(
     return message
 
 
+def preview(message: EmailMessage) -> str:
+    """The message as a reader sees it: headers, the decoded plain text, the HTML part's size."""
+    lines = [f"{name}: {message[name]}" for name in ("From", "To", "Subject") if message[name]]
+    text = html = None
+    for part in message.walk():
+        if part.get_content_type() == "text/plain" and text is None:
+            text = part.get_content()
+        elif part.get_content_type() == "text/html" and html is None:
+            html = part.get_content()
+    lines.append("")
+    lines.append((text or "(no plain-text part)").rstrip("\n"))
+    if html is not None:
+        lines.append("")
+        # set_content ends every part with a newline; count the document, not that newline.
+        size = len(html.removesuffix("\n"))
+        lines.append(f"(HTML part: {size:,} characters, not shown)")
+    return "\n".join(lines) + "\n"
+
+
 def send_email_sync(message: EmailMessage, settings: SmtpSettings) -> None:
     """Deliver ``message`` over SMTP; any failure becomes a DeliveryError."""
     where = f"{settings.host}:{settings.port}"
