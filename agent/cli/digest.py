@@ -15,7 +15,7 @@ import click
 
 from agent.delivery.email import DEFAULT_SENDER
 from agent.digest import FORMATS, Digest, build_slack_messages, make_digest, parse_results, render
-from agent.errors import ConfigError, DeliveryError, OutputError
+from agent.errors import ConfigError, DeliveryError
 from agent.models import PaperResult
 from agent.outputs import check_outputs, output_lock, write_atomic
 
