@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -32,6 +33,47 @@ def webhook_route(sleeps):
         yield router.post(WEBHOOK)
 
 
+class FakeClock:
+    """A monotonic clock that moves only when the patched retry sleep or a request moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+        self.requests: list[float] = []  # the clock reading at each request Slack receives
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def replies(self, *responses: httpx.Response) -> Callable[[httpx.Request], httpx.Response]:
+        """A respx side effect answering ``responses`` in turn, each request taking a moment."""
+        queue = iter(responses)
+
+        def reply(request: httpx.Request) -> httpx.Response:
+            self.requests.append(self.now)
+            self.now += 2**-7  # a power of two keeps every reading exact in floating point
+            return next(queue)
+
+        return reply
+
+    def gaps(self) -> list[float]:
+        """Seconds between the starts of consecutive requests."""
+        return [b - a for a, b in zip(self.requests, self.requests[1:], strict=False)]
+
+
+@pytest.fixture
+def clock(sleeps, monkeypatch) -> FakeClock:
+    """A fake clock that the retry sleep advances (after ``sleeps``, so this patch wins)."""
+    from agent import retry
+
+    fake = FakeClock()
+    monkeypatch.setattr(retry, "sleep", fake.sleep)
+    return fake
+
+
 def messages(count: int) -> list[dict]:
     return [{"text": f"message {i}", "blocks": []} for i in range(1, count + 1)]
 
@@ -45,19 +87,31 @@ async def post(payloads: list[dict], **options):
         return await post_to_slack(client, WEBHOOK, payloads, **options)
 
 
-async def test_messages_go_in_order_at_least_a_second_apart(webhook_route, sleeps):
-    webhook_route.mock(return_value=ok())
-    report = await post(messages(3))
+async def test_messages_go_in_order_a_second_apart(webhook_route, clock):
+    webhook_route.side_effect = clock.replies(ok(), ok(), ok())
+    report = await post(messages(3), clock=clock)
     assert report.sent == [1, 2, 3] and report.skipped == []
     assert sent_bodies(webhook_route) == messages(3)
-    assert len(sleeps) == 2 and all(0.9 <= s <= 1.0 for s in sleeps)
+    assert clock.gaps() == [1.0, 1.0]
+    assert clock.slept == [1.0 - 2**-7] * 2  # the time a request takes counts toward the gap
 
 
-async def test_a_429_waits_as_told_by_retry_after_then_succeeds(webhook_route, sleeps):
-    webhook_route.side_effect = [slack_error(429, "rate_limited", **{"Retry-After": "7"}), ok()]
-    report = await post(messages(1))
+async def test_any_two_requests_are_a_second_apart_retries_included(webhook_route, clock):
+    rate_limited = slack_error(429, "rate_limited", **{"Retry-After": "0"})
+    webhook_route.side_effect = clock.replies(ok(), rate_limited, ok(), ok())
+    report = await post(messages(3), clock=clock)
+    assert report.sent == [1, 2, 3] and report.retries == 1
+    assert len(clock.requests) == 4
+    assert all(gap >= 1.0 for gap in clock.gaps()), clock.gaps()
+
+
+async def test_a_429_waits_as_told_by_retry_after_then_succeeds(webhook_route, clock):
+    rate_limited = slack_error(429, "rate_limited", **{"Retry-After": "7"})
+    webhook_route.side_effect = clock.replies(rate_limited, ok())
+    report = await post(messages(1), clock=clock)
     assert webhook_route.call_count == 2
-    assert sleeps == [7.0]
+    # Retry-After already spaces the retry: no pacing wait on top of it.
+    assert clock.slept == [7.0]
     assert report.sent == [1] and report.retries == 1
 
 

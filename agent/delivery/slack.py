@@ -81,6 +81,23 @@ class _Redact(logging.Filter):
         return True
 
 
+class Pacer:
+    """Keeps the starts of any two requests at least ``interval`` seconds apart."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.last: float | None = None
+
+    async def wait(self) -> None:
+        """Sleep until the next request may go, then note that it goes now."""
+        if self.last is not None:
+            gap = self.interval - (self.clock() - self.last)
+            if gap > 0:
+                await retry.sleep(gap)
+        self.last = self.clock()
+
+
 @contextmanager
 def _redacted_logs(secret: str) -> Iterator[None]:
     loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
@@ -122,6 +139,7 @@ async def post_to_slack(
     interval: float = MIN_INTERVAL,
     on_sent: Callable[[int, int], None] | None = None,
     resume_hint: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> SlackReport:
     """Send ``messages`` in order; raise SlackPostError naming what was and wasn't delivered."""
     journal = delivery_log or DeliveryLog()
@@ -129,7 +147,13 @@ async def post_to_slack(
     total = len(messages)
     already = journal.delivered(key, where) if resume else set()
     report = SlackReport(total=total, skipped=[i + 1 for i in sorted(already) if i < total])
-    last_sent: float | None = None
+    if report.skipped:
+        log.info(
+            "Slack: %d of %d message(s) already delivered, not sent again",
+            len(report.skipped),
+            total,
+        )
+    pacer = Pacer(interval, clock)
 
     def count_retry(exc: BaseException, wait: float) -> None:
         report.retries += 1
@@ -138,18 +162,15 @@ async def post_to_slack(
         for index, message in enumerate(messages):
             if index in already:
                 continue
-            if last_sent is not None:
-                gap = interval - (time.monotonic() - last_sent)
-                if gap > 0:
-                    await retry.sleep(gap)
 
             async def attempt(message: dict[str, Any] = message) -> httpx.Response:
+                # Paced here, per request: a retry is a request too, and its backoff counts.
+                await pacer.wait()
                 response = await client.post(webhook, json=message)
                 if response.status_code != 200:
                     raise SlackHTTPError(response)
                 return response
 
-            last_sent = time.monotonic()
             try:
                 await retry.call_with_retry(attempt, policy, count_retry)
             except (SlackHTTPError, httpx.HTTPError) as exc:
