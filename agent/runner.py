@@ -189,7 +189,7 @@ async def publish(
     results_path: Path,
     request: DigestRequest,
 ) -> str | None:
-    """Render the digest (returned when no ``out`` file) and post it, on the run's client."""
+    """Render the digest (returned when no ``out`` file) and post what is not yet delivered."""
     from agent.digest import build_slack_messages, load_results, make_digest, render
 
     digest = make_digest(load_results(results_path), taxonomy=settings.taxonomy)
@@ -214,5 +214,7 @@ async def publish(
         hint += f" --taxonomy {settings.taxonomy}" if settings.taxonomy else ""
         hint += " --highlights" if request.highlights else ""
         messages = build_slack_messages(digest)
-        await post_to_slack(http, request.webhook, messages, resume_hint=hint)
+        # Resume through the same delivery log as `post`: a rerun after a partial post sends
+        # only the rest, and a rerun of a finished one sends nothing (no message twice).
+        await post_to_slack(http, request.webhook, messages, resume=True, resume_hint=hint)
     return text

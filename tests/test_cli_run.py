@@ -309,3 +309,51 @@ def test_a_failed_post_from_run_says_how_to_resume(mocked_llm, papers_file, monk
     assert "invalid_blocks" in result.stderr
     assert "Run paper-agent post out.jsonl --resume to send only those" in result.stderr
     assert hook not in result.stderr
+
+
+def test_a_rerun_of_run_post_slack_sends_only_what_was_not_delivered(fixtures, sleeps, monkeypatch):
+    hook = "https://hooks.example.test/services/T000/B000/secret"
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", hook)
+    # Eighty papers make a digest of several Slack messages (about 24 papers fit in one).
+    page = str(fixtures / "hf-daily-papers-page.txt")
+    command = [
+        "run",
+        page,
+        "--backend",
+        "local",
+        "--limit",
+        "80",
+        "-o",
+        "out.jsonl",
+        "--post-slack",
+    ]
+    with respx.mock(assert_all_called=False) as router:
+        slack = router.post(hook)
+        slack.side_effect = [
+            httpx.Response(200, text="ok"),
+            httpx.Response(200, text="ok"),
+            httpx.Response(400, text="invalid_blocks"),
+        ]
+        first = invoke(*command)
+        assert first.exit_code == 1
+        texts = [json.loads(call.request.content)["text"] for call in slack.calls]
+        total = int(texts[0].rsplit("/", 1)[1].rstrip(")"))
+        assert total >= 4 and len(texts) == 3
+        assert "Delivered: 1, 2. Not delivered: 3, " in first.stderr
+
+        slack.side_effect = None
+        slack.reset()
+        slack.respond(200, text="ok")
+        second = invoke(*command)
+        assert second.exit_code == 0, second.stderr
+        resent = [json.loads(call.request.content)["text"] for call in slack.calls]
+        assert resent[0] == texts[2]  # the same digest, resumed where it stopped
+        assert [t.rsplit("(", 1)[1] for t in resent] == [
+            f"{n}/{total})" for n in range(3, total + 1)
+        ]
+
+        slack.reset()
+        third = invoke(*command)
+        assert third.exit_code == 0, third.stderr
+        assert slack.call_count == 0  # everything was delivered: nothing is sent twice
+    assert hook not in first.stderr + second.stderr + third.stderr
