@@ -35,3 +35,41 @@ def sleeps(monkeypatch) -> list[float]:
 def fixtures() -> Path:
     """The folder of test data files."""
     return FIXTURES
+
+
+@pytest.fixture(scope="session", autouse=True)
+def network_guard(tmp_path_factory) -> None:
+    """Before any test: an LLM request that no route mocks stops at respx, never at the network.
+
+    respx patches ``httpx`` only; the openai SDK is routed through our httpx client (DESIGN 1).
+    If that ever stopped (an SDK that sends on its own transport), every mocked test would
+    silently reach the network instead of failing, so the whole suite refuses to run.
+    """
+    import asyncio
+
+    import httpx
+    import respx
+    from respx.models import AllMockedAssertionError
+
+    from agent.backends.openai import OpenAIBackend
+    from agent.config import Settings
+    from agent.models import Paper
+    from agent.taxonomy import load_taxonomy
+
+    settings = Settings(
+        backend="openai",
+        base_url="http://unmocked.invalid/v1",  # .invalid never resolves, should respx miss it
+        api_key="test-key",
+        max_attempts=1,
+        home=tmp_path_factory.mktemp("guard-home"),
+    )
+    paper = Paper(id="guard", title="A request nothing mocks", abstract="It must not leave.")
+
+    async def annotate_unmocked() -> None:
+        async with httpx.AsyncClient() as http:
+            backend = OpenAIBackend(settings, load_taxonomy(), http)
+            with respx.mock(assert_all_called=False):  # strict, and no route at all
+                await backend.annotate(paper)
+
+    with pytest.raises(AllMockedAssertionError, match="not mocked"):
+        asyncio.run(annotate_unmocked())
