@@ -71,11 +71,7 @@ class LocalBackend:
         parsed = parse(paper.title, paper.abstract)  # tokenized once for both jobs
         chosen = self.tag_scores(parsed)
         summary = summarize_parsed(parsed, self.summary_words)
-        return Annotation(
-            tags=[c.tag for c in chosen],
-            summary=summary,
-            scores={c.tag: round(c.score, 4) for c in chosen},
-        )
+        return Annotation(tags=[c.tag for c in chosen], summary=summary)
 
     async def annotate(self, paper: Paper) -> Annotation:
         """Tags and summary for one paper (CPU-bound and quick, so it runs inline)."""
