@@ -63,14 +63,20 @@ def check_outputs(
 
 
 @contextlib.contextmanager
-def output_lock(path: str | Path) -> Iterator[None]:
-    """Be the only writer of ``path`` for the block; a lock left by a dead run is taken over."""
+def output_lock(path: str | Path, what: str = "output") -> Iterator[None]:
+    """Be the only writer of ``path`` (``what`` names it in errors) for the block; a lock left
+    by a dead run is taken over."""
     if str(path) == STDIO:
         yield
         return
     path = Path(path)
     lock = lock_path(path)
-    fd = _acquire(path, lock)
+    try:
+        # The output's directory is created when it is written; its lock comes first.
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} to {path}: {exc.strerror}") from None
+    fd = _acquire(path, lock, what)
     try:
         yield
     finally:
@@ -80,13 +86,13 @@ def output_lock(path: str | Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _acquire(path: Path, lock: Path) -> int:
+def _acquire(path: Path, lock: Path, what: str) -> int:
     """Open, flock and stamp ``lock`` with our pid; the kernel frees a dead holder's flock."""
     while True:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise OutputError(f"cannot create the lock file {lock}: {exc.strerror}") from None
+            raise OutputError(f"cannot write {what} to {path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -113,8 +119,10 @@ def _acquire(path: Path, lock: Path) -> int:
     stale = _read_pid(fd)
     if stale:
         log.info("took over the lock on %s from pid %s, which is no longer running", path, stale)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    # The pid only names us to a run we turn away; on a full disk the flock alone still holds.
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
 
 

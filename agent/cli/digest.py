@@ -117,7 +117,7 @@ def digest(
     if output is not None:
         check_outputs([results, taxonomy], {"-o": output})
         # Held until the command ends (click closes it): one writer per digest file.
-        click.get_current_context().with_resource(output_lock(output))
+        click.get_current_context().with_resource(output_lock(output, "the digest"))
     text = render(_build(results, group_order, taxonomy, date, highlights), fmt)
     if output is None or str(output) == "-":
         click.echo(text, nl=False)
