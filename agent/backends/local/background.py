@@ -35,10 +35,6 @@ class DocFreq:
         """Smoothed IDF: log((N + 1) / (df + 1)) + 1, so every term weighs at least 1."""
         return math.log((self.n_docs + 1) / (self.df.get(term, 0) + 1)) + 1.0
 
-    def max_idf(self) -> float:
-        """The IDF of a term never seen."""
-        return math.log(self.n_docs + 1) + 1.0
-
 
 def count_df(texts: Iterable[str], min_df: int = MIN_DF) -> DocFreq:
     """Count in how many of ``texts`` each unigram and bigram term occurs."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -81,11 +80,6 @@ def stem(word: str) -> str:
                 base = base[:-1]
             return base
     return word
-
-
-def words(text: str) -> list[str]:
-    """Lower-case word tokens of ``text``."""
-    return _TOKEN.findall(text.lower())
 
 
 # word -> its term, or "" for a word that is dropped; one dict lookup per token is the hot path
@@ -199,15 +193,6 @@ def _continues(previous: str) -> bool:
 def count_words(text: str) -> int:
     """Words as a reader counts them: whitespace-separated chunks."""
     return len(text.split())
-
-
-def join_unique(items: Iterable[str]) -> str:
-    """Join non-empty strings with spaces, dropping repeats (field concatenation helper)."""
-    seen: dict[str, None] = {}
-    for item in items:
-        if item and item not in seen:
-            seen[item] = None
-    return " ".join(seen)
 
 
 @dataclass(frozen=True)
