@@ -16,7 +16,7 @@ from agent.digest.model import (
     parse_results,
 )
 from agent.digest.render import render_json, render_template
-from agent.digest.slack import Message, SlackLimits, build_slack_messages
+from agent.digest.slack import SlackLimits, build_slack_messages
 from agent.models import PaperResult
 
 FORMATS = ("slack", "mrkdwn", "markdown", "html", "json")
@@ -24,8 +24,6 @@ FORMATS = ("slack", "mrkdwn", "markdown", "html", "json")
 __all__ = [
     "FORMATS",
     "Digest",
-    "GroupOrder",
-    "Message",
     "SlackLimits",
     "build_digest",
     "build_slack_messages",
