@@ -20,6 +20,7 @@ def info() -> None:
     store = AnswerCache(directory)
     try:
         click.echo(f"path: {directory}\nanswers: {len(store)}\nsize: {store.volume()} bytes")
+        _report_damage(store)
     finally:
         store.close()
 
@@ -34,5 +35,12 @@ def clear(yes: bool) -> None:
     store = AnswerCache(directory)
     try:
         click.echo(f"removed {store.clear()} cached answer(s) from {directory}")
+        _report_damage(store)
     finally:
         store.close()
+
+
+def _report_damage(store: AnswerCache) -> None:
+    """Say where a damaged cache went: it is kept for inspection, so the user may delete it."""
+    if store.moved_aside is not None:
+        click.echo(f"damaged cache moved aside to {store.moved_aside} (delete it when done)")
