@@ -191,6 +191,7 @@ async def publish(
 ) -> str | None:
     """Render the digest (returned when no ``out`` file) and post what is not yet delivered."""
     from agent.digest import build_slack_messages, load_results, make_digest, render
+    from agent.outputs import write_atomic
 
     digest = make_digest(load_results(results_path), taxonomy=settings.taxonomy)
     if request.highlights:
@@ -200,11 +201,10 @@ async def publish(
     text = render(digest, request.fmt) if request.fmt else None
     if text is not None and request.out is not None:
         try:
-            request.out.write_text(text, encoding="utf-8")
-        except OSError as exc:
+            write_atomic(request.out, text)
+        except OutputError as exc:
             raise OutputError(
-                f"cannot write the digest to {request.out}: {exc.strerror} (the results are in "
-                f"{results_path}: run paper-agent digest on them)"
+                f"{exc} (the results are in {results_path}: run paper-agent digest on them)"
             ) from None
         text = None
     if request.webhook:

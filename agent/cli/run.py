@@ -121,6 +121,7 @@ def run(
     # Imported here, not at the top: `run --help` stays fast.
     from agent import runner
     from agent.config import resolve_settings
+    from agent.outputs import check_outputs, output_lock
     from agent.pipeline import RunStats
     from agent.taxonomy import load_taxonomy
 
@@ -136,6 +137,9 @@ def run(
         "use_cache": False if no_cache else None,
     }
     settings = resolve_settings(flags, config_path=config_path)
+    # Before any input is read: an output must never replace an input or another output.
+    sources = [*inputs, settings.taxonomy, config_path]
+    check_outputs(sources, {"-o": output, "--digest-out": digest_out})
     webhook = os.environ.get("SLACK_WEBHOOK_URL") if post_slack else None
     if post_slack and not webhook:
         raise click.UsageError("--post-slack needs SLACK_WEBHOOK_URL in the environment")
@@ -150,6 +154,9 @@ def run(
     if highlights and settings.resolved_backend() != "openai":
         raise click.UsageError("--highlights needs the LLM backend (an API key or --base-url)")
     tags = load_taxonomy(settings.taxonomy)  # a bad taxonomy fails before inputs are read
+    if not dry_run:
+        # Held until the command ends (click closes it), so a second run refuses at once.
+        click.get_current_context().with_resource(output_lock(output, "results"))
     papers = runner.open_inputs(list(inputs), limit)
     try:
         if papers.duplicates:
