@@ -118,9 +118,11 @@ def test_run_with_highlights_opens_its_digest(mocked_llm, fixtures, tmp_path):
     assert "**What stood out today**" in result.stdout
 
 
-def test_unreachable_llm_still_gives_the_digest(mocked_llm, results_file, caplog):
-    mocked_llm.post("/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
+def test_unreachable_llm_still_gives_the_digest(mocked_llm, results_file, caplog, sleeps):
+    route = mocked_llm.post("/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
     result = digest(str(results_file), "--format", "markdown", "--highlights")
     assert result.exit_code == 0
+    # Retried with backoff, every wait recorded instead of slept.
+    assert route.call_count > 1 and len(sleeps) == route.call_count - 1
     assert "## " in result.stdout and "What stood out" not in result.stdout
     assert "no highlights today: cannot reach the LLM server" in caplog.text
