@@ -39,6 +39,17 @@ def stats(url: str) -> dict:
         return json.load(response)
 
 
+def wait_for_a_result(run: subprocess.Popen, partial: Path, timeout: float = 30.0) -> None:
+    """Return once the run has streamed at least one finished result to ``partial``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert run.poll() is None, "the run ended before it could be interrupted"
+        if partial.exists() and partial.read_text(encoding="utf-8").count("\n") >= 1:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"no result in {partial} after {timeout:.0f} s")
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT semantics")
 def test_ctrl_c_keeps_finished_results_and_the_rerun_resumes(stub_url, fixtures, tmp_path):
     env = {**os.environ, "OPENAI_API_KEY": "sk-interrupt-test", "PAPER_AGENT_HOME": str(tmp_path)}
@@ -58,7 +69,7 @@ def test_ctrl_c_keeps_finished_results_and_the_rerun_resumes(stub_url, fixtures,
         "out.jsonl",
     ]
     run = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    wait_for_a_result(run, tmp_path / "out.jsonl.partial")
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=20)
     assert run.returncode == 130, stderr
@@ -68,8 +79,14 @@ def test_ctrl_c_keeps_finished_results_and_the_rerun_resumes(stub_url, fixtures,
     assert all(r["error"] is None for r in kept)
     sent_before = stats(stub_url)["chat_completions"]
 
+    # More in flight only to finish sooner: concurrency is not part of the cache key.
     rerun = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        [*command, "--concurrency", "8"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert rerun.returncode == 0, rerun.stderr
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
