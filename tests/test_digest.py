@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import sys
 
 import pytest
 from click.testing import CliRunner
@@ -208,12 +207,7 @@ def test_slack_format_is_a_json_array_of_payloads(sample_results):
 
 
 def invoke(*args: str, input: str | None = None):
-    # LazyGroup reads sys.argv to tell a real command from a listing; give it the argv a
-    # real invocation has (under a bare `pytest` it would be ["pytest"]).
-    argv = [*args]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", ["paper-agent", *argv])
-        return CliRunner().invoke(cli, argv, input=input, catch_exceptions=False)
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
 
 def test_digest_command_prints_or_writes_each_format(digest_dir, tmp_path):
