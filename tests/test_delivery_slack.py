@@ -189,7 +189,7 @@ async def test_the_webhook_never_reaches_logs_or_errors(webhook_route, caplog):
     webhook_route.side_effect = [ok(), *[refused] * 5]
     with pytest.raises(SlackPostError) as caught:
         await post(messages(2))
-    assert "ConnectError" in str(caught.value) and "[webhook]" in str(caught.value)
+    assert "ConnectError" in str(caught.value) and "[redacted]" in str(caught.value)
     assert caught.value.delivered == [1] and caught.value.pending == [2]
     assert WEBHOOK not in str(caught.value)
     assert caught.value.__suppress_context__

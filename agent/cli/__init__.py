@@ -9,7 +9,7 @@ import click
 
 from agent import __version__
 from agent.errors import PaperAgentError
-from agent.redact import redact
+from agent.redact import ScrubbingFormatter, scrub, scrub_logs
 
 # command name -> "module:attribute"; each command lives in its own module.
 COMMANDS = {
@@ -52,7 +52,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PaperAgentError as exc:
-            click.echo(f"paper-agent: error: {redact(str(exc))}", err=True)
+            click.echo(f"paper-agent: error: {scrub(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("paper-agent: interrupted", err=True)
@@ -62,7 +62,7 @@ class LazyGroup(click.Group):
         except Exception as exc:
             # A bug, not a user error: one line by default, the traceback with -vv.
             logging.getLogger("agent").debug("internal error", exc_info=True)
-            message = redact(f"{type(exc).__name__}: {exc}")
+            message = scrub(f"{type(exc).__name__}: {exc}")
             click.echo(f"paper-agent: internal error: {message} (-vv shows where)", err=True)
             ctx.exit(2)
 
@@ -73,7 +73,11 @@ class LazyGroup(click.Group):
 def cli(verbose: int) -> None:
     """Tag and summarize each day's new papers against your taxonomy, and deliver the digest."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    # Every log line is scrubbed: no secret in any case or spacing, no terminal control codes.
+    handler.setFormatter(ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+    scrub_logs()
 
 
 def main() -> None:

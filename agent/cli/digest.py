@@ -18,6 +18,7 @@ from agent.digest import FORMATS, Digest, build_slack_messages, make_digest, par
 from agent.errors import ConfigError, DeliveryError
 from agent.models import PaperResult
 from agent.outputs import check_outputs, output_lock, write_atomic
+from agent.redact import register
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -169,13 +170,14 @@ def post(
         password = None
         if smtp_password_env:
             password = os.environ.get(smtp_password_env)
+            register(password)
             if password is None:
                 raise ConfigError(f"--smtp-password-env: ${smtp_password_env} is not set")
         settings = SmtpSettings(host, port, smtp_user, password, starttls)
     if slack_webhook:
         from agent.delivery.slack import check_webhook
 
-        check_webhook(slack_webhook)
+        slack_webhook = check_webhook(slack_webhook)
 
     built = _build(results, group_order, taxonomy, date, highlights)
     messages = build_slack_messages(built)

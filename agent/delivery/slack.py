@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,13 +13,13 @@ import httpx
 from agent import retry
 from agent.delivery.journal import DeliveryLog, destination_id, digest_hash
 from agent.errors import ConfigError, DeliveryError
+from agent.redact import redact, register
 
 log = logging.getLogger(__name__)
 
 # Slack asks incoming webhooks for about one message per second.
 MIN_INTERVAL = 1.0
 SLACK_POLICY = retry.RetryPolicy(max_attempts=5, base_delay=1.0, max_delay=60.0)
-REDACTED = "[webhook]"
 
 
 class SlackHTTPError(Exception):
@@ -67,20 +66,6 @@ class SlackReport:
     retries: int = 0
 
 
-class _Redact(logging.Filter):
-    """Rewrites log records that would carry the webhook URL (httpx logs every request URL)."""
-
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        self.secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.secret in message:
-            record.msg, record.args = message.replace(self.secret, REDACTED), ()
-        return True
-
-
 class Pacer:
     """Keeps the starts of any two requests at least ``interval`` seconds apart."""
 
@@ -98,34 +83,25 @@ class Pacer:
         self.last = self.clock()
 
 
-@contextmanager
-def _redacted_logs(secret: str) -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
-    redact = _Redact(secret)
-    for logger in loggers:
-        logger.addFilter(redact)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(redact)
-
-
 def _reason(exc: BaseException, webhook: str) -> str:
     if isinstance(exc, SlackHTTPError):
         return str(exc)
     # Transport errors rarely name the URL, but a secret must not leak through one that does.
-    return f"{type(exc).__name__}: {exc}".replace(webhook, REDACTED)
+    return redact(f"{type(exc).__name__}: {exc}", [webhook])
 
 
-def check_webhook(url: str) -> None:
-    """Refuse a webhook that is not a well-formed http(s) URL; the message never shows it."""
+def check_webhook(url: str) -> str:
+    """The webhook, trimmed and registered as a secret; a malformed one is refused without
+    showing it."""
+    url = url.strip()
+    register(url)
     try:
-        parsed = httpx.URL(url.strip())
+        parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError):
         parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         raise ConfigError("the Slack webhook must be an http(s) URL (value not shown)")
+    return url
 
 
 async def post_to_slack(
@@ -142,6 +118,7 @@ async def post_to_slack(
     clock: Callable[[], float] = time.monotonic,
 ) -> SlackReport:
     """Send ``messages`` in order; raise SlackPostError naming what was and wasn't delivered."""
+    webhook = check_webhook(webhook)
     journal = delivery_log or DeliveryLog()
     key, where = digest_hash(messages), destination_id(webhook)
     total = len(messages)
@@ -158,33 +135,32 @@ async def post_to_slack(
     def count_retry(exc: BaseException, wait: float) -> None:
         report.retries += 1
 
-    with _redacted_logs(webhook):
-        for index, message in enumerate(messages):
-            if index in already:
-                continue
+    for index, message in enumerate(messages):
+        if index in already:
+            continue
 
-            async def attempt(message: dict[str, Any] = message) -> httpx.Response:
-                # Paced here, per request: a retry is a request too, and its backoff counts.
-                await pacer.wait()
-                response = await client.post(webhook, json=message)
-                if response.status_code != 200:
-                    raise SlackHTTPError(response)
-                return response
+        async def attempt(message: dict[str, Any] = message) -> httpx.Response:
+            # Paced here, per request: a retry is a request too, and its backoff counts.
+            await pacer.wait()
+            response = await client.post(webhook, json=message)
+            if response.status_code != 200:
+                raise SlackHTTPError(response)
+            return response
 
-            try:
-                await retry.call_with_retry(attempt, policy, count_retry)
-            except (SlackHTTPError, httpx.HTTPError) as exc:
-                delivered = [*report.skipped, *report.sent]
-                reason = _reason(exc, webhook)
-                hint = {"resume": resume_hint} if resume_hint else {}
-                raise SlackPostError(index + 1, total, delivered, reason, **hint) from None
-            report.sent.append(index + 1)
-            try:
-                journal.record(key, where, total, index)
-            except OSError as exc:
-                # Delivered is delivered: a log we cannot write costs only --resume.
-                log.warning("cannot write the delivery log (%s); --resume may resend", exc)
-            log.info("Slack message %d of %d delivered", index + 1, total)
-            if on_sent is not None:
-                on_sent(index + 1, total)
+        try:
+            await retry.call_with_retry(attempt, policy, count_retry)
+        except (SlackHTTPError, httpx.HTTPError) as exc:
+            delivered = [*report.skipped, *report.sent]
+            reason = _reason(exc, webhook)
+            hint = {"resume": resume_hint} if resume_hint else {}
+            raise SlackPostError(index + 1, total, delivered, reason, **hint) from None
+        report.sent.append(index + 1)
+        try:
+            journal.record(key, where, total, index)
+        except OSError as exc:
+            # Delivered is delivered: a log we cannot write costs only --resume.
+            log.warning("cannot write the delivery log (%s); --resume may resend", exc)
+        log.info("Slack message %d of %d delivered", index + 1, total)
+        if on_sent is not None:
+            on_sent(index + 1, total)
     return report
