@@ -33,20 +33,32 @@ class DeliveryError(PaperAgentError):
 
 
 class PaperFailed(Exception):
-    """One paper could not be annotated; the run records it and goes on."""
+    """One paper could not be annotated; the run records it and goes on.
+
+    ``halt`` says the failure is the server's, before it ever answered this run: no other
+    paper can do better now, so the run stops launching papers.
+    """
 
     def __init__(
         self,
         kind: str,
         message: str,
         *,
-        attempts: int = 1,
         last_raw: str | None = None,
         usage: object = None,
+        halt: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
-        self.attempts = attempts
         self.last_raw = last_raw
         self.usage = usage  # what the failed attempts cost (agent.models.Usage)
+        self.halt = halt
+
+
+class Interrupted(PaperAgentError):
+    """SIGINT or SIGTERM: finished results were written; exit 128 + the signal number."""
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number

@@ -19,16 +19,24 @@ from agent.digest.model import Digest
 from agent.errors import BackendError, ConfigError, PaperFailed
 from agent.llm import LLM, Messages
 from agent.models import PaperResult
-from agent.prompts import default_prompts_dir
+from agent.prompts import default_prompts_dir, defuse
 
 log = logging.getLogger(__name__)
 
 BULLETS = 3
 BULLET_WORDS = 35
 SCHEMA_NAME = "digest_highlights"
+MAX_TOKENS = 512  # three bullets of 35 words, with room to spare
 SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"highlights": {"type": "array", "items": {"type": "string"}}},
+    "properties": {
+        "highlights": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": BULLET_WORDS * 12},
+            "minItems": BULLETS,
+            "maxItems": BULLETS,
+        }
+    },
     "required": ["highlights"],
     "additionalProperties": False,
 }
@@ -62,7 +70,17 @@ def render_messages(results: Sequence[PaperResult], fmt: str, prompts_dir: Any =
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(directory), undefined=jinja2.StrictUndefined
     )
-    papers = [r for r in results if r.error is None and r.summary]
+    papers = [
+        r.model_copy(
+            update={
+                "title": defuse(r.title),
+                "summary": defuse(r.summary or ""),
+                "tags": [defuse(t) for t in r.tags],
+            }
+        )
+        for r in results
+        if r.error is None and r.summary
+    ]
     context = {
         "bullets": BULLETS,
         "bullet_words": BULLET_WORDS,
@@ -102,6 +120,7 @@ async def write_highlights(
             SCHEMA_NAME,
             SCHEMA,
             parse_highlights,
+            max_tokens=MAX_TOKENS,
             label="highlights",
         )
     except (PaperFailed, BackendError) as exc:

@@ -2,16 +2,21 @@
 
 The ``openai`` SDK runs on our shared httpx client with ``max_retries=0`` (DESIGN 1 and 2), so
 respx sees every request and tenacity alone decides what is retried.
+
+What a failure costs is decided here, in one place: a run-stopping ``BackendError`` (bad key,
+unknown model, a server that cannot be reached at all) or a per-paper ``PaperFailed``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.answers import AnswerInvalid
 from agent.cache import MISS, AnswerCache, cache_key
@@ -23,15 +28,23 @@ from agent.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
-    from openai.types.chat import ChatCompletion
 
 log = logging.getLogger(__name__)
 
 OPENAI_URL = "https://api.openai.com/v1"
 SAME_ERROR_LIMIT = 5
+# Failure kinds that say the server or the network is in trouble, not the paper.
+SERVER_TROUBLE = frozenset({"rate_limited", "server_error", "timeout", "connection_error"})
+# JSON Schema keywords that bound an answer's size; some servers' strict modes refuse them.
+SIZE_KEYWORDS = ("minItems", "maxItems", "maxLength")
 REPAIR = (
     "Your previous answer could not be used: {error}. Answer again with only the JSON object "
     "described above."
+)
+CUT_OFF = "[answer cut off at the length limit]"
+REPAIR_CUT_OFF = (
+    "Your previous answer was cut off at the length limit. Answer again with only the JSON "
+    "object described above, keeping it short."
 )
 
 Messages = list[dict[str, str]]
@@ -39,6 +52,35 @@ Messages = list[dict[str, str]]
 Render = Callable[[str], Messages]
 # Validates raw answer text (final=True on the last attempt) into a JSON-able dict.
 Validate = Callable[[str, bool], dict[str, Any]]
+
+
+class _Message(BaseModel):
+    content: str | None = None
+    refusal: str | None = None
+
+
+class _Choice(BaseModel):
+    message: _Message
+    finish_reason: str | None = None
+
+
+class _Details(BaseModel):
+    cached_tokens: int | None = None
+
+
+class _Counted(BaseModel):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    prompt_tokens_details: _Details | None = None
+
+
+class Completion(BaseModel):
+    """The part of a chat completion we use; anything else a server adds is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    choices: list[_Choice]
+    usage: _Counted | None = None
 
 
 @dataclass
@@ -50,8 +92,21 @@ class Answer:
     cached: bool
 
 
+def without_size_bounds(schema: Any) -> Any:
+    """``schema`` with the size keywords removed, for servers whose strict mode refuses them."""
+    if isinstance(schema, dict):
+        return {k: without_size_bounds(v) for k, v in schema.items() if k not in SIZE_KEYWORDS}
+    if isinstance(schema, list):
+        return [without_size_bounds(v) for v in schema]
+    return schema
+
+
 class LLM:
-    """Asks for JSON that matches a schema; every request goes through ``call_with_retry``."""
+    """Asks for JSON that matches a schema; every request goes through ``call_with_retry``.
+
+    The first request of a run goes alone: the others wait until the server has answered it,
+    so a bad key or an unreachable server costs one request, not one per concurrency slot.
+    """
 
     def __init__(
         self, settings: Settings, http: httpx.AsyncClient, cache: AnswerCache | None = None
@@ -62,34 +117,46 @@ class LLM:
         self.cache = cache
         self.policy = RetryPolicy(max_attempts=settings.max_attempts)
         self.base_url = (settings.base_url or OPENAI_URL).rstrip("/")
+        # What the server accepts, learned from its 400s during the run.
         self.format = settings.response_format
-        # Learned from the server's 400s during the run (reasoning models refuse some params).
         self._dropped: set[str] = set()
         self._token_param = "max_tokens"
+        self._bounded = True
         self._bad_request = ("", 0)  # the last 400's text and how many times in a row
         self._sdk: AsyncOpenAI | None = None
+        self._proven = False  # the server has answered a request of this run
+        self._probe = asyncio.Lock()
 
-    def params(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
-        """Sampling parameters and response format: everything but model and messages."""
+    def params(self, name: str, schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+        """Sampling parameters and response format: everything but model and messages.
+
+        ``max_tokens`` is the caller's estimate of its answer's size; the ``max_tokens``
+        setting overrides it (0: send no limit).
+        """
         params: dict[str, Any] = {}
         if "temperature" not in self._dropped:
             params["temperature"] = self.settings.temperature
-        if self.settings.max_tokens:
-            params[self._token_param] = self.settings.max_tokens
+        limit = self.settings.max_tokens
+        if limit is None and self._token_param == "max_tokens":
+            # A reasoning model (it asks for max_completion_tokens) spends part of the limit
+            # thinking: an answer-sized default would cut it off, so it gets none.
+            limit = max_tokens
+        if limit:
+            params[self._token_param] = limit
         if self.format == "json_schema":
+            sent = schema if self._bounded else without_size_bounds(schema)
             params["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": name, "schema": schema, "strict": True},
+                "json_schema": {"name": name, "schema": sent, "strict": True},
             }
         else:
             params["response_format"] = {"type": "json_object"}
         return params
 
-    def key(self, messages: Messages, name: str, schema: dict[str, Any]) -> str:
+    def key(self, messages: Messages, name: str, schema: dict[str, Any], max_tokens: int) -> str:
         """The cache key of a first request (never includes the API key)."""
-        return cache_key(
-            model=self.model, messages=messages, schema=schema, params=self.params(name, schema)
-        )
+        params = self.params(name, schema, max_tokens)
+        return cache_key(model=self.model, messages=messages, schema=schema, params=params)
 
     async def ask(
         self,
@@ -98,21 +165,30 @@ class LLM:
         schema: dict[str, Any],
         validate: Validate,
         *,
+        max_tokens: int,
         label: str = "",
     ) -> Answer:
         """A cached answer, or ask and re-ask with the validation error, boundedly."""
-        for _ in range(3):  # json_schema, temperature, max_tokens: each adapted at most once
+        # Each thing the server may refuse (json_schema, temperature, max_tokens, size
+        # keywords) is learned once; a request in flight meanwhile is asked again too.
+        for _ in range(5):
             try:
-                return await self._ask(render, name, schema, validate, label)
+                return await self._ask(render, name, schema, validate, max_tokens, label)
             except _Reconfigured:
-                continue  # ask again with the request the server accepts
-        return await self._ask(render, name, schema, validate, label)
+                continue
+        return await self._ask(render, name, schema, validate, max_tokens, label)
 
     async def _ask(
-        self, render: Render, name: str, schema: dict[str, Any], validate: Validate, label: str
+        self,
+        render: Render,
+        name: str,
+        schema: dict[str, Any],
+        validate: Validate,
+        max_tokens: int,
+        label: str,
     ) -> Answer:
         messages = render(self.format)
-        key = self.key(messages, name, schema)
+        key = self.key(messages, name, schema, max_tokens)
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not MISS:
@@ -122,10 +198,11 @@ class LLM:
         conversation = messages
         attempts = self.settings.max_repairs + 1
         for attempt in range(1, attempts + 1):
-            completion = await self._complete(conversation, name, schema, usage)
+            completion = await self._complete(conversation, name, schema, max_tokens, usage)
             raw = self._content(completion, usage)
+            cut_off = completion.choices[0].finish_reason == "length"
             try:
-                if completion.choices[0].finish_reason == "length":
+                if cut_off:
                     raise AnswerInvalid("it was cut off at the length limit; keep it shorter")
                 value = validate(raw, attempt == attempts)
             except AnswerInvalid as exc:
@@ -134,15 +211,16 @@ class LLM:
                     raise PaperFailed(
                         "invalid_answer",
                         f"no valid answer after {attempts} attempts: {exc}",
-                        attempts=attempts,
                         last_raw=raw,
                         usage=usage,
                     ) from None
-                # A fresh list each time: the original messages are never mutated.
+                # A fresh list each time: the original messages are never mutated. A cut-off
+                # answer is not sent back: it may be most of the context already.
+                said, repair = (CUT_OFF, REPAIR_CUT_OFF) if cut_off else (raw, REPAIR)
                 conversation = [
                     *messages,
-                    {"role": "assistant", "content": raw},
-                    {"role": "user", "content": REPAIR.format(error=exc)},
+                    {"role": "assistant", "content": said},
+                    {"role": "user", "content": repair.format(error=exc)},
                 ]
                 continue
             if self.cache is not None:
@@ -165,14 +243,13 @@ class LLM:
             )
         return self._sdk
 
-    def _content(self, completion: ChatCompletion, usage: Usage) -> str:
+    def _content(self, completion: Completion, usage: Usage) -> str:
         """The answer text, or ``PaperFailed`` for a refusal or a content filter."""
-        if not completion.choices:
-            raise PaperFailed("bad_response", "the server returned no choices", usage=usage)
         choice = completion.choices[0]
-        refusal = getattr(choice.message, "refusal", None)
-        if refusal:
-            raise PaperFailed("refusal", f"the model refused: {refusal}", usage=usage)
+        if choice.message.refusal:
+            raise PaperFailed(
+                "refusal", f"the model refused: {choice.message.refusal}", usage=usage
+            )
         if choice.finish_reason == "content_filter":
             raise PaperFailed(
                 "content_filter", "the provider's content filter stopped the answer", usage=usage
@@ -180,57 +257,97 @@ class LLM:
         return choice.message.content or ""
 
     async def _complete(
-        self, messages: Messages, name: str, schema: dict[str, Any], usage: Usage
-    ) -> ChatCompletion:
-        """One chat completion with retries; maps HTTP failures to paper or run errors."""
+        self,
+        messages: Messages,
+        name: str,
+        schema: dict[str, Any],
+        max_tokens: int,
+        usage: Usage,
+    ) -> Completion:
+        """One chat completion with retries; the first of the run goes alone."""
+        if self._proven:
+            return await self._send(messages, name, schema, max_tokens, usage)
+        async with self._probe:
+            return await self._send(messages, name, schema, max_tokens, usage)
+
+    async def _send(
+        self,
+        messages: Messages,
+        name: str,
+        schema: dict[str, Any],
+        max_tokens: int,
+        usage: Usage,
+    ) -> Completion:
+        """Send one request (with retries) and map every failure to a paper or run error."""
         import openai
-        from openai.types.chat import ChatCompletion
 
         client = self._client()
-        params = self.params(name, schema)
-
+        params = self.params(name, schema, max_tokens)
         body = {"model": self.model, "messages": messages, **params}
 
-        async def call() -> ChatCompletion:
+        async def call() -> httpx.Response:
             usage.requests += 1
-            # The SDK's low-level post: same auth, errors and parsing as
-            # chat.completions.create, without re-walking our already-plain JSON body.
-            return await client.post("/chat/completions", cast_to=ChatCompletion, body=body)
+            # The SDK's documented low-level post: same auth and error mapping as
+            # chat.completions.create, without re-walking our already-plain JSON body. The
+            # body is validated here, so a 200 that is not a completion fails only its paper.
+            return await client.post("/chat/completions", cast_to=httpx.Response, body=body)
 
         def count_retry(exc: BaseException, wait: float) -> None:
             usage.retries += 1
 
         try:
-            completion = await call_with_retry(call, self.policy, count_retry)
+            response = await call_with_retry(call, self.policy, count_retry)
         except openai.APIStatusError as exc:
-            self._adapt_to(exc, params)
+            self._adapt_to(exc, params, name, schema, max_tokens)
             raise self._status_error(exc, usage) from None
-        except openai.APITimeoutError:
-            raise PaperFailed(
-                "timeout", "the request timed out after retries", usage=usage
-            ) from None
-        except openai.APIConnectionError as exc:
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            timeout = isinstance(exc, openai.APITimeoutError)
             cause = redact(str(exc.__cause__ or exc), [self.settings.api_key])
-            raise BackendError(f"cannot reach the LLM server at {self.base_url}: {cause}") from None
-        except (ValueError, openai.APIResponseValidationError) as exc:
-            # A 200 whose body is cut off or not a completion (a proxy's error page, say).
+            if not self._proven and not timeout:
+                raise BackendError(
+                    f"cannot reach the LLM server at {self.base_url}: {cause}"
+                ) from None
+            kind, what = ("timeout", "timed out") if timeout else ("connection_error", cause)
             raise PaperFailed(
-                "bad_response", f"the server's answer is not a chat completion: {exc}", usage=usage
+                kind,
+                f"{what} after {usage.requests} request(s)",
+                usage=usage,
+                halt=not self._proven,
             ) from None
-        if not isinstance(completion, ChatCompletion):
-            raise PaperFailed(
-                "bad_response", "the server's answer is not a chat completion", usage=usage
-            )
+        self._proven = True
         self._bad_request = ("", 0)
+        try:
+            completion = Completion.model_validate_json(response.content)
+            if not completion.choices:
+                raise ValueError("no choices")
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            problem = _first_problem(exc)
+            raise PaperFailed(
+                "bad_response",
+                f"the server's answer is not a chat completion ({problem})",
+                usage=usage,
+            ) from None
         _record_usage(completion, usage)
         return completion
 
-    def _adapt_to(self, exc: Any, sent: dict[str, Any]) -> None:
-        """Raise ``_Reconfigured`` when a 400 names a request feature this server refuses."""
+    def _adapt_to(
+        self, exc: Any, sent: dict[str, Any], name: str, schema: dict[str, Any], max_tokens: int
+    ) -> None:
+        """Raise ``_Reconfigured`` when the request should be asked again in another form.
+
+        A 400 to a request sent before the server's last refusal was learned is asked again
+        as the server now wants it, and never counts toward the same-error streak.
+        """
         if exc.status_code not in (400, 422):
             return
+        if sent != self.params(name, schema, max_tokens):
+            raise _Reconfigured
         text = _error_message(exc).lower()
         param = (getattr(exc, "param", None) or "").lower()
+        if self._bounded and any(k.lower() in text for k in SIZE_KEYWORDS):
+            log.warning("the server refuses size bounds in the schema; asking without them")
+            self._bounded = False
+            raise _Reconfigured
         if self.format == "json_schema" and ("response_format" in text or "json_schema" in text):
             log.warning("the server rejects json_schema output; falling back to json_object")
             self.format = "json_object"
@@ -256,22 +373,21 @@ class LLM:
             )
         if status == 429 and getattr(exc, "code", None) == "insufficient_quota":
             return BackendError(f"the account has no quota left (429): {detail}")
-        if status == 429:
-            kind = "rate_limited"
-        elif status >= 500:
-            kind = "server_error"
-        else:
-            kind = "http_error"
-            # The same refusal paper after paper is the request, not the papers: stop paying.
-            last, streak = self._bad_request
-            streak = streak + 1 if detail == last else 1
-            self._bad_request = (detail, streak)
-            if streak >= SAME_ERROR_LIMIT:
-                return BackendError(
-                    f"the server refused {streak} requests in a row the same way "
-                    f"(HTTP {status}): {detail}"
-                )
-        return PaperFailed(kind, f"HTTP {status}: {detail}", usage=usage)
+        self._proven = True  # it answered: the server is there (the breaker judges the rest)
+        if status == 429 or status >= 500:
+            kind = "rate_limited" if status == 429 else "server_error"
+            message = f"HTTP {status} after {usage.requests} request(s): {detail}"
+            return PaperFailed(kind, message, usage=usage)
+        # The same refusal paper after paper is the request, not the papers: stop paying.
+        last, streak = self._bad_request
+        streak = streak + 1 if detail == last else 1
+        self._bad_request = (detail, streak)
+        if streak >= SAME_ERROR_LIMIT:
+            return BackendError(
+                f"the server refused {streak} requests in a row the same way "
+                f"(HTTP {status}): {detail}"
+            )
+        return PaperFailed("http_error", f"HTTP {status}: {detail}", usage=usage)
 
     def close(self) -> None:
         """Close the answer cache (the shared HTTP client belongs to the caller)."""
@@ -281,6 +397,14 @@ class LLM:
 
 class _Reconfigured(Exception):
     """The request was adapted to what the server accepts; the question is asked again."""
+
+
+def _first_problem(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        return f"{where}: {first['msg']}"
+    return str(exc)
 
 
 def _error_message(exc: Any) -> str:
@@ -294,11 +418,11 @@ def _error_message(exc: Any) -> str:
     return str(getattr(exc, "message", exc))
 
 
-def _record_usage(completion: ChatCompletion, usage: Usage) -> None:
+def _record_usage(completion: Completion, usage: Usage) -> None:
     counted = completion.usage
     if counted is None:
         return
     usage.prompt_tokens += counted.prompt_tokens or 0
     usage.completion_tokens += counted.completion_tokens or 0
-    details = getattr(counted, "prompt_tokens_details", None)
-    usage.cached_tokens += (getattr(details, "cached_tokens", None) or 0) if details else 0
+    details = counted.prompt_tokens_details
+    usage.cached_tokens += (details.cached_tokens or 0) if details else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,17 @@ from agent.models import Paper
 from agent.taxonomy import Taxonomy
 
 TEMPLATES = ("system.j2", "user.j2")
+# The tags that delimit untrusted text in our templates, in any case or spacing.
+_DELIMITER = re.compile(r"<(?=\s*/?\s*papers?\b)", re.IGNORECASE)
+
+
+def defuse(text: str) -> str:
+    """Untrusted ``text`` that cannot open or close a prompt's <paper>/<papers> delimiters.
+
+    Only the ``<`` of such a tag changes (to a look-alike), so the text reads the same to the
+    model and the rendered prompt, hence the cache key, stays deterministic.
+    """
+    return _DELIMITER.sub("\uff1c", text)
 
 
 def default_prompts_dir() -> Path:
@@ -24,14 +36,22 @@ def default_prompts_dir() -> Path:
     raise ConfigError("the bundled prompt templates are missing; reinstall paper-agent")
 
 
-def answer_schema(taxonomy: Taxonomy) -> dict[str, Any]:
-    """The strict JSON Schema of an answer: tags drawn from the taxonomy, and a summary."""
+def answer_schema(taxonomy: Taxonomy, *, max_tags: int, summary_words: int) -> dict[str, Any]:
+    """The strict JSON Schema of an answer: 1 to ``max_tags`` tags from the taxonomy, a summary.
+
+    The size bounds let servers that enforce them (llama.cpp, vLLM) stop a looping model early.
+    """
+    tags = {
+        "type": "array",
+        "items": {"type": "string", "enum": taxonomy.names},
+        "minItems": 1,
+        "maxItems": max_tags,
+    }
+    # About 6 characters a word in English prose; twice that leaves room for long terms.
+    summary = {"type": "string", "maxLength": summary_words * 12}
     return {
         "type": "object",
-        "properties": {
-            "tags": {"type": "array", "items": {"type": "string", "enum": taxonomy.names}},
-            "summary": {"type": "string"},
-        },
+        "properties": {"tags": tags, "summary": summary},
         "required": ["tags", "summary"],
         "additionalProperties": False,
     }
@@ -64,7 +84,10 @@ class PromptBuilder:
             raise ConfigError(f"prompt template {exc.name} not found in {directory}") from None
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(f"prompt template {exc.name} line {exc.lineno}: {exc}") from None
-        self.schema = answer_schema(taxonomy)
+        self.schema = answer_schema(taxonomy, max_tags=max_tags, summary_words=summary_words)
+        # Twice the answer's expected size in tokens (tags ~10 each, ~2 a word): a model that
+        # loops stops here instead of filling the context.
+        self.max_tokens = max(256, 2 * (24 + 10 * max_tags + 2 * summary_words))
         self.response_format = response_format
         self._static = {
             "tags": taxonomy.tags,
@@ -88,8 +111,18 @@ class PromptBuilder:
         return self._system_text
 
     def messages(self, paper: Paper) -> list[dict[str, str]]:
-        """The system and user messages for ``paper``."""
+        """The system and user messages for ``paper`` (its text defused: see ``defuse``)."""
+        safe = paper.model_copy(
+            update={
+                "id": defuse(paper.id),
+                "title": defuse(paper.title),
+                "abstract": defuse(paper.abstract),
+                "authors": [defuse(a) for a in paper.authors],
+                "categories": [defuse(c) for c in paper.categories],
+                "metadata": {k: defuse(v) for k, v in paper.metadata.items()},
+            }
+        )
         return [
             {"role": "system", "content": self.messages_system()},
-            {"role": "user", "content": self._render(self._user, paper=paper, **self._static)},
+            {"role": "user", "content": self._render(self._user, paper=safe, **self._static)},
         ]

@@ -190,7 +190,7 @@ async def test_only_unknown_tags_fail_the_paper(mocked_llm, make_backend):
     with pytest.raises(PaperFailed) as failed:
         await make_backend(max_repairs=1).annotate(PAPER)
     assert failed.value.kind == "invalid_answer"
-    assert failed.value.attempts == 2
+    assert failed.value.usage.requests == 2
     assert "Cooking" in failed.value.last_raw
 
 

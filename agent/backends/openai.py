@@ -52,7 +52,8 @@ class OpenAIBackend:
 
     def key_for(self, messages: Messages) -> str:
         """The cache key of a paper's first request, from its rendered messages."""
-        return self.llm.key(messages, SCHEMA_NAME, self.prompts().schema)
+        prompts = self.prompts()
+        return self.llm.key(messages, SCHEMA_NAME, prompts.schema, prompts.max_tokens)
 
     async def annotate(self, paper: Paper) -> Annotation:
         """Tags and summary for ``paper``; raises PaperFailed or BackendError."""
@@ -70,8 +71,14 @@ class OpenAIBackend:
             )
             return {"tags": tags, "summary": summary}
 
+        prompts = self.prompts()
         answer = await self.llm.ask(
-            render, SCHEMA_NAME, self.prompts().schema, validate, label=f"paper {paper.id}"
+            render,
+            SCHEMA_NAME,
+            prompts.schema,
+            validate,
+            max_tokens=prompts.max_tokens,
+            label=f"paper {paper.id}",
         )
         return Annotation(
             tags=answer.value["tags"],
