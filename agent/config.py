@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import ConfigError
+from agent.redact import register
 
 CONFIG_FILE = "paper-agent.toml"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -35,8 +36,10 @@ class FileConfig(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     max_repairs: int | None = Field(default=None, ge=0, le=5)
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=16)
+    max_tokens: int | None = Field(default=None, ge=0)
     response_format: Literal["json_schema", "json_object"] | None = None
+    max_consecutive_failures: int | None = Field(default=None, ge=0)
+    max_abstract_chars: int | None = Field(default=None, ge=200)
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,10 @@ class Settings:
     max_attempts: int = 5
     max_repairs: int = 2
     temperature: float = 0.0
-    max_tokens: int | None = None
+    max_tokens: int | None = None  # None: sized to the answer; 0: no limit sent
     response_format: str = "json_schema"
+    max_consecutive_failures: int = 10  # 0: never stop early
+    max_abstract_chars: int = 12_000
     use_cache: bool = True
     home: Path = field(default_factory=lambda: state_dir())
 
@@ -127,5 +132,7 @@ def resolve_settings(
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     key_var = config.api_key_env or "OPENAI_API_KEY"
+    api_key = (env.get(key_var) or "").strip() or None
+    register(api_key)  # whatever its shape, it never reaches a log line or a file
     settings = replace(Settings(home=state_dir(env)), **values)
-    return replace(settings, api_key=env.get(key_var) or None)
+    return replace(settings, api_key=api_key)

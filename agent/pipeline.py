@@ -1,22 +1,34 @@
-"""Runs a backend over papers with bounded concurrency; results stream to disk in input order."""
+"""Runs a backend over papers with bounded concurrency; results stream to disk in input order.
+
+The results file is replaced only by a complete one: every input paper has its line, in input
+order. A paper that was never run (the circuit breaker tripped, the run was interrupted or
+stopped) gets a ``skipped`` error record, so a rerun retries exactly those.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from agent.backends import Backend
+from agent.config import Settings
 from agent.errors import OutputError, PaperFailed
+from agent.llm import SERVER_TROUBLE
 from agent.models import Paper, PaperResult, Usage
 
 log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_FAILURES = Settings.max_consecutive_failures
+MAX_ABSTRACT_CHARS = Settings.max_abstract_chars
+TROUBLE = SERVER_TROUBLE | {"bad_response"}
 
 
 @dataclass
@@ -25,19 +37,23 @@ class RunStats:
 
     ok: int = 0
     failed: int = 0
+    skipped: int = 0
     cache_hits: int = 0
     usage: Usage = field(default_factory=Usage)
     started: float = field(default_factory=time.monotonic)
+    stopped: str | None = None  # why the run stopped launching papers, if it did
 
     @property
     def total(self) -> int:
-        """Papers finished (ok or failed)."""
-        return self.ok + self.failed
+        """Papers with a result line (ok, failed or skipped)."""
+        return self.ok + self.failed + self.skipped
 
     def add(self, result: PaperResult) -> None:
         """Count one finished paper."""
         if result.error is None:
             self.ok += 1
+        elif result.error.type == "skipped":
+            self.skipped += 1
         else:
             self.failed += 1
         self.cache_hits += result.cached
@@ -46,25 +62,84 @@ class RunStats:
     def summary(self) -> str:
         """One line for stderr."""
         u = self.usage
+        skipped = f", {self.skipped} skipped" if self.skipped else ""
         return (
-            f"{self.ok} ok, {self.failed} failed; {u.requests} requests, {u.retries} retries, "
-            f"{self.cache_hits} cache hits; tokens: {u.prompt_tokens} prompt, "
-            f"{u.completion_tokens} completion, {u.cached_tokens} cached; "
+            f"{self.ok} ok, {self.failed} failed{skipped}; {u.requests} requests, "
+            f"{u.retries} retries, {self.cache_hits} cache hits; tokens: {u.prompt_tokens} "
+            f"prompt, {u.completion_tokens} completion, {u.cached_tokens} cached; "
             f"{time.monotonic() - self.started:.1f}s"
         )
 
 
-async def annotate_one(backend: Backend, paper: Paper) -> PaperResult:
-    """One paper's result; a per-paper failure becomes an error record, never an exception."""
+class CircuitBreaker:
+    """Trips after ``limit`` papers in a row failed for the server's sake (0: never)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.streak = 0
+        self.reason: str | None = None
+
+    def record(self, result: PaperResult, halt: bool) -> None:
+        """Count one finished paper; a cache hit says nothing about the server."""
+        error = result.error
+        if halt and error is not None:
+            self.reason = f"the LLM server failed the run's first request ({error.message})"
+        elif error is not None and error.type in TROUBLE:
+            self.streak += 1
+            if self.limit and self.streak >= self.limit:
+                self.reason = f"{self.streak} papers in a row failed (last: {error.message})"
+        elif not result.cached:
+            self.streak = 0
+
+
+def clip_abstract(paper: Paper, max_chars: int) -> Paper:
+    """``paper`` with its abstract cut to ``max_chars`` at a sentence end (logged)."""
+    text = paper.abstract
+    if len(text) <= max_chars:
+        return paper
+    cut = text.rfind(". ", 0, max_chars) + 1 or max_chars  # keep the full stop
+    if cut < max_chars // 2:
+        cut = text.rfind(" ", 0, max_chars) + 1 or max_chars
+    log.info("paper %s: abstract cut from %d to %d characters", paper.id, len(text), cut)
+    return paper.model_copy(update={"abstract": text[:cut].rstrip()})
+
+
+async def annotate_one(
+    backend: Backend, paper: Paper, max_abstract_chars: int = MAX_ABSTRACT_CHARS
+) -> tuple[PaperResult, bool]:
+    """One paper's result, and whether its failure halts the run; never an exception."""
+    if not paper.title and not paper.abstract:
+        message = "the record has neither a title nor an abstract"
+        return PaperResult.failed(
+            paper, "invalid_input", message, backend.name, backend.model
+        ), False
     try:
-        annotation = await backend.annotate(paper)
+        annotation = await backend.annotate(clip_abstract(paper, max_abstract_chars))
     except PaperFailed as exc:
-        log.warning("paper %s failed after %d attempt(s): %s", paper.id, exc.attempts, exc.message)
+        usage = exc.usage if isinstance(exc.usage, Usage) else None
+        requests = usage.requests if usage else 0
+        log.warning("paper %s failed after %d request(s): %s", paper.id, requests, exc.message)
         if exc.last_raw is not None:
             log.debug("paper %s: last answer was %r", paper.id, exc.last_raw[:500])
-        usage = exc.usage if isinstance(exc.usage, Usage) else None
-        return PaperResult.failed(paper, exc.kind, exc.message, backend.name, backend.model, usage)
-    return PaperResult.ok(paper, annotation, backend.name, backend.model)
+        failed = PaperResult.failed(
+            paper, exc.kind, exc.message, backend.name, backend.model, usage
+        )
+        return failed, exc.halt
+    return PaperResult.ok(paper, annotation, backend.name, backend.model), False
+
+
+def _failed(
+    backend: Backend, paper: Paper, kind: str, message: str, usage: Usage | None = None
+) -> PaperResult:
+    return PaperResult.failed(paper, kind, message, backend.name, backend.model, usage)
+
+
+class _WriteFailed(Exception):
+    """The results could not be written (a full disk, most often)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _OrderedWriter:
@@ -75,28 +150,28 @@ class _OrderedWriter:
         self.on_result = on_result
         self.pending: dict[int, PaperResult] = {}
         self.next_index = 0
+        self.written = 0  # lines safely on disk (flushed)
+        self.flushed = 0  # their size in bytes
 
     def put(self, index: int, result: PaperResult) -> int:
         """Buffer ``result``; write every result now in order. Returns how many were written."""
         self.pending[index] = result
-        written = 0
-        while self.next_index in self.pending:
-            self._write(self.pending.pop(self.next_index))
-            self.next_index += 1
-            written += 1
-        if written:
-            self.stream.flush()
+        written = size = 0
+        try:
+            while self.next_index in self.pending:
+                line = self.pending[self.next_index].model_dump_json() + "\n"
+                self.stream.write(line)
+                size += len(line.encode("utf-8"))
+                self.on_result(self.pending.pop(self.next_index))
+                self.next_index += 1
+                written += 1
+            if written:
+                self.stream.flush()
+        except OSError as exc:
+            raise _WriteFailed(exc) from None
+        self.written += written
+        self.flushed += size
         return written
-
-    def drain(self) -> None:
-        """Write whatever finished out of order (on interrupt), still in input order."""
-        for index in sorted(self.pending):
-            self._write(self.pending.pop(index))
-        self.stream.flush()
-
-    def _write(self, result: PaperResult) -> None:
-        self.stream.write(result.model_dump_json() + "\n")
-        self.on_result(result)
 
 
 async def run_pipeline(
@@ -107,12 +182,16 @@ async def run_pipeline(
     concurrency: int = 8,
     on_result: Callable[[PaperResult], None] | None = None,
     stats: RunStats | None = None,
+    max_failures: int = MAX_CONSECUTIVE_FAILURES,
+    max_abstract_chars: int = MAX_ABSTRACT_CHARS,
 ) -> RunStats:
     """Annotate ``papers`` into ``output`` (JSONL, input order), replaced atomically at the end.
 
     At most ``concurrency`` papers are in flight and at most ``4 * concurrency`` finished results
-    wait for a slow predecessor, so memory stays bounded however long the input. If the run is
-    interrupted or the backend fails for good, every finished result is still written.
+    wait for a slow predecessor, so memory stays bounded however long the input. When the
+    circuit breaker trips, the run stops launching papers and the rest get ``skipped`` records;
+    when it is interrupted or the backend fails for good, the same happens before the error
+    goes up, so a rerun retries exactly the papers that did not finish.
     """
     stats = stats if stats is not None else RunStats()
 
@@ -123,44 +202,118 @@ async def run_pipeline(
 
     source = enumerate(papers)
     window = asyncio.Semaphore(max(4 * concurrency, concurrency + 1))
+    breaker = CircuitBreaker(max_failures)
+    in_flight: dict[int, Paper] = {}
     partial = output.with_name(output.name + ".partial")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        partial.touch()
+        stream = partial.open("w", encoding="utf-8")
     except OSError as exc:
         raise OutputError(f"cannot write results to {output}: {exc.strerror}") from None
 
-    writer: _OrderedWriter | None = None
+    writer = _OrderedWriter(stream, counted)
+
+    async def worker() -> None:
+        while breaker.reason is None:
+            await window.acquire()
+            item = next(source, None)
+            if item is None:
+                window.release()
+                return
+            index, paper = item
+            in_flight[index] = paper
+            result, halt = await annotate_one(backend, paper, max_abstract_chars)
+            del in_flight[index]
+            breaker.record(result, halt)
+            for _ in range(writer.put(index, result)):
+                window.release()
+        raise _Tripped
+
+    def skip_the_rest(reason: str) -> None:
+        """Give every paper that did not finish a ``skipped`` record."""
+        for index, paper in _unfinished(in_flight, source):
+            message = f"not run: {reason}; run again to retry it"
+            writer.put(
+                index, PaperResult.failed(paper, "skipped", message, backend.name, backend.model)
+            )
+
+    def finish() -> None:
+        try:
+            stream.flush()
+            os.fsync(stream.fileno())
+            stream.close()
+        except OSError as exc:
+            raise _WriteFailed(exc) from None
+
     try:
-        with partial.open("w", encoding="utf-8") as stream:
-            writer = _OrderedWriter(stream, counted)
-
-            async def worker() -> None:
-                while True:
-                    await window.acquire()
-                    item = next(source, None)
-                    if item is None:
-                        window.release()
-                        return
-                    index, paper = item
-                    result = await annotate_one(backend, paper)
-                    for _ in range(writer.put(index, result)):
-                        window.release()
-
-            try:
-                await _gather_or_cancel([asyncio.create_task(worker()) for _ in range(concurrency)])
-            finally:
-                writer.drain()
-                os.fsync(stream.fileno())
+        try:
+            await _gather_or_cancel([asyncio.create_task(worker()) for _ in range(concurrency)])
+        except _Tripped:
+            stats.stopped = breaker.reason
+            log.warning("stopped launching papers: %s", breaker.reason)
+            skip_the_rest(f"the run stopped after {breaker.reason}")
+        except _WriteFailed:
+            raise
+        except BaseException as exc:
+            # Interrupted, or the backend cannot work: keep finished work, but never replace
+            # an earlier results file with nothing.
+            if stats.total or writer.pending:
+                skip_the_rest(_why(exc))
+                finish()
+                _replace(partial, output)
+            raise
+        finish()
+    except _WriteFailed as exc:
+        with contextlib.suppress(OSError):
+            stream.close()
+        with contextlib.suppress(OSError):
+            os.truncate(partial, writer.flushed)  # no cut-off last line; frees space too
+        raise _write_error(exc.error, output, partial, writer.written) from None
     except BaseException:
-        # Keep finished work, but never replace an earlier results file with nothing.
-        if stats.total:
-            os.replace(partial, output)
-        else:
+        with contextlib.suppress(OSError):
+            stream.close()
+        if not (stats.total or writer.pending):
             partial.unlink(missing_ok=True)
         raise
-    os.replace(partial, output)
+    _replace(partial, output)
     return stats
+
+
+class _Tripped(Exception):
+    """The circuit breaker tripped: stop every worker."""
+
+
+def _unfinished(
+    in_flight: dict[int, Paper], source: Iterator[tuple[int, Paper]]
+) -> Iterator[tuple[int, Paper]]:
+    yield from sorted(in_flight.items())
+    in_flight.clear()
+    yield from source
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+        return "the run was interrupted"
+    return f"the run stopped: {exc}"
+
+
+def _replace(partial: Path, output: Path) -> None:
+    try:
+        os.replace(partial, output)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot replace {output}: {exc.strerror}; the results are in {partial}"
+        ) from None
+
+
+def _write_error(error: OSError, output: Path, partial: Path, written: int) -> OutputError:
+    """One line on a results write that failed: the earlier file is intact, the rest is kept."""
+    what = "the disk is full" if error.errno == errno.ENOSPC else error.strerror
+    return OutputError(
+        f"cannot write results to {output}: {what}; {output} is unchanged; the {written} "
+        f"result(s) written before that are in {partial} (answers are cached: a rerun pays "
+        "only for the rest)"
+    )
 
 
 async def _gather_or_cancel(tasks: list[asyncio.Task[None]]) -> None:

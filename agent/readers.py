@@ -327,21 +327,19 @@ def _paper_from_record(record: object, at: str, label: str) -> Paper:
     if isinstance(inner, dict) and "title" in inner:
         # Hugging Face's daily_papers API wraps each paper (and its id) in {"paper": {...}}.
         record = {**{k: v for k, v in record.items() if k != "paper"}, **inner}
-    title = _text(record.get("title"))
-    if not title:
-        raise InputError(f"{at}: record has no title")
-    abstract_key = next((k for k in ABSTRACT_KEYS if _text(record.get(k))), None)
-    if abstract_key is None:
-        raise InputError(f"{at}: record has no abstract (or summary)")
-    title = " ".join(title.split())
+    title = " ".join(_text(record.get("title")).split())
+    # A missing abstract is not the whole input's fault: the paper is annotated from its
+    # title, and a record with neither becomes an invalid_input error record in the run.
+    abstract_key = next((k for k in ABSTRACT_KEYS if _text(record.get(k))), "abstract")
+    abstract = _text(record.get(abstract_key))
     url = _first(record, URL_KEYS)
     given = next((record[k] for k in ID_KEYS if record.get(k) not in (None, "")), None)
     # A summary next to an abstract is kept: it may be a human-written TLDR.
     used = SKIP_WITH_ABSTRACT if abstract_key == "abstract" else KNOWN_KEYS
     return Paper(
-        id=paper_id(given, url, title),
+        id=paper_id(given, url, title or abstract or at),
         title=title,
-        abstract=_text(record[abstract_key]),
+        abstract=abstract,
         authors=_authors(record.get("authors"), at),
         url=url,
         published=_first(record, PUBLISHED_KEYS),

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import shutil
+import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from agent.backends import Backend
 from agent.cache import MISS, AnswerCache, cache_dir
 from agent.config import Settings
-from agent.errors import ConfigError, InputError, OutputError
+from agent.errors import ConfigError, InputError, Interrupted, OutputError
 from agent.models import Paper, PaperResult
 from agent.pipeline import RunStats, run_pipeline
 from agent.readers import read_papers, unique_papers
@@ -22,6 +24,8 @@ from agent.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     import httpx
+
+T = TypeVar("T")
 
 NOTICE_LOCAL = (
     "paper-agent: no API key or base URL configured: using the offline backend "
@@ -131,12 +135,41 @@ async def execute(
                 concurrency=settings.concurrency,
                 on_result=on_result,
                 stats=stats,
+                max_failures=settings.max_consecutive_failures,
+                max_abstract_chars=settings.max_abstract_chars,
             )
         finally:
             await backend.aclose()
             if recorder is not None:
                 recorder.save()
         return await publish(http, settings, output, digest) if digest else None
+
+
+def run_job(job: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(job)``, with SIGTERM handled as Ctrl-C is: the job is cancelled, its
+    cleanup writes the finished results, and ``Interrupted`` says so (exit 143)."""
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        terminated: list[bool] = []
+
+        def on_sigterm() -> None:
+            terminated.append(True)
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        try:
+            return await job
+        except asyncio.CancelledError:
+            if terminated:
+                raise Interrupted("terminated", signal.SIGTERM) from None
+            raise
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    return asyncio.run(main())
 
 
 def dry_run(settings: Settings, taxonomy: Taxonomy, inputs: Inputs) -> str:

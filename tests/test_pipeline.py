@@ -75,13 +75,19 @@ async def test_a_failed_paper_gets_an_error_record_and_the_rest_go_on(tmp_path):
     assert (stats.ok, stats.failed) == (9, 1)
 
 
-async def test_fatal_error_keeps_finished_results(tmp_path):
+async def test_fatal_error_keeps_finished_results_and_skips_the_rest(tmp_path):
     out = tmp_path / "results.jsonl"
     with pytest.raises(BackendError):
         await run_pipeline(papers(50), ScriptedBackend(fatal="p20"), out, concurrency=2)
-    ids = [r["id"] for r in read(out)]
-    assert "p0" in ids and "p20" not in ids
-    assert ids == sorted(ids, key=lambda s: int(s[1:]))
+    rows = read(out)
+    assert [r["id"] for r in rows] == [f"p{i}" for i in range(50)]  # complete, input order
+    assert rows[0]["error"] is None
+    assert rows[20]["error"]["type"] == "skipped"
+    # The other worker's paper may have finished first; everything after it was never run.
+    assert all(r["error"] is None or r["error"]["type"] == "skipped" for r in rows[21:])
+    assert all(r["error"]["type"] == "skipped" for r in rows[23:])
+    assert "bad key" in rows[49]["error"]["message"]
+    assert not (tmp_path / "results.jsonl.partial").exists()
 
 
 async def test_fatal_error_before_any_result_leaves_the_old_file(tmp_path):
@@ -92,7 +98,7 @@ async def test_fatal_error_before_any_result_leaves_the_old_file(tmp_path):
     assert out.read_text() == "earlier results\n"
 
 
-async def test_cancel_flushes_finished_results(tmp_path):
+async def test_cancel_flushes_finished_results_and_marks_the_rest_skipped(tmp_path):
     out = tmp_path / "results.jsonl"
     task = asyncio.create_task(run_pipeline(papers(500), ScriptedBackend(), out, concurrency=4))
     await asyncio.sleep(0.2)
@@ -100,9 +106,11 @@ async def test_cancel_flushes_finished_results(tmp_path):
     with pytest.raises(asyncio.CancelledError):
         await task
     rows = read(out)
-    assert 0 < len(rows) < 500
-    ids = [int(r["id"][1:]) for r in rows]
-    assert ids == sorted(ids)
+    assert [r["id"] for r in rows] == [f"p{i}" for i in range(500)]
+    done = [r for r in rows if r["error"] is None]
+    assert 0 < len(done) < 500
+    assert {r["error"]["type"] for r in rows if r not in done} == {"skipped"}
+    assert "interrupted" in rows[-1]["error"]["message"]
 
 
 async def test_memory_window_is_bounded(tmp_path):

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from agent.errors import PaperAgentError
+from agent.errors import Interrupted, PaperAgentError
 
 if TYPE_CHECKING:
     from agent.models import PaperResult
+    from agent.pipeline import RunStats
 
 
 @click.command()
@@ -146,7 +148,7 @@ def run(
     if webhook:
         from agent.delivery.slack import check_webhook
 
-        check_webhook(webhook)
+        webhook = check_webhook(webhook)
     if digest_out is not None and not digest_out.resolve().parent.is_dir():
         raise click.UsageError(f"--digest-out: no such directory: {digest_out.parent}")
     if highlights and not (digest_format or webhook):
@@ -154,7 +156,15 @@ def run(
     if highlights and settings.resolved_backend() != "openai":
         raise click.UsageError("--highlights needs the LLM backend (an API key or --base-url)")
     tags = load_taxonomy(settings.taxonomy)  # a bad taxonomy fails before inputs are read
-    if not dry_run:
+    to_stdout = str(output) == "-"
+    if to_stdout and digest_format and digest_out is None:
+        raise click.UsageError("-o - writes the results to stdout: give the digest --digest-out")
+    results = output
+    if to_stdout:
+        # Streamed into a private file, then copied out whole: stdout gets a complete file.
+        home = click.get_current_context().with_resource(tempfile.TemporaryDirectory())
+        results = Path(home) / "results.jsonl"
+    elif not dry_run:
         # Held until the command ends (click closes it), so a second run refuses at once.
         click.get_current_context().with_resource(output_lock(output, "results"))
     papers = runner.open_inputs(list(inputs), limit)
@@ -176,29 +186,46 @@ def run(
                     settings,
                     tags,
                     papers,
-                    output,
+                    results,
                     stats=stats,
                     on_result=advance,
                     digest=wanted if (digest_format or webhook) else None,
                 )
-                text = asyncio.run(job)
-        except KeyboardInterrupt:
-            click.echo(
-                f"paper-agent: interrupted: {stats.total} finished result(s) written to "
-                f"{output}; run again to resume from the cache",
-                err=True,
-            )
-            sys.exit(130)
+                text = runner.run_job(job)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            what = "terminated" if isinstance(exc, Interrupted) else "interrupted"
+            click.echo(f"paper-agent: {what}: {_kept(stats, output)}", err=True)
+            sys.exit(getattr(exc, "exit_code", 130))
         except PaperAgentError as exc:
             if stats.total:
-                exc.args = (f"{exc} ({stats.total} finished result(s) kept in {output})",)
+                exc.args = (f"{exc} ({_kept(stats, output)})",)
             raise
     finally:
         papers.cleanup()
+    if to_stdout:
+        with results.open("rb") as lines:
+            shutil.copyfileobj(lines, sys.stdout.buffer)
+        sys.stdout.flush()
+    if stats.stopped:
+        click.echo(
+            f"paper-agent: stopped early: {stats.stopped}; {stats.skipped} paper(s) marked "
+            "skipped: run again to retry them",
+            err=True,
+        )
     click.echo(f"paper-agent: {stats.summary()} -> {output}", err=True)
     if text is not None:
         click.echo(text, nl=False)
-    sys.exit(1 if stats.failed else 0)
+    sys.exit(1 if stats.failed or stats.skipped else 0)
+
+
+def _kept(stats: RunStats, output: Path) -> str:
+    """What an interrupted or stopped run left in ``output``."""
+    finished = stats.ok + stats.failed
+    skipped = f" and {stats.skipped} skipped record(s)" if stats.skipped else ""
+    return (
+        f"{finished} finished result(s){skipped} written to {output}; run again to resume "
+        "from the cache"
+    )
 
 
 @contextlib.contextmanager
