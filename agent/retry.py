@@ -24,7 +24,7 @@ RETRY_STATUSES = frozenset({408, 409, 429})
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounds on attempts and waiting; the defaults suit both LLM and Slack calls."""
+    """Bounds on attempts and on the time one call may take, retries and waits included."""
 
     max_attempts: int = 5
     base_delay: float = 0.5
@@ -117,7 +117,10 @@ def _stopper(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
     def stop(state: RetryCallState) -> bool:
         if state.attempt_number >= policy.max_attempts:
             return True
-        return state.idle_for + state.upcoming_sleep > policy.max_total_wait
+        # Time spent in attempts counts too: a server that hangs until the timeout must not
+        # hold a paper for max_attempts x timeout. (idle_for covers patched sleeps in tests.)
+        spent = max(state.idle_for, state.seconds_since_start or 0.0)
+        return spent + state.upcoming_sleep > policy.max_total_wait
 
     return stop
 

@@ -50,8 +50,14 @@ def wait_for_a_result(run: subprocess.Popen, partial: Path, timeout: float = 30.
     pytest.fail(f"no result in {partial} after {timeout:.0f} s")
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT semantics")
-def test_ctrl_c_keeps_finished_results_and_the_rerun_resumes(stub_url, fixtures, tmp_path):
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize(
+    ("signum", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_a_signal_keeps_finished_results_and_the_rerun_resumes(
+    stub_url, fixtures, tmp_path, signum, code, word
+):
     env = {**os.environ, "OPENAI_API_KEY": "sk-interrupt-test", "PAPER_AGENT_HOME": str(tmp_path)}
     command = [
         sys.executable,
@@ -70,27 +76,28 @@ def test_ctrl_c_keeps_finished_results_and_the_rerun_resumes(stub_url, fixtures,
     ]
     run = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     wait_for_a_result(run, tmp_path / "out.jsonl.partial")
-    run.send_signal(signal.SIGINT)
+    run.send_signal(signum)
     _, stderr = run.communicate(timeout=20)
-    assert run.returncode == 130, stderr
-    assert "Traceback" not in stderr and "interrupted" in stderr
-    kept = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert run.returncode == code, stderr
+    assert "Traceback" not in stderr
+    said = [line for line in stderr.splitlines() if word in line]
+    assert len(said) == 1 and "finished result(s)" in said[0]
+    # A complete file: every paper has its line, those that never ran marked skipped.
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 60
+    kept = [r for r in rows if r["error"] is None]
     assert 0 < len(kept) < 60
-    assert all(r["error"] is None for r in kept)
+    assert {r["error"]["type"] for r in rows if r["error"]} == {"skipped"}
+    assert not (tmp_path / "out.jsonl.partial").exists()
     sent_before = stats(stub_url)["chat_completions"]
 
-    # More in flight only to finish sooner: concurrency is not part of the cache key.
+    command[command.index("--concurrency") + 1] = "8"
     rerun = subprocess.run(
-        [*command, "--concurrency", "8"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
     assert rerun.returncode == 0, rerun.stderr
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert len(rows) == 60
+    assert len(rows) == 60 and all(r["error"] is None for r in rows)
     fresh = [r for r in rows if not r["cached"]]
-    assert len(fresh) <= 60 - len(kept)  # nothing finished before Ctrl-C is asked again
+    assert len(fresh) <= 60 - len(kept)  # nothing finished before the signal is asked again
     assert stats(stub_url)["chat_completions"] - sent_before == len(fresh)
