@@ -126,6 +126,7 @@ class LLM:
         self._sdk: AsyncOpenAI | None = None
         self._proven = False  # the server has answered a request of this run
         self._probe = asyncio.Lock()
+        self._stopped: BackendError | None = None
 
     def params(self, name: str, schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
         """Sampling parameters and response format: everything but model and messages.
@@ -268,7 +269,13 @@ class LLM:
         if self._proven:
             return await self._send(messages, name, schema, max_tokens, usage)
         async with self._probe:
-            return await self._send(messages, name, schema, max_tokens, usage)
+            if self._stopped is not None:
+                raise self._stopped  # the run is over: a paper waiting here sends nothing
+            try:
+                return await self._send(messages, name, schema, max_tokens, usage)
+            except BackendError as exc:
+                self._stopped = exc
+                raise
 
     async def _send(
         self,

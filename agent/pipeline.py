@@ -82,6 +82,8 @@ class CircuitBreaker:
     def record(self, result: PaperResult, halt: bool) -> None:
         """Count one finished paper; a cache hit says nothing about the server."""
         error = result.error
+        if self.reason is not None:
+            return  # tripped already: papers still finishing do not change why
         if halt and error is not None:
             self.reason = f"the LLM server failed the run's first request ({error.message})"
         elif error is not None and error.type in TROUBLE:

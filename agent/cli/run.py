@@ -125,6 +125,7 @@ def run(
     from agent.config import resolve_settings
     from agent.outputs import check_outputs, output_lock
     from agent.pipeline import RunStats
+    from agent.redact import scrub
     from agent.taxonomy import load_taxonomy
 
     flags = {
@@ -172,7 +173,7 @@ def run(
         if papers.duplicates:
             dups = papers.duplicates
             shown = ", ".join(dups[:5]) + (" ..." if len(dups) > 5 else "")
-            click.echo(f"paper-agent: skipped {len(dups)} duplicate(s): {shown}", err=True)
+            click.echo(scrub(f"paper-agent: skipped {len(dups)} duplicate(s): {shown}"), err=True)
         if settings.backend == "auto" and settings.resolved_backend() == "local":
             click.echo(runner.NOTICE_LOCAL, err=True)
         if dry_run:
@@ -207,11 +208,8 @@ def run(
             shutil.copyfileobj(lines, sys.stdout.buffer)
         sys.stdout.flush()
     if stats.stopped:
-        click.echo(
-            f"paper-agent: stopped early: {stats.stopped}; {stats.skipped} paper(s) marked "
-            "skipped: run again to retry them",
-            err=True,
-        )
+        stopped = f"stopped early: {stats.stopped}; {stats.skipped} paper(s) marked skipped"
+        click.echo(scrub(f"paper-agent: {stopped}: run again to retry them"), err=True)
     click.echo(f"paper-agent: {stats.summary()} -> {output}", err=True)
     if text is not None:
         click.echo(text, nl=False)
