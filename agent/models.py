@@ -54,7 +54,6 @@ class Annotation(BaseModel):
     summary: str
     usage: Usage = Field(default_factory=Usage)
     cached: bool = False
-    scores: dict[str, float] | None = None
 
 
 class PaperResult(BaseModel):
@@ -74,6 +73,7 @@ class PaperResult(BaseModel):
     cached: bool = False
     usage: Usage = Field(default_factory=Usage)
     error: ErrorInfo | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)  # the input's other fields, kept
 
     @classmethod
     def ok(cls, paper: Paper, ann: Annotation, backend: str, model: str | None) -> PaperResult:
@@ -90,6 +90,7 @@ class PaperResult(BaseModel):
             model=model,
             cached=ann.cached,
             usage=ann.usage,
+            metadata=paper.metadata,
         )
 
     @classmethod
@@ -113,6 +114,7 @@ class PaperResult(BaseModel):
             model=model,
             usage=usage or Usage(),
             error=ErrorInfo(type=kind, message=message),
+            metadata=paper.metadata,
         )
 
 

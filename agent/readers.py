@@ -101,6 +101,11 @@ def _read_file(path: Path) -> Iterator[Paper]:
     try:
         raw = path.open("rb")
     except FileNotFoundError:
+        if "://" in where:
+            raise InputError(
+                f"{where.split('://')[0]}:// URLs are not inputs: download the file first "
+                f"(input file not found: {where})"
+            ) from None
         raise InputError(f"input file not found: {where}") from None
     except IsADirectoryError:
         raise InputError(f"{where} is a directory, not a file of papers") from None

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     "--max-tags",
     type=click.IntRange(1, 20),
     default=None,
-    help="Most tags per paper.  [default: 3]",
+    help="Most tags per paper.  [default: the taxonomy's max_tags, else 3]",
 )
 @click.option(
     "--summary-words",
