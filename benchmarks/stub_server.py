@@ -1,37 +1,115 @@
 """A local OpenAI-compatible server with a fixed delay, for benchmarks (stdlib asyncio only).
 
     python benchmarks/stub_server.py --port 0 --delay-ms 300
+    python benchmarks/stub_server.py --faults issue7 --seed 7 --log requests.jsonl
 
 Prints the base URL it bound (``http://127.0.0.1:PORT/v1``) as its first stdout line, then
-serves until SIGINT/SIGTERM and prints the request counts. ``GET /stats`` returns the counts
-while it runs. Each chat completion sleeps ``--delay-ms`` without blocking the others, so
-concurrent requests overlap the way they do against a real endpoint.
+serves until SIGINT/SIGTERM (or ``--lifetime`` seconds) and prints the request counts.
+``GET /stats`` returns the counts while it runs. Each chat completion sleeps ``--delay-ms``
+without blocking the others, so concurrent requests overlap the way they do against a real
+endpoint. ``--faults`` makes a share of the chat completions fail (429, 500, bad JSON, unknown
+tags, cut-off answers), drawn per request from an RNG seeded with ``--seed`` and the request.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
+import random
+import re
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import IO, Any
 
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 411: "Length Required"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    411: "Length Required",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 MODEL = "stub-model"
 SUMMARY = "The paper proposes a method and reports that it improves on strong baselines."
+UNKNOWN_TAG = "Underwater Basket Weaving"
+FAULT_KINDS = ("429", "500", "bad_json", "unknown_tags", "length")
+# The mix of issue 7's fault benchmark; connection resets come from bench_faults.py's proxy.
+PRESETS = {"issue7": "429=0.15,500=0.10,bad_json=0.10,unknown_tags=0.10,length=0.05"}
+TAG_LINE = re.compile(r"^- ([^:\n]+):", re.MULTILINE)
+TITLE_LINE = re.compile(r"^Title: (.*)$", re.MULTILINE)
+Reply = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON payload, extra headers
+
+
+@dataclass
+class Faults:
+    """Per-request fault rates; each request's draw is seeded by ``seed`` and its own body.
+
+    Keying the draw on the body (and how many times that body came before) rather than on
+    arrival order makes two runs at any concurrency meet the same faults for the same requests.
+    """
+
+    rates: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    retry_after_max: float = 1.0
+    seen: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def parse(cls, spec: str, seed: int, retry_after_max: float) -> Faults:
+        """``429=0.15,500=0.1,...`` or a preset name; rates must sum to at most 1."""
+        spec = PRESETS.get(spec, spec)
+        rates: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            kind, _, rate = part.partition("=")
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
+            rates[kind] = float(rate)
+        if any(r < 0 for r in rates.values()) or sum(rates.values()) > 1:
+            raise ValueError(f"fault rates must be >= 0 and sum to <= 1: {spec}")
+        return cls(rates, seed, retry_after_max)
+
+    def draw(self, body: bytes) -> tuple[str | None, random.Random]:
+        """The fault for this request (None: answer well) and the RNG for its details."""
+        if not self.rates:
+            return None, random.Random(self.seed)
+        digest = hashlib.sha256(body).hexdigest()
+        self.seen[digest] += 1
+        rng = random.Random(f"{self.seed}:{digest}:{self.seen[digest]}")
+        roll = rng.random()
+        for kind, rate in self.rates.items():
+            if roll < rate:
+                return kind, rng
+            roll -= rate
+        return None, rng
 
 
 class StubServer:
     """Answers chat completions with schema-valid tags and a summary after a fixed delay."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(
+        self,
+        delay: float,
+        faults: Faults | None = None,
+        log: IO[str] | None = None,
+        close_connections: bool = False,
+    ) -> None:
         self.delay = delay
+        self.faults = faults or Faults()
+        self.log = log
+        self.close_connections = close_connections
         self.stats = {"requests": 0, "chat_completions": 0, "in_flight": 0, "max_in_flight": 0}
+        self.injected: Counter[str] = Counter()
         self.connections: set[asyncio.StreamWriter] = set()
+
+    def counts(self) -> dict[str, Any]:
+        """The request counters and the faults injected so far."""
+        return {**self.stats, "faults": dict(self.injected)}
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one keep-alive connection: the client reuses it for request after request."""
@@ -47,9 +125,10 @@ class StubServer:
                     await respond(writer, 411, {"error": {"message": "send Content-Length"}})
                     break
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                status, payload = await self.route(method, target.split("?")[0], body)
-                await respond(writer, status, payload)
-                if headers.get("connection", "").lower() == "close":
+                status, payload, extra = await self.route(method, target.split("?")[0], body)
+                close = self.close_connections or headers.get("connection", "").lower() == "close"
+                await respond(writer, status, payload, extra, close=close)
+                if close:
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass  # a client that hangs up mid-request is not the server's problem
@@ -57,27 +136,49 @@ class StubServer:
             self.connections.discard(writer)
             writer.close()
 
-    async def route(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """The status and JSON payload for one request."""
+    async def route(self, method: str, path: str, body: bytes) -> Reply:
+        """The status, JSON payload and extra headers for one request."""
         self.stats["requests"] += 1
         if method == "POST" and path.endswith("/chat/completions"):
             try:
                 request = json.loads(body)
             except ValueError:
-                return 400, {"error": {"message": "body is not JSON", "type": "invalid_request"}}
+                error = {"message": "body is not JSON", "type": "invalid_request"}
+                return 400, {"error": error}, {}
             self.stats["chat_completions"] += 1
+            number = self.stats["chat_completions"]
+            fault, rng = self.faults.draw(body)
+            self.injected[fault or "none"] += 1
+            self.record(number, request, fault)
             self.stats["in_flight"] += 1
             self.stats["max_in_flight"] = max(self.stats["max_in_flight"], self.stats["in_flight"])
             try:
                 await asyncio.sleep(self.delay)
             finally:
                 self.stats["in_flight"] -= 1
-            return 200, completion(request, self.stats["chat_completions"])
+            return faulty_reply(request, number, fault, rng, self.faults.retry_after_max)
         if method == "GET" and path.endswith("/models"):
-            return 200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]}
+            return 200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]}, {}
         if method == "GET" and path == "/stats":
-            return 200, dict(self.stats)
-        return 404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}}
+            return 200, self.counts(), {}
+        error = {"message": f"no route {method} {path}", "type": "not_found"}
+        return 404, {"error": error}, {}
+
+    def record(self, number: int, request: dict[str, Any], fault: str | None) -> None:
+        """One ``--log`` line: the paper's title, the fault drawn, and whether it is a re-ask."""
+        if self.log is None:
+            return
+        messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+        users = [str(m.get("content", "")) for m in messages if m.get("role") == "user"]
+        found = TITLE_LINE.search(users[0]) if users else None
+        line = {
+            "n": number,
+            "title": found.group(1).strip() if found else None,
+            "fault": fault,
+            "repair": any(m.get("role") == "assistant" for m in messages),
+        }
+        self.log.write(json.dumps(line) + "\n")
+        self.log.flush()
 
 
 async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
@@ -91,27 +192,88 @@ async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
         headers[name.strip().lower()] = value.strip()
 
 
-async def respond(writer: asyncio.StreamWriter, status: int, payload: dict[str, Any]) -> None:
-    """Write one JSON response and keep the connection open."""
+async def respond(
+    writer: asyncio.StreamWriter,
+    status: int,
+    payload: dict[str, Any],
+    extra: dict[str, str] | None = None,
+    *,
+    close: bool = False,
+) -> None:
+    """Write one JSON response; ``close`` tells the client this connection ends with it."""
     data = json.dumps(payload).encode()
-    head = (
-        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-        "Connection: keep-alive\r\n\r\n"
-    )
-    writer.write(head.encode() + data)
+    lines = [
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(data)}",
+        f"Connection: {'close' if close else 'keep-alive'}",
+        *(f"{name}: {value}" for name, value in (extra or {}).items()),
+    ]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
     await writer.drain()
 
 
-def completion(request: dict[str, Any], number: int) -> dict[str, Any]:
-    """A chat.completion whose content is {"tags", "summary"}, tags from the request's enum."""
-    messages = request.get("messages") or []
-    prompt = "".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+def faulty_reply(
+    request: dict[str, Any], number: int, fault: str | None, rng: random.Random, wait_max: float
+) -> Reply:
+    """A good completion, or the drawn fault in the shape a real server sends it."""
+    if fault == "429":
+        wait_ms = round(rng.uniform(0, wait_max) * 1000)
+        error = {
+            "message": f"Rate limit reached for {MODEL}. Please try again in {wait_ms}ms.",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+        # Both headers, as OpenAI sends them; retry-after is whole seconds, rounded up.
+        headers = {"retry-after-ms": str(wait_ms), "retry-after": str(-(-wait_ms // 1000))}
+        return 429, {"error": error}, headers
+    if fault == "500":
+        error = {
+            "message": "The server had an error while processing your request. Sorry about that!",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+        return 500, {"error": error}, {}
+    tags, _ = answer_tags(request)
+    if fault == "unknown_tags":
+        # A real model's slip: one invented tag in front of a good one.
+        tags = [UNKNOWN_TAG, *tags[:1]]
+    content = json.dumps({"tags": tags, "summary": SUMMARY})
+    finish = "stop"
+    if fault == "bad_json":
+        content = f"Here is the JSON you asked for:\n{content}"
+    elif fault == "length":
+        content, finish = content[: len(content) // 2], "length"
+    return 200, completion(request, number, content, finish), {}
+
+
+def answer_tags(request: dict[str, Any]) -> tuple[list[str], str]:
+    """Up to two valid tags for this prompt (the same every time) and the prompt text.
+
+    Tags come from the string enum of the json_schema response format, else (json_object
+    mode) from the tag list in the system prompt, lines ``- Name: description``.
+    """
+    messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+    prompt = "".join(str(m.get("content", "")) for m in messages)
     names, max_tags = tag_enum(request.get("response_format") or {})
+    if not names:
+        system = "".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
+        names, max_tags = TAG_LINE.findall(system), 2
     # Deterministic per prompt, so a paper gets the same answer on every run.
     seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big")
-    tags = [names[(seed + i) % len(names)] for i in range(min(2, max_tags, len(names)))]
-    content = json.dumps({"tags": tags, "summary": SUMMARY})
+    return [names[(seed + i) % len(names)] for i in range(min(2, max_tags, len(names)))], prompt
+
+
+def completion(
+    request: dict[str, Any], number: int, content: str | None = None, finish: str = "stop"
+) -> dict[str, Any]:
+    """A chat.completion whose content is {"tags", "summary"}, tags from the request's enum."""
+    messages = request.get("messages") or []
+    tags, prompt = answer_tags(request)
+    if content is None:
+        content = json.dumps({"tags": tags, "summary": SUMMARY})
     prompt_tokens, completion_tokens = len(prompt) // 4 + len(messages) * 4, len(content) // 4
     return {
         "id": f"chatcmpl-stub-{number}",
@@ -123,7 +285,7 @@ def completion(request: dict[str, Any], number: int) -> dict[str, Any]:
                 "index": 0,
                 "message": {"role": "assistant", "content": content, "refusal": None},
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": finish,
             }
         ],
         "usage": {
@@ -159,9 +321,8 @@ def enums(node: Any, under_tags: bool, max_items: int) -> Iterator[tuple[bool, l
             yield from enums(child, under_tags, max_items)
 
 
-async def serve(host: str, port: int, delay: float) -> StubServer:
-    """Serve until SIGINT or SIGTERM; return the server with its final counts."""
-    stub = StubServer(delay)
+async def serve(host: str, port: int, stub: StubServer, lifetime: float) -> StubServer:
+    """Serve until SIGINT, SIGTERM or ``lifetime`` seconds; return the server with its counts."""
     server = await asyncio.start_server(stub.handle, host, port, backlog=256)
     bound = server.sockets[0].getsockname()
     print(f"http://{bound[0]}:{bound[1]}/v1", flush=True)
@@ -170,7 +331,11 @@ async def serve(host: str, port: int, delay: float) -> StubServer:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with server:
-        await stop.wait()
+        try:
+            # Bounded even if whoever started it dies without stopping it.
+            await asyncio.wait_for(stop.wait(), lifetime)
+        except TimeoutError:
+            print(f"stub server: lifetime of {lifetime:g} s reached", file=sys.stderr)
         # Hang up idle keep-alive connections so their handlers end instead of being cancelled.
         for writer in list(stub.connections):
             writer.close()
@@ -184,9 +349,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--delay-ms", type=float, default=300.0)
+    parser.add_argument(
+        "--faults",
+        default="",
+        help=f"e.g. '429=0.15,500=0.1' (kinds: {', '.join(FAULT_KINDS)}), or 'issue7' for "
+        f"{PRESETS['issue7']}",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
+    parser.add_argument(
+        "--retry-after-max", type=float, default=1.0, help="a 429 asks to wait 0 to this (s)"
+    )
+    parser.add_argument("--log", help="append one JSON line per chat completion to this file")
+    parser.add_argument(
+        "--close-connections",
+        action="store_true",
+        help="answer with Connection: close, so every request comes on a new connection",
+    )
+    parser.add_argument(
+        "--lifetime", type=float, default=3600.0, help="stop by itself after this many seconds"
+    )
     args = parser.parse_args(argv)
-    stub = asyncio.run(serve(args.host, args.port, args.delay_ms / 1000))
-    print(json.dumps(stub.stats), flush=True)
+    try:
+        faults = Faults.parse(args.faults, args.seed, args.retry_after_max)
+    except ValueError as exc:
+        parser.error(str(exc))
+    with open(args.log, "a", encoding="utf-8") if args.log else contextlib.nullcontext() as log:
+        stub = StubServer(args.delay_ms / 1000, faults, log, args.close_connections)
+        asyncio.run(serve(args.host, args.port, stub, args.lifetime))
+    print(json.dumps(stub.counts()), flush=True)
     print(f"stub server: {stub.stats['requests']} requests", file=sys.stderr)
     return 0
 
