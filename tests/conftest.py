@@ -1,5 +1,7 @@
 """Every test gets its own state dir and no real credentials."""
 
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,24 @@ def network_guard(tmp_path_factory) -> None:
 
     with pytest.raises(AllMockedAssertionError, match="not mocked"):
         asyncio.run(annotate_unmocked())
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 64 KiB tmpfs; skipped only where mounting is not permitted."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount command: the full-disk tests need to mount a tmpfs")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)

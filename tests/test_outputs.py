@@ -66,27 +66,6 @@ def lock_holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     child.wait()
 
 
-@pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 64 KiB tmpfs; skipped only where mounting is not permitted."""
-    mount_point = tmp_path / "tmpfs"
-    mount_point.mkdir()
-    try:
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-            capture_output=True,
-            text=True,
-        )
-    except FileNotFoundError:
-        pytest.skip("no mount command: the full-disk tests need to mount a tmpfs")
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
-
-
 def fill(directory: Path) -> None:
     """Write a filler file in ``directory`` until its disk is full."""
     filler = (directory / "filler").open("wb", buffering=0)

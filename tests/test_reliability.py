@@ -368,3 +368,50 @@ def test_a_failed_paper_reports_its_real_request_count(mocked_llm, tmp_path, sle
     assert result.exit_code == 1
     assert "failed after 5 request(s)" in caplog.text
     assert rows(tmp_path / "o.jsonl")[0]["usage"]["requests"] == 5
+
+
+# Data safety on a real full disk, and secrets in any case or spacing.
+
+
+def test_a_full_disk_keeps_the_earlier_results_file(full_disk, fixtures):
+    earlier = full_disk / "results.jsonl"
+    earlier.write_text('{"id": "yesterday"}\n' * 200)
+    before = earlier.read_bytes()
+    page = str(fixtures / "hf-daily-papers-page.txt")  # 202 results: far more than 64 KiB
+    result = CliRunner().invoke(cli, ["run", page, "--backend", "local", "-o", str(earlier)])
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and "disk is full" in line and "unchanged" in line
+    assert earlier.read_bytes() == before
+    partial = full_disk / "results.jsonl.partial"
+    assert str(partial) in line
+    kept = partial.read_text().splitlines()
+    assert kept and all(json.loads(row)["error"] is None for row in kept)  # whole lines only
+
+
+def test_secrets_never_reach_logs_in_any_case_or_spacing(tmp_path, caplog):
+    """A webhook with a mixed-case host and trailing whitespace, and a key of no known shape."""
+    secret_path = "/services/T0SECRET/B0SECRET/xYzSeCrEtToKeN"
+    webhook = f"  https://HOOKS.Example.TEST{secret_path}  \n"
+    key = "Zq9-not-shaped-like-any-key-7Hk2"
+    router = respx.mock(assert_all_called=False)
+    router.post(f"{BASE_URL}/chat/completions").mock(return_value=answer(["LLMs"]))
+    slack = router.post(f"https://hooks.example.test{secret_path}").respond(200, text="ok")
+    caplog.set_level(logging.DEBUG)
+    with router:
+        result = invoke(
+            "-vv",
+            "run",
+            papers_file(tmp_path, 2),
+            "-o",
+            "out.jsonl",
+            "--post-slack",
+            env={"SLACK_WEBHOOK_URL": webhook, "OPENAI_API_KEY": key},
+        )
+        assert slack.call_count == 1  # (respx forgets its calls when the router stops)
+    assert result.exit_code == 0, result.stderr
+    printed = (result.stderr + result.stdout + caplog.text).lower()
+    assert "hooks.example.test" in caplog.text.lower() or "[redacted]" in printed
+    for secret in (secret_path, webhook.strip(), key):
+        assert secret.lower() not in printed
+    assert key not in (tmp_path / "out.jsonl").read_text()
