@@ -17,7 +17,7 @@ from agent.cache import AnswerCache, cache_dir
 from agent.config import Settings
 from agent.digest.model import Digest
 from agent.errors import BackendError, ConfigError, PaperFailed
-from agent.llm import LLM, Messages
+from agent.llm import LLM, Messages, Question
 from agent.models import PaperResult
 from agent.prompts import default_prompts_dir, defuse
 
@@ -117,10 +117,8 @@ async def write_highlights(
     try:
         answer = await llm.ask(
             lambda fmt: render_messages(results, fmt, settings.prompts_dir),
-            SCHEMA_NAME,
-            SCHEMA,
+            Question(SCHEMA_NAME, SCHEMA, MAX_TOKENS),
             parse_highlights,
-            max_tokens=MAX_TOKENS,
             label="highlights",
         )
     except (PaperFailed, BackendError) as exc:

@@ -83,6 +83,15 @@ class Completion(BaseModel):
     usage: _Counted | None = None
 
 
+@dataclass(frozen=True)
+class Question:
+    """What is asked, besides the messages: the answer's schema, its name, its expected size."""
+
+    name: str
+    schema: dict[str, Any]
+    max_tokens: int  # the caller's estimate; the max_tokens setting overrides it
+
+
 @dataclass
 class Answer:
     """A validated answer, what it cost, and whether it came from the cache."""
@@ -128,12 +137,8 @@ class LLM:
         self._probe = asyncio.Lock()
         self._stopped: BackendError | None = None
 
-    def params(self, name: str, schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
-        """Sampling parameters and response format: everything but model and messages.
-
-        ``max_tokens`` is the caller's estimate of its answer's size; the ``max_tokens``
-        setting overrides it (0: send no limit).
-        """
+    def params(self, question: Question) -> dict[str, Any]:
+        """Sampling parameters and response format: everything but model and messages."""
         params: dict[str, Any] = {}
         if "temperature" not in self._dropped:
             params["temperature"] = self.settings.temperature
@@ -141,55 +146,43 @@ class LLM:
         if limit is None and self._token_param == "max_tokens":
             # A reasoning model (it asks for max_completion_tokens) spends part of the limit
             # thinking: an answer-sized default would cut it off, so it gets none.
-            limit = max_tokens
+            limit = question.max_tokens
         if limit:
             params[self._token_param] = limit
         if self.format == "json_schema":
+            schema = question.schema
             sent = schema if self._bounded else without_size_bounds(schema)
             params["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": name, "schema": sent, "strict": True},
+                "json_schema": {"name": question.name, "schema": sent, "strict": True},
             }
         else:
             params["response_format"] = {"type": "json_object"}
         return params
 
-    def key(self, messages: Messages, name: str, schema: dict[str, Any], max_tokens: int) -> str:
+    def key(self, messages: Messages, question: Question) -> str:
         """The cache key of a first request (never includes the API key)."""
-        params = self.params(name, schema, max_tokens)
-        return cache_key(model=self.model, messages=messages, schema=schema, params=params)
+        params = self.params(question)
+        return cache_key(model=self.model, messages=messages, schema=question.schema, params=params)
 
     async def ask(
-        self,
-        render: Render,
-        name: str,
-        schema: dict[str, Any],
-        validate: Validate,
-        *,
-        max_tokens: int,
-        label: str = "",
+        self, render: Render, question: Question, validate: Validate, *, label: str = ""
     ) -> Answer:
         """A cached answer, or ask and re-ask with the validation error, boundedly."""
         # Each thing the server may refuse (json_schema, temperature, max_tokens, size
         # keywords) is learned once; a request in flight meanwhile is asked again too.
         for _ in range(5):
             try:
-                return await self._ask(render, name, schema, validate, max_tokens, label)
+                return await self._ask(render, question, validate, label)
             except _Reconfigured:
                 continue
-        return await self._ask(render, name, schema, validate, max_tokens, label)
+        return await self._ask(render, question, validate, label)
 
     async def _ask(
-        self,
-        render: Render,
-        name: str,
-        schema: dict[str, Any],
-        validate: Validate,
-        max_tokens: int,
-        label: str,
+        self, render: Render, question: Question, validate: Validate, label: str
     ) -> Answer:
         messages = render(self.format)
-        key = self.key(messages, name, schema, max_tokens)
+        key = self.key(messages, question)
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not MISS:
@@ -199,7 +192,7 @@ class LLM:
         conversation = messages
         attempts = self.settings.max_repairs + 1
         for attempt in range(1, attempts + 1):
-            completion = await self._complete(conversation, name, schema, max_tokens, usage)
+            completion = await self._complete(conversation, question, usage)
             raw = self._content(completion, usage)
             cut_off = completion.choices[0].finish_reason == "length"
             try:
@@ -257,39 +250,25 @@ class LLM:
             )
         return choice.message.content or ""
 
-    async def _complete(
-        self,
-        messages: Messages,
-        name: str,
-        schema: dict[str, Any],
-        max_tokens: int,
-        usage: Usage,
-    ) -> Completion:
+    async def _complete(self, messages: Messages, question: Question, usage: Usage) -> Completion:
         """One chat completion with retries; the first of the run goes alone."""
         if self._proven:
-            return await self._send(messages, name, schema, max_tokens, usage)
+            return await self._send(messages, question, usage)
         async with self._probe:
             if self._stopped is not None:
                 raise self._stopped  # the run is over: a paper waiting here sends nothing
             try:
-                return await self._send(messages, name, schema, max_tokens, usage)
+                return await self._send(messages, question, usage)
             except BackendError as exc:
                 self._stopped = exc
                 raise
 
-    async def _send(
-        self,
-        messages: Messages,
-        name: str,
-        schema: dict[str, Any],
-        max_tokens: int,
-        usage: Usage,
-    ) -> Completion:
+    async def _send(self, messages: Messages, question: Question, usage: Usage) -> Completion:
         """Send one request (with retries) and map every failure to a paper or run error."""
         import openai
 
         client = self._client()
-        params = self.params(name, schema, max_tokens)
+        params = self.params(question)
         body = {"model": self.model, "messages": messages, **params}
 
         async def call() -> httpx.Response:
@@ -305,7 +284,7 @@ class LLM:
         try:
             response = await call_with_retry(call, self.policy, count_retry)
         except openai.APIStatusError as exc:
-            self._adapt_to(exc, params, name, schema, max_tokens)
+            self._adapt_to(exc, params, question)
             raise self._status_error(exc, usage) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             timeout = isinstance(exc, openai.APITimeoutError)
@@ -337,9 +316,7 @@ class LLM:
         _record_usage(completion, usage)
         return completion
 
-    def _adapt_to(
-        self, exc: Any, sent: dict[str, Any], name: str, schema: dict[str, Any], max_tokens: int
-    ) -> None:
+    def _adapt_to(self, exc: Any, sent: dict[str, Any], question: Question) -> None:
         """Raise ``_Reconfigured`` when the request should be asked again in another form.
 
         A 400 to a request sent before the server's last refusal was learned is asked again
@@ -347,7 +324,7 @@ class LLM:
         """
         if exc.status_code not in (400, 422):
             return
-        if sent != self.params(name, schema, max_tokens):
+        if sent != self.params(question):
             raise _Reconfigured
         text = _error_message(exc).lower()
         param = (getattr(exc, "param", None) or "").lower()

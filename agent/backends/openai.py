@@ -9,7 +9,7 @@ import httpx
 from agent.answers import parse_answer
 from agent.cache import AnswerCache
 from agent.config import Settings
-from agent.llm import LLM, Messages
+from agent.llm import LLM, Messages, Question
 from agent.models import Annotation, Paper
 from agent.prompts import PromptBuilder
 from agent.taxonomy import Taxonomy
@@ -50,10 +50,14 @@ class OpenAIBackend:
             )
         return self._prompts[fmt]
 
+    def question(self) -> Question:
+        """What every paper is asked: the answer schema, sized by the taxonomy and settings."""
+        prompts = self.prompts()
+        return Question(SCHEMA_NAME, prompts.schema, prompts.max_tokens)
+
     def key_for(self, messages: Messages) -> str:
         """The cache key of a paper's first request, from its rendered messages."""
-        prompts = self.prompts()
-        return self.llm.key(messages, SCHEMA_NAME, prompts.schema, prompts.max_tokens)
+        return self.llm.key(messages, self.question())
 
     async def annotate(self, paper: Paper) -> Annotation:
         """Tags and summary for ``paper``; raises PaperFailed or BackendError."""
@@ -71,15 +75,7 @@ class OpenAIBackend:
             )
             return {"tags": tags, "summary": summary}
 
-        prompts = self.prompts()
-        answer = await self.llm.ask(
-            render,
-            SCHEMA_NAME,
-            prompts.schema,
-            validate,
-            max_tokens=prompts.max_tokens,
-            label=f"paper {paper.id}",
-        )
+        answer = await self.llm.ask(render, self.question(), validate, label=f"paper {paper.id}")
         return Annotation(
             tags=answer.value["tags"],
             summary=answer.value["summary"],
