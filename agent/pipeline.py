@@ -23,6 +23,7 @@ from agent.config import Settings
 from agent.errors import OutputError, PaperFailed
 from agent.llm import SERVER_TROUBLE
 from agent.models import Paper, PaperResult, Usage
+from agent.outputs import partial_path
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ async def run_pipeline(
     window = asyncio.Semaphore(max(4 * concurrency, concurrency + 1))
     breaker = CircuitBreaker(max_failures)
     in_flight: dict[int, Paper] = {}
-    partial = output.with_name(output.name + ".partial")
+    partial = partial_path(output)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         stream = partial.open("w", encoding="utf-8")
