@@ -31,19 +31,37 @@ def _strip_fence(text: str) -> str:
     return text.strip()
 
 
+def _embedded_object(text: str) -> object:
+    """The JSON object that starts at the first ``{`` of ``text`` ("Here it is: {...}"), or None.
+
+    A last resort only: earlier attempts re-ask, so the model learns to answer bare JSON.
+    """
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        found, _ = json.JSONDecoder().raw_decode(text, start)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def parse_answer(
     raw: str, taxonomy: Taxonomy, *, max_tags: int, summary_words: int, final: bool = False
 ) -> tuple[list[str], str]:
     """Canonical tags and the summary from ``raw``, or ``AnswerInvalid`` saying what is wrong.
 
-    Tags match case-insensitively and through aliases. Unknown tags and an over-long summary
-    are re-asked; on the ``final`` attempt unknown tags are dropped (if any known tag remains)
-    and the summary is clipped to the word limit instead.
+    Tags match case-insensitively and through aliases. Prose around the JSON, unknown tags and
+    an over-long summary are re-asked; on the ``final`` attempt the JSON object inside prose is
+    taken, unknown tags are dropped (if any known tag remains) and the summary is clipped to the
+    word limit instead.
     """
     try:
         data = json.loads(_strip_fence(raw))
     except ValueError as exc:
-        raise AnswerInvalid(f"the answer is not valid JSON ({exc})") from None
+        data = _embedded_object(raw) if final else None
+        if data is None:
+            raise AnswerInvalid(f"the answer is not valid JSON ({exc})") from None
     try:
         answer = RawAnswer.model_validate(data)
     except ValidationError as exc:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import ConfigError
 from agent.redact import register
+from agent.retry import RetryPolicy
 
 CONFIG_FILE = "paper-agent.toml"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -56,7 +57,7 @@ class Settings:
     concurrency: int = 8
     prompts_dir: Path | None = None
     timeout: float = 60.0
-    max_attempts: int = 5
+    max_attempts: int = RetryPolicy.max_attempts
     max_repairs: int = 2
     temperature: float = 0.0
     max_tokens: int | None = None  # None: sized to the answer; 0: no limit sent

@@ -26,9 +26,10 @@ RETRY_STATUSES = frozenset({408, 409, 429})
 class RetryPolicy:
     """Bounds on attempts and on the time one call may take, retries and waits included."""
 
-    max_attempts: int = 5
+    max_attempts: int = 8
     base_delay: float = 0.5
-    max_delay: float = 30.0
+    max_delay: float = 30.0  # the longest wait a server's Retry-After is granted
+    max_backoff: float = 8.0  # the longest wait of our own: more tries beat longer naps
     max_total_wait: float = 90.0
 
 
@@ -107,8 +108,8 @@ def _waiter(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
             told = retry_after(headers)
             if told is not None:
                 return min(told, policy.max_delay)
-        backoff = policy.base_delay * 2 ** (state.attempt_number - 1)
-        return min(policy.max_delay, random.uniform(0, backoff) + backoff / 2)
+        backoff = min(policy.max_backoff, policy.base_delay * 2 ** (state.attempt_number - 1))
+        return random.uniform(backoff / 2, backoff * 1.5)
 
     return wait
 

@@ -379,3 +379,15 @@ async def test_different_400s_do_not_stop_the_run(mocked_llm, make_backend):
     for i in range(8):
         with pytest.raises(PaperFailed):
             await backend.annotate(PAPER.model_copy(update={"id": str(i)}))
+
+
+async def test_prose_around_the_json_is_re_asked_then_taken_on_the_last_attempt(
+    mocked_llm, make_backend
+):
+    chatty = 'Sure! Here is the answer: {"tags": ["LLMs"], "summary": "It works."} Hope it helps.'
+    route = mocked_llm.post("/chat/completions").mock(
+        return_value=httpx.Response(200, json=completion(chatty))
+    )
+    result = await make_backend(max_repairs=1).annotate(PAPER)
+    assert route.call_count == 2  # re-asked once for bare JSON, then salvaged
+    assert (result.tags, result.summary) == (["LLMs"], "It works.")

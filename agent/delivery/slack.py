@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 # Slack asks incoming webhooks for about one message per second.
 MIN_INTERVAL = 1.0
-SLACK_POLICY = retry.RetryPolicy(max_attempts=5, base_delay=1.0, max_delay=60.0)
+SLACK_POLICY = retry.RetryPolicy(max_attempts=5, base_delay=1.0, max_delay=60.0, max_backoff=30.0)
 
 
 class SlackHTTPError(Exception):
