@@ -40,6 +40,7 @@ JSON_CHUNK = 1 << 16
 # old style archive(.SUBJ)/YYMMNNN; a version suffix is not part of the id.
 _ARXIV_NEW = re.compile(r"(?<!\d)(?<!\d\.)(\d{2}(?:0[1-9]|1[0-2])\.\d{4,5})(?:v\d+)?(?!\d)")
 _ARXIV_OLD = re.compile(r"(?<![\w.-])([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?(?!\d)")
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _NON_WORD = re.compile(r"[\W_]+")
 _LIST_SPLIT = re.compile(r"[,\s]+")
 
@@ -49,6 +50,8 @@ def read_papers(sources: Sequence[str], stdin: TextIO | None = None) -> Iterator
     for source in sources:
         if source == "-":
             yield from _read_stdin(stdin)
+        elif _URL.match(source):
+            raise InputError(f"{source} is a URL: inputs are files; download it first")
         else:
             yield from _read_file(Path(source))
 
@@ -101,11 +104,6 @@ def _read_file(path: Path) -> Iterator[Paper]:
     try:
         raw = path.open("rb")
     except FileNotFoundError:
-        if "://" in where:
-            raise InputError(
-                f"{where.split('://')[0]}:// URLs are not inputs: download the file first "
-                f"(input file not found: {where})"
-            ) from None
         raise InputError(f"input file not found: {where}") from None
     except IsADirectoryError:
         raise InputError(f"{where} is a directory, not a file of papers") from None

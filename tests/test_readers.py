@@ -375,3 +375,8 @@ def test_a_record_without_abstract_or_title_is_still_a_paper(tmp_path: Path) -> 
         ("", ""),
     ]
     assert len({p.id for p in papers}) == 5  # empty records are not each other's duplicates
+
+
+def test_a_url_is_not_taken_for_a_missing_file() -> None:
+    with pytest.raises(InputError, match=r"https://arxiv\.org/abs/2401\.00001 is a URL"):
+        list(read_papers(["https://arxiv.org/abs/2401.00001"]))
