@@ -252,16 +252,17 @@ class LLM:
 
     async def _complete(self, messages: Messages, question: Question, usage: Usage) -> Completion:
         """One chat completion with retries; the first of the run goes alone."""
-        if self._proven:
-            return await self._send(messages, question, usage)
-        async with self._probe:
-            if self._stopped is not None:
-                raise self._stopped  # the run is over: a paper waiting here sends nothing
-            try:
-                return await self._send(messages, question, usage)
-            except BackendError as exc:
-                self._stopped = exc
-                raise
+        if not self._proven:
+            async with self._probe:
+                if self._stopped is not None:
+                    raise self._stopped  # the run is over: a paper waiting here sends nothing
+                if not self._proven:  # still no answer from the server: this one goes alone
+                    try:
+                        return await self._send(messages, question, usage)
+                    except BackendError as exc:
+                        self._stopped = exc
+                        raise
+        return await self._send(messages, question, usage)
 
     async def _send(self, messages: Messages, question: Question, usage: Usage) -> Completion:
         """Send one request (with retries) and map every failure to a paper or run error."""

@@ -415,3 +415,23 @@ def test_secrets_never_reach_logs_in_any_case_or_spacing(tmp_path, caplog):
     for secret in (secret_path, webhook.strip(), key):
         assert secret.lower() not in printed
     assert key not in (tmp_path / "out.jsonl").read_text()
+
+
+def test_after_the_first_answer_requests_fan_out_to_the_concurrency(mocked_llm, tmp_path):
+    in_flight = 0
+    seen: list[int] = []  # requests in flight as each one arrives
+
+    async def reply(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight
+        in_flight += 1
+        seen.append(in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return answer(["LLMs"])
+
+    route = mocked_llm.post("/chat/completions").mock(side_effect=reply)
+    result = invoke("run", papers_file(tmp_path, 40), "--concurrency", "8", "-o", "out.jsonl")
+    assert result.exit_code == 0
+    assert route.call_count == 40
+    assert seen[0] == 1  # the first goes alone...
+    assert max(seen[1:9]) >= 7  # ...then the waiting ones go together, not one at a time
