@@ -20,7 +20,7 @@ from tests.smtp import PASSWORD
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
-FAKE_WEBHOOK = "https://hooks.slack.com/services/T000/B000/readme-test"
+FAKE_WEBHOOK = "https://hooks.example.test/services/readme-test"
 
 
 def shell_lines() -> list[str]:
