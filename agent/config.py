@@ -67,6 +67,16 @@ class Settings:
     use_cache: bool = True
     home: Path = field(default_factory=lambda: state_dir())
 
+    def files_read(self, config_path: Path | None = None) -> list[Path]:
+        """Every file these settings make a run read: config, taxonomy, prompt templates."""
+        config = config_path or Path(CONFIG_FILE)
+        files = [config] if config.is_file() else []
+        if self.taxonomy is not None:
+            files.append(self.taxonomy)
+        if self.prompts_dir is not None and self.prompts_dir.is_dir():
+            files.extend(sorted(self.prompts_dir.glob("*.j2")))
+        return files
+
     def resolved_backend(self) -> str:
         """``auto`` becomes ``openai`` when a key or base URL is configured, else ``local``."""
         if self.backend != "auto":

@@ -33,8 +33,14 @@ log = logging.getLogger(__name__)
 
 OPENAI_URL = "https://api.openai.com/v1"
 SAME_ERROR_LIMIT = 5
-# Failure kinds that say the server or the network is in trouble, not the paper.
-SERVER_TROUBLE = frozenset({"rate_limited", "server_error", "timeout", "connection_error"})
+# Failure kinds that say the server or the network is in trouble, not the paper: the circuit
+# breaker counts these.
+SERVER_TROUBLE = frozenset(
+    {"rate_limited", "server_error", "timeout", "connection_error", "bad_response"}
+)
+# Each thing a server may refuse is learned once: json_schema, temperature, max_tokens, size
+# keywords. A request asked in one form more often than this was refused for something else.
+MAX_REFORMS = 6
 # JSON Schema keywords that bound an answer's size; some servers' strict modes refuse them.
 SIZE_KEYWORDS = ("minItems", "maxItems", "maxLength")
 REPAIR = (
@@ -135,7 +141,7 @@ class LLM:
         self._sdk: AsyncOpenAI | None = None
         self._proven = False  # the server has answered a request of this run
         self._probe = asyncio.Lock()
-        self._stopped: BackendError | None = None
+        self._stopped: BackendError | PaperFailed | None = None
 
     def params(self, question: Question) -> dict[str, Any]:
         """Sampling parameters and response format: everything but model and messages."""
@@ -169,26 +175,26 @@ class LLM:
         self, render: Render, question: Question, validate: Validate, *, label: str = ""
     ) -> Answer:
         """A cached answer, or ask and re-ask with the validation error, boundedly."""
-        # Each thing the server may refuse (json_schema, temperature, max_tokens, size
-        # keywords) is learned once; a request in flight meanwhile is asked again too.
-        for _ in range(5):
+        # A request in flight when the server's refusal was learned is asked again too; the
+        # requests every form costs are counted in one Usage.
+        usage = Usage()
+        for _ in range(MAX_REFORMS):
             try:
-                return await self._ask(render, question, validate, label)
+                return await self._ask(render, question, validate, label, usage)
             except _Reconfigured:
                 continue
-        return await self._ask(render, question, validate, label)
+        raise PaperFailed("http_error", "the server kept refusing the request's form", usage=usage)
 
     async def _ask(
-        self, render: Render, question: Question, validate: Validate, label: str
+        self, render: Render, question: Question, validate: Validate, label: str, usage: Usage
     ) -> Answer:
         messages = render(self.format)
         key = self.key(messages, question)
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not MISS:
-                return Answer(hit, Usage(), cached=True)
+                return Answer(hit, usage, cached=True)
 
-        usage = Usage()
         conversation = messages
         attempts = self.settings.max_repairs + 1
         for attempt in range(1, attempts + 1):
@@ -261,6 +267,12 @@ class LLM:
                         return await self._send(messages, question, usage)
                     except BackendError as exc:
                         self._stopped = exc
+                        raise
+                    except PaperFailed as exc:
+                        if exc.halt:  # the run stops: the papers waiting here are not run
+                            self._stopped = PaperFailed(
+                                "skipped", f"not run: {exc.message}", halt=True
+                            )
                         raise
         return await self._send(messages, question, usage)
 

@@ -19,14 +19,31 @@ log = logging.getLogger(__name__)
 STDIO = "-"  # stdin or stdout, never a file
 
 
-def lock_path(path: Path) -> Path:
-    """The lock file beside ``path`` that ``output_lock`` holds."""
-    return path.with_name(path.name + ".lock")
+def real_target(path: str | Path) -> Path:
+    """The file ``path`` names once symlinks are followed: what gets replaced and locked."""
+    return Path(os.path.realpath(path))
 
 
-def partial_path(path: Path) -> Path:
-    """The file the pipeline streams results into before they replace ``path``."""
-    return path.with_name(path.name + ".partial")
+def lock_path(path: str | Path) -> Path:
+    """The lock file beside ``path``'s target that ``output_lock`` holds."""
+    target = real_target(path)
+    return target.with_name(target.name + ".lock")
+
+
+def partial_path(path: str | Path) -> Path:
+    """The file the pipeline streams results into before they replace ``path``'s target."""
+    target = real_target(path)
+    return target.with_name(target.name + ".partial")
+
+
+def commit(temp: Path, path: str | Path) -> None:
+    """Put the finished ``temp`` in place of ``path``'s target in one step: through a symlink,
+    keeping the earlier file's permissions, and durably (the directory is synced)."""
+    target = real_target(path)
+    with contextlib.suppress(OSError):
+        os.chmod(temp, stat.S_IMODE(os.stat(target).st_mode))
+    os.replace(temp, target)
+    _sync_directory(target.parent)
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
@@ -139,30 +156,23 @@ def write_atomic(path: str | Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step, only once all of it is on disk."""
     path = Path(path)
     # Through a symlink to its target: replacing the link itself would cut it.
-    target = Path(os.path.realpath(path))
-    try:
-        earlier: os.stat_result | None = os.stat(target)
-    except OSError:
-        earlier = None
+    target = real_target(path)
+    earlier = target.exists()
     temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
-        raise OutputError(_failure(path, exc, earlier is not None)) from None
+        raise OutputError(_failure(path, exc, earlier)) from None
     try:
         with os.fdopen(fd, "wb") as stream:
-            if earlier is not None:
-                # Keep the earlier file's permissions (a digest served by a web server, say).
-                os.fchmod(stream.fileno(), stat.S_IMODE(earlier.st_mode))
             stream.write(text.encode("utf-8"))
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temp, target)
+        commit(temp, target)
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-        raise OutputError(_failure(path, exc, earlier is not None)) from None
-    _sync_directory(target.parent)
+        raise OutputError(_failure(path, exc, earlier)) from None
 
 
 def _failure(path: Path, exc: OSError, earlier: bool) -> str:

@@ -23,13 +23,9 @@ from agent.config import Settings
 from agent.errors import OutputError, PaperFailed
 from agent.llm import SERVER_TROUBLE
 from agent.models import Paper, PaperResult, Usage
-from agent.outputs import partial_path
+from agent.outputs import commit, partial_path
 
 log = logging.getLogger(__name__)
-
-MAX_CONSECUTIVE_FAILURES = Settings.max_consecutive_failures
-MAX_ABSTRACT_CHARS = Settings.max_abstract_chars
-TROUBLE = SERVER_TROUBLE | {"bad_response"}
 
 
 @dataclass
@@ -87,12 +83,12 @@ class CircuitBreaker:
             return  # tripped already: papers still finishing do not change why
         if halt and error is not None:
             self.reason = f"the LLM server failed the run's first request ({error.message})"
-        elif error is not None and error.type in TROUBLE:
+        elif error is not None and error.type in SERVER_TROUBLE:
             self.streak += 1
             if self.limit and self.streak >= self.limit:
                 self.reason = f"{self.streak} papers in a row failed (last: {error.message})"
-        elif not result.cached:
-            self.streak = 0
+        elif result.usage.requests:
+            self.streak = 0  # the server answered (a cache hit or bad input says nothing)
 
 
 def clip_abstract(paper: Paper, max_chars: int) -> Paper:
@@ -108,14 +104,12 @@ def clip_abstract(paper: Paper, max_chars: int) -> Paper:
 
 
 async def annotate_one(
-    backend: Backend, paper: Paper, max_abstract_chars: int = MAX_ABSTRACT_CHARS
+    backend: Backend, paper: Paper, max_abstract_chars: int = Settings.max_abstract_chars
 ) -> tuple[PaperResult, bool]:
     """One paper's result, and whether its failure halts the run; never an exception."""
     if not paper.title and not paper.abstract:
         message = "the record has neither a title nor an abstract"
-        return PaperResult.failed(
-            paper, "invalid_input", message, backend.name, backend.model
-        ), False
+        return _failed(backend, paper, "invalid_input", message), False
     try:
         annotation = await backend.annotate(clip_abstract(paper, max_abstract_chars))
     except PaperFailed as exc:
@@ -124,10 +118,7 @@ async def annotate_one(
         log.warning("paper %s failed after %d request(s): %s", paper.id, requests, exc.message)
         if exc.last_raw is not None:
             log.debug("paper %s: last answer was %r", paper.id, exc.last_raw[:500])
-        failed = PaperResult.failed(
-            paper, exc.kind, exc.message, backend.name, backend.model, usage
-        )
-        return failed, exc.halt
+        return _failed(backend, paper, exc.kind, exc.message, usage), exc.halt
     return PaperResult.ok(paper, annotation, backend.name, backend.model), False
 
 
@@ -185,8 +176,8 @@ async def run_pipeline(
     concurrency: int = 8,
     on_result: Callable[[PaperResult], None] | None = None,
     stats: RunStats | None = None,
-    max_failures: int = MAX_CONSECUTIVE_FAILURES,
-    max_abstract_chars: int = MAX_ABSTRACT_CHARS,
+    max_failures: int = Settings.max_consecutive_failures,
+    max_abstract_chars: int = Settings.max_abstract_chars,
 ) -> RunStats:
     """Annotate ``papers`` into ``output`` (JSONL, input order), replaced atomically at the end.
 
@@ -209,7 +200,7 @@ async def run_pipeline(
     in_flight: dict[int, Paper] = {}
     partial = partial_path(output)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
+        partial.parent.mkdir(parents=True, exist_ok=True)
         stream = partial.open("w", encoding="utf-8")
     except OSError as exc:
         raise OutputError(f"cannot write results to {output}: {exc.strerror}") from None
@@ -236,9 +227,7 @@ async def run_pipeline(
         """Give every paper that did not finish a ``skipped`` record."""
         for index, paper in _unfinished(in_flight, source):
             message = f"not run: {reason}; run again to retry it"
-            writer.put(
-                index, PaperResult.failed(paper, "skipped", message, backend.name, backend.model)
-            )
+            writer.put(index, _failed(backend, paper, "skipped", message))
 
     def finish() -> None:
         try:
@@ -302,7 +291,7 @@ def _why(exc: BaseException) -> str:
 
 def _replace(partial: Path, output: Path) -> None:
     try:
-        os.replace(partial, output)
+        commit(partial, output)
     except OSError as exc:
         raise OutputError(
             f"cannot replace {output}: {exc.strerror}; the results are in {partial}"
@@ -327,5 +316,5 @@ async def _gather_or_cancel(tasks: list[asyncio.Task[None]]) -> None:
     finally:
         for task in tasks:
             task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.gather(*tasks, return_exceptions=True)
+        # Wait for them to unwind; a cancel of this task meanwhile still goes up.
+        await asyncio.wait(tasks)

@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 import struct
+from pathlib import Path
 
 import httpx
 import pytest
@@ -435,3 +436,44 @@ def test_after_the_first_answer_requests_fan_out_to_the_concurrency(mocked_llm, 
     assert route.call_count == 40
     assert seen[0] == 1  # the first goes alone...
     assert max(seen[1:9]) >= 7  # ...then the waiting ones go together, not one at a time
+
+
+def test_results_through_a_symlink_replace_its_target_and_keep_its_mode(tmp_path, fixtures):
+    served = tmp_path / "served"
+    served.mkdir()
+    target = served / "results.jsonl"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    papers = str(fixtures / "papers.jsonl")
+    result = CliRunner().invoke(cli, ["run", papers, "--backend", "local", "-o", str(link)])
+    assert result.exit_code == 0, result.stderr
+    assert link.is_symlink() and link.resolve() == target
+    assert target.read_text().count("\n") == len(Path(papers).read_text().splitlines())
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)
+    assert not list(served.glob("*.partial")) and not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("victim", ["paper-agent.toml", "prompts/user.j2"])
+def test_a_config_or_template_read_implicitly_is_an_input_too(tmp_path, fixtures, victim):
+    (tmp_path / "prompts").mkdir()
+    for name in ("system.j2", "user.j2"):
+        (tmp_path / "prompts" / name).write_text("{{ paper.title }}")
+    (tmp_path / "paper-agent.toml").write_text('backend = "local"\nprompts_dir = "prompts"\n')
+    before = (tmp_path / victim).read_bytes()
+    papers = str(fixtures / "papers.jsonl")
+    result = CliRunner().invoke(cli, ["run", papers, "-o", victim])
+    assert result.exit_code == 2 and "would overwrite the input" in result.stderr
+    assert (tmp_path / victim).read_bytes() == before
+
+
+def test_results_to_stdout_survive_a_stop(mocked_llm, tmp_path):
+    mocked_llm.post("/chat/completions").mock(
+        side_effect=[answer(["LLMs"])] * 3 + [error(401, "Incorrect API key provided")]
+    )
+    result = invoke("run", papers_file(tmp_path, 6), "--concurrency", "1", "-o", "-")
+    assert result.exit_code == 2
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["error"] is None for r in lines] == [True] * 3 + [False] * 3
+    assert "3 finished result(s)" in result.stderr

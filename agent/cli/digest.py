@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from agent.config import CONFIG_FILE
 from agent.delivery.email import DEFAULT_SENDER
 from agent.digest import FORMATS, Digest, build_slack_messages, make_digest, parse_results, render
 from agent.errors import ConfigError, DeliveryError
@@ -116,7 +117,8 @@ def digest(
 ) -> None:
     """Render RESULTS.jsonl as a digest (slack prints a JSON array of webhook payloads)."""
     if output is not None:
-        check_outputs([results, taxonomy], {"-o": output})
+        # The config file too: --highlights reads it.
+        check_outputs([results, taxonomy, CONFIG_FILE], {"-o": output})
         # Held until the command ends (click closes it): one writer per digest file.
         click.get_current_context().with_resource(output_lock(output, "the digest"))
     text = render(_build(results, group_order, taxonomy, date, highlights), fmt)

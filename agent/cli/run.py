@@ -141,8 +141,9 @@ def run(
     }
     settings = resolve_settings(flags, config_path=config_path)
     # Before any input is read: an output must never replace an input or another output.
-    sources = [*inputs, settings.taxonomy, config_path]
-    check_outputs(sources, {"-o": output, "--digest-out": digest_out})
+    check_outputs(
+        [*inputs, *settings.files_read(config_path)], {"-o": output, "--digest-out": digest_out}
+    )
     webhook = os.environ.get("SLACK_WEBHOOK_URL") if post_slack else None
     if post_slack and not webhook:
         raise click.UsageError("--post-slack needs SLACK_WEBHOOK_URL in the environment")
@@ -203,10 +204,11 @@ def run(
             raise
     finally:
         papers.cleanup()
-    if to_stdout:
-        with results.open("rb") as lines:
-            shutil.copyfileobj(lines, sys.stdout.buffer)
-        sys.stdout.flush()
+        if to_stdout and results.exists():
+            # Interrupted or stopped too: the complete file the run wrote goes out whole.
+            with results.open("rb") as lines:
+                shutil.copyfileobj(lines, sys.stdout.buffer)
+            sys.stdout.flush()
     if stats.stopped:
         stopped = f"stopped early: {stats.stopped}; {stats.skipped} paper(s) marked skipped"
         click.echo(scrub(f"paper-agent: {stopped}: run again to retry them"), err=True)

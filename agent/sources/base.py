@@ -1,0 +1,108 @@
+"""What every source shares: the date window, the options, the one interface, and its errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+
+from agent.errors import PaperAgentError
+from agent.models import Paper
+
+ARXIV_ABS = "https://arxiv.org/abs/"
+_SINCE = re.compile(r"^(\d+)([hd])$")
+
+
+class SourceError(PaperAgentError):
+    """A source could not be fetched (network, 5xx after retries, an error it reported)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The UTC span a fetch covers, both ends inclusive."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    @classmethod
+    def parse(
+        cls,
+        since: str | None = None,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        now: dt.datetime | None = None,
+    ) -> Window:
+        """``--since 1d|36h|7d`` or ``--from DATE [--to DATE]`` (default: the last day)."""
+        now = now or dt.datetime.now(dt.UTC)
+        if since is not None and (start is not None or end is not None):
+            raise ValueError("use --since or --from/--to, not both")
+        if start is not None:
+            last = end or now.date()
+            if last < start:
+                raise ValueError(f"--to {last} is before --from {start}")
+            begin = dt.datetime.combine(start, dt.time(), dt.UTC)
+            finish = dt.datetime.combine(last, dt.time(23, 59, 59), dt.UTC)
+            return cls(begin, min(finish, now))
+        if end is not None:
+            raise ValueError("--to needs --from")
+        match = _SINCE.match((since or "1d").strip().lower())
+        if match is None or int(match.group(1)) == 0:
+            raise ValueError(f"--since {since!r}: use a number of hours or days, e.g. 36h or 7d")
+        amount = int(match.group(1))
+        span = dt.timedelta(hours=amount) if match.group(2) == "h" else dt.timedelta(days=amount)
+        return cls(now - span, now)
+
+    def describe(self) -> str:
+        """How the window reads in a message: "since 2026-11-30 04:00 UTC"."""
+        return f"since {self.start:%Y-%m-%d %H:%M} UTC"
+
+    def has_weekend(self) -> bool:
+        """Whether a Saturday or Sunday (UTC) falls in the window."""
+        day = self.start.date()
+        while day <= self.end.date():
+            if day.weekday() >= 5:
+                return True
+            day += dt.timedelta(days=1)
+        return False
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Everything a source may need besides its own spec; tests shrink ``arxiv_delay``."""
+
+    window: Window
+    max_papers: int = 500
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    arxiv_rss_url: str = "https://rss.arxiv.org/rss"
+    hf_api_url: str = "https://huggingface.co/api/daily_papers"
+    arxiv_delay: float = 3.0  # seconds between two arXiv requests (arXiv's terms ask >= 3)
+    announce: frozenset[str] = field(default_factory=lambda: frozenset({"new", "cross"}))
+
+
+class Source(Protocol):
+    """One place papers come from. ``fetch`` returns them in the source's order, each with an
+    id (arXiv id without version where there is one), collapsed title and abstract, authors,
+    url, categories (primary first), published date and the source's extras as metadata."""
+
+    spec: str  # as the user wrote it, e.g. "arxiv:cs.LG,cs.CL"
+
+    async def fetch(self, http: httpx.AsyncClient) -> list[Paper]:
+        """Every paper the source has for the options it was built with."""
+        ...
+
+    def nothing_new(self) -> str:
+        """The one line a run prints when this source had no papers (not an error)."""
+        ...
+
+
+def collapse(text: str | None) -> str:
+    """``text`` with every run of whitespace (hard wraps included) turned into one space."""
+    return " ".join((text or "").split())
+
+
+def abs_url(arxiv_id: str) -> str:
+    """The canonical https abstract page of an arXiv id."""
+    return ARXIV_ABS + arxiv_id
