@@ -24,6 +24,7 @@ from agent.errors import OutputError, PaperFailed
 from agent.llm import SERVER_TROUBLE
 from agent.models import Paper, PaperResult, Usage
 from agent.outputs import commit, partial_path
+from agent.prompts import clip_abstract
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +90,6 @@ class CircuitBreaker:
                 self.reason = f"{self.streak} papers in a row failed (last: {error.message})"
         elif result.usage.requests:
             self.streak = 0  # the server answered (a cache hit or bad input says nothing)
-
-
-def clip_abstract(paper: Paper, max_chars: int) -> Paper:
-    """``paper`` with its abstract cut to ``max_chars`` at a sentence end (logged)."""
-    text = paper.abstract
-    if len(text) <= max_chars:
-        return paper
-    cut = text.rfind(". ", 0, max_chars) + 1 or max_chars  # keep the full stop
-    if cut < max_chars // 2:
-        cut = text.rfind(" ", 0, max_chars) + 1 or max_chars
-    log.info("paper %s: abstract cut from %d to %d characters", paper.id, len(text), cut)
-    return paper.model_copy(update={"abstract": text[:cut].rstrip()})
 
 
 async def annotate_one(

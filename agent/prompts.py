@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import jinja2
 from agent.errors import ConfigError
 from agent.models import Paper
 from agent.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = ("system.j2", "user.j2")
 # The tags that delimit untrusted text in our templates, in any case or spacing.
@@ -57,6 +60,18 @@ def answer_schema(taxonomy: Taxonomy, *, max_tags: int, summary_words: int) -> d
     }
 
 
+def clip_abstract(paper: Paper, max_chars: int) -> Paper:
+    """``paper`` with its abstract cut to ``max_chars`` at a sentence end (logged)."""
+    text = paper.abstract
+    if len(text) <= max_chars:
+        return paper
+    cut = text.rfind(". ", 0, max_chars) + 1 or max_chars  # keep the full stop
+    if cut < max_chars // 2:
+        cut = text.rfind(" ", 0, max_chars) + 1 or max_chars
+    log.info("paper %s: abstract cut from %d to %d characters", paper.id, len(text), cut)
+    return paper.model_copy(update={"abstract": text[:cut].rstrip()})
+
+
 class PromptBuilder:
     """Renders the chat messages for a paper from the system and user templates."""
 
@@ -68,6 +83,7 @@ class PromptBuilder:
         summary_words: int,
         response_format: str = "json_schema",
         prompts_dir: Path | None = None,
+        max_abstract_chars: int | None = None,
     ) -> None:
         directory = prompts_dir or default_prompts_dir()
         if not directory.is_dir():
@@ -89,6 +105,7 @@ class PromptBuilder:
         # loops stops here instead of filling the context.
         self.max_tokens = max(256, 2 * (24 + 10 * max_tags + 2 * summary_words))
         self.response_format = response_format
+        self.max_abstract_chars = max_abstract_chars
         self._static = {
             "tags": taxonomy.tags,
             "max_tags": max_tags,
@@ -112,6 +129,8 @@ class PromptBuilder:
 
     def messages(self, paper: Paper) -> list[dict[str, str]]:
         """The system and user messages for ``paper`` (its text defused: see ``defuse``)."""
+        if self.max_abstract_chars is not None:
+            paper = clip_abstract(paper, self.max_abstract_chars)  # a no-op when run clipped it
         safe = paper.model_copy(
             update={
                 "id": defuse(paper.id),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import logging
 import shutil
 import signal
 import sys
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     import httpx
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NOTICE_LOCAL = (
     "paper-agent: no API key or base URL configured: using the offline backend "
@@ -142,6 +145,14 @@ async def execute(
             await backend.aclose()
             if recorder is not None:
                 recorder.save()
+        if digest is not None and digest.webhook and stats.skipped:
+            # Posting part of today's digest now would post its papers again tomorrow, in the
+            # complete digest of the rerun: Slack waits for that one.
+            log.warning(
+                "not posting to Slack: %d paper(s) were skipped; the rerun posts the digest",
+                stats.skipped,
+            )
+            digest = dataclasses.replace(digest, webhook=None)
         return await publish(http, settings, output, digest) if digest else None
 
 

@@ -338,7 +338,7 @@ async def test_a_huge_abstract_is_cut_at_a_sentence_and_logged(mocked_llm, caplo
     route = mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
     sentence = "We study a model that does a thing well. "
     huge = PAPER.model_copy(update={"abstract": sentence * 25_000})  # ~1 MB
-    caplog.set_level(logging.INFO, logger="agent.pipeline")
+    caplog.set_level(logging.INFO, logger="agent.prompts")
     from agent.pipeline import annotate_one
 
     async with httpx.AsyncClient() as client:
@@ -477,3 +477,21 @@ def test_results_to_stdout_survive_a_stop(mocked_llm, tmp_path):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["error"] is None for r in lines] == [True] * 3 + [False] * 3
     assert "3 finished result(s)" in result.stderr
+
+
+def test_a_run_that_stopped_early_does_not_post_a_partial_digest(tmp_path, sleeps, caplog):
+    webhook = "https://hooks.example.test/services/partial"
+    with respx.mock(assert_all_called=False) as router:
+        llm = router.post(f"{BASE_URL}/chat/completions")
+        llm.side_effect = [answer(["LLMs"])] * 2 + [error(500, "down")] * 500
+        slack = router.post(webhook).respond(200, text="ok")
+        args = ["run", papers_file(tmp_path, 30), "--concurrency", "1", "-o", "out.jsonl"]
+        stopped = invoke(*args, "--post-slack", env={"SLACK_WEBHOOK_URL": webhook})
+        assert stopped.exit_code == 1
+        assert slack.call_count == 0
+        assert "not posting to Slack" in caplog.text
+        llm.side_effect = None
+        llm.return_value = answer(["LLMs"])
+        again = invoke(*args, "--post-slack", env={"SLACK_WEBHOOK_URL": webhook})
+        assert again.exit_code == 0
+        assert slack.call_count >= 1  # the complete digest, once

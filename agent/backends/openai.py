@@ -47,6 +47,7 @@ class OpenAIBackend:
                 summary_words=self.settings.summary_words,
                 response_format=fmt,
                 prompts_dir=self.settings.prompts_dir,
+                max_abstract_chars=self.settings.max_abstract_chars,
             )
         return self._prompts[fmt]
 
