@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 SECRET_ENV = ("OPENAI_API_KEY", "SLACK_WEBHOOK_URL")
-MIN_SECRET = 6  # shorter values would redact ordinary words
+MIN_SECRET = 4  # shorter values would redact ordinary words
 REDACTED = "[redacted]"
 _PATTERNS = (
     re.compile(r"sk-[A-Za-z0-9_*-]{6,}"),
@@ -93,7 +93,16 @@ def scrub_logs() -> None:
 
     def scrubbed(*args: object, **kwargs: object) -> logging.LogRecord:
         record = make(*args, **kwargs)
-        record.msg, record.args = scrub(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return record  # a malformed call: logging reports it as usual when it formats it
+        record.msg, record.args = scrub(message), None
+        if record.exc_info:
+            # Formatters reuse exc_text once set: the traceback is scrubbed here, once.
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
         return record
 
     logging.setLogRecordFactory(scrubbed)

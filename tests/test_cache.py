@@ -234,7 +234,9 @@ def test_a_large_answer_round_trips_through_its_file(directory):
 
 def test_the_key_depends_on_every_input_but_not_on_dict_order():
     base = dict(model="m", messages=[{"role": "user", "content": "a"}], schema={}, params={})
-    assert cache_key(**base) == cache_key(**{**base, "params": {}})
+    assert cache_key(**base) != cache_key(**{**base, "params": {"temperature": 0}})
+    assert cache_key(**base) != cache_key(**{**base, "model": "other"})
+    assert cache_key(**base) != cache_key(**{**base, "schema": {"type": "object"}})
     assert cache_key(**{**base, "params": {"b": 1, "a": 2}}) == cache_key(
         **{**base, "params": {"a": 2, "b": 1}}
     )

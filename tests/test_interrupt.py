@@ -101,3 +101,33 @@ def test_a_signal_keeps_finished_results_and_the_rerun_resumes(
     fresh = [r for r in rows if not r["cached"]]
     assert len(fresh) <= 60 - len(kept)  # nothing finished before the signal is asked again
     assert stats(stub_url)["chat_completions"] - sent_before == len(fresh)
+
+
+def test_a_second_run_on_the_same_output_refuses_at_once(stub_url, fixtures, tmp_path):
+    """Two real paper-agent runs: the second exits 2 naming the first's pid, and the first's
+    results are complete and clean (no garbage line from the second)."""
+    env = {**os.environ, "OPENAI_API_KEY": "sk-lock-test", "PAPER_AGENT_HOME": str(tmp_path)}
+    command = [
+        sys.executable,
+        "-m",
+        "agent",
+        "run",
+        str(fixtures / "hf-daily-papers-page.txt"),
+        "--limit",
+        "20",
+        "--concurrency",
+        "2",
+        "--base-url",
+        stub_url,
+        "-o",
+        "out.jsonl",
+    ]
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    wait_for_a_result(first, tmp_path / "out.jsonl.partial")
+    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert second.returncode == 2
+    assert f"another run (pid {first.pid}) is writing" in second.stderr
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 0, stderr
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and all(r["error"] is None for r in rows)

@@ -7,6 +7,8 @@ import json
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -83,8 +85,13 @@ def run_line(line: str, env: dict[str, str], tmp: Path) -> None:
     and a redirect to a file, each through the real CLI."""
     for part in line.split("&&"):
         words = shlex.split(part.replace("$(mktemp -d)", str(tmp / "mktemp")))
-        if words[0] == "python":  # a benchmark script: its own help must know these flags
-            assert (ROOT / words[1]).is_file(), words[1]
+        if words[0] == "python":  # a benchmark script: its own --help must know these flags
+            shown = subprocess.run(
+                [sys.executable, str(ROOT / words[1]), "--help"], capture_output=True, text=True
+            )
+            assert shown.returncode == 0, shown.stderr
+            for flag in (w for w in words[2:] if w.startswith("--")):
+                assert flag in shown.stdout, f"{words[1]} has no {flag}"
             continue
         stdin = None
         if words[0] == "cat":

@@ -215,29 +215,55 @@ def test_a_wrong_key_costs_one_request(mocked_llm, tmp_path):
     assert not (tmp_path / "out.jsonl").exists()
 
 
-def test_requests_in_flight_are_re_asked_when_json_schema_is_refused(mocked_llm, tmp_path):
-    """The first answer arrives in json_schema; then the server refuses it, with eight
-    requests in flight: every one is asked again as json_object, none counts as a failure."""
+QUIRKS = {
+    "json_schema": (
+        lambda body: body["response_format"]["type"] == "json_schema",
+        "Invalid parameter: 'response_format' of type 'json_schema' is not supported with "
+        "this model.",
+    ),
+    "temperature": (
+        lambda body: "temperature" in body,
+        "Unsupported parameter: 'temperature' is not supported with this model.",
+    ),
+    "max_tokens": (
+        lambda body: "max_tokens" in body,
+        "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+        "'max_completion_tokens' instead.",
+    ),
+    "size bounds": (
+        lambda body: "maxItems" in json.dumps(body.get("response_format")),
+        "Invalid schema for response_format 'paper_annotation': 'maxItems' is not permitted.",
+    ),
+}
+
+
+@pytest.mark.parametrize("quirk", list(QUIRKS))
+def test_requests_in_flight_are_re_asked_when_the_server_refuses_a_feature(
+    mocked_llm, tmp_path, quirk
+):
+    """The first answer arrives; then the server refuses a feature, with eight requests in
+    flight: each is asked again in the accepted form and none counts toward the streak of
+    identical 400s that stops a run (5)."""
+    refuses, message = QUIRKS[quirk]
     refused = 0
 
     async def reply(request: httpx.Request) -> httpx.Response:
         nonlocal refused
-        fmt = json.loads(request.content)["response_format"]["type"]
+        body = json.loads(request.content)
         await asyncio.sleep(0.02)  # keep the fan-out in flight together
-        if fmt == "json_schema" and refused < 100 and mocked_llm.calls.call_count > 1:
+        if refuses(body) and mocked_llm.calls.call_count > 1:
             refused += 1
-            return error(
-                400,
-                "Invalid parameter: 'response_format' of type 'json_schema' is "
-                "not supported with this model.",
-            )
+            return error(400, message)
         return answer(["LLMs"])
 
     mocked_llm.post("/chat/completions").mock(side_effect=reply)
     result = invoke("run", papers_file(tmp_path, 24), "--concurrency", "8", "-o", "out.jsonl")
     assert result.exit_code == 0, result.stderr
-    assert refused >= 2  # several were in flight with the old format
-    assert all(r["error"] is None for r in rows(tmp_path / "out.jsonl"))
+    assert refused >= 5  # more stale 400s than the streak limit, and still no stop
+    out = rows(tmp_path / "out.jsonl")
+    assert all(r["error"] is None for r in out)
+    # Every request is counted, the refused ones included.
+    assert sum(r["usage"]["requests"] for r in out) == mocked_llm.calls.call_count
 
 
 async def test_schema_size_bounds_are_sent_and_dropped_when_refused(mocked_llm):
@@ -412,7 +438,7 @@ def test_secrets_never_reach_logs_in_any_case_or_spacing(tmp_path, caplog):
         assert slack.call_count == 1  # (respx forgets its calls when the router stops)
     assert result.exit_code == 0, result.stderr
     printed = (result.stderr + result.stdout + caplog.text).lower()
-    assert "hooks.example.test" in caplog.text.lower() or "[redacted]" in printed
+    assert "http request: post [redacted]" in printed  # httpx logged the webhook, scrubbed
     for secret in (secret_path, webhook.strip(), key):
         assert secret.lower() not in printed
     assert key not in (tmp_path / "out.jsonl").read_text()
@@ -495,3 +521,65 @@ def test_a_run_that_stopped_early_does_not_post_a_partial_digest(tmp_path, sleep
         again = invoke(*args, "--post-slack", env={"SLACK_WEBHOOK_URL": webhook})
         assert again.exit_code == 0
         assert slack.call_count >= 1  # the complete digest, once
+
+
+def test_stderr_of_a_real_process_at_vv_has_no_secret_and_no_control_codes(tmp_path):
+    """The logging users see (our handler on stderr, not pytest's capture), end to end."""
+    import http.server
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    received: list[str] = []
+
+    class Webhook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.path)
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = "/services/T0/B0/SeCrEtXyZ1234"
+    evil = {"id": "x\x1b]0;pwned\x07", "title": "Robots \x1b[31m", "abstract": "We build robots."}
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text((json.dumps(evil) + "\n") * 2)
+    env = {
+        **os.environ,
+        "PAPER_AGENT_HOME": str(tmp_path / "home"),
+        "SLACK_WEBHOOK_URL": f"  http://LocalHost:{server.server_port}{secret}  \n",
+    }
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "-vv",
+                "run",
+                str(papers),
+                "--backend",
+                "local",
+                "-o",
+                str(tmp_path / "out.jsonl"),
+                "--post-slack",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert received == [secret]
+    assert "HTTP Request: POST" in done.stderr  # httpx did log the webhook request...
+    assert "secretxyz1234" not in done.stderr.lower()  # ...scrubbed, whatever the case
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "\\x1b" in done.stderr  # the duplicate's id, shown but inert
