@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -146,4 +147,18 @@ def resolve_settings(
     api_key = (env.get(key_var) or "").strip() or None
     register(api_key)  # whatever its shape, it never reaches a log line or a file
     settings = replace(Settings(home=state_dir(env)), **values)
+    if settings.base_url:
+        _check_base_url(settings.base_url)
     return replace(settings, api_key=api_key)
+
+
+def _check_base_url(url: str) -> None:
+    """An http(s) URL with a host and a valid port; a password in it becomes a secret."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError when out of range)
+    except ValueError as exc:
+        raise ConfigError(f"base URL is not a valid URL: {exc}") from None
+    register(parts.password)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("the base URL must be an http(s) URL such as http://localhost:8000/v1")

@@ -45,11 +45,13 @@ _NON_WORD = re.compile(r"[\W_]+")
 _LIST_SPLIT = re.compile(r"[,\s]+")
 
 
-def read_papers(sources: Sequence[str], stdin: TextIO | None = None) -> Iterator[Paper]:
-    """Yield the papers of each source in order; ``-`` reads stdin."""
+def read_papers(
+    sources: Sequence[str], stdin: TextIO | None = None, name: str = "stdin"
+) -> Iterator[Paper]:
+    """Yield the papers of each source in order; ``-`` reads ``stdin`` (shown as ``name``)."""
     for source in sources:
         if source == "-":
-            yield from _read_stdin(stdin)
+            yield from _read_stdin(stdin, name)
         elif _URL.match(source):
             raise InputError(f"{source} is a URL: inputs are files; download it first")
         else:
@@ -86,15 +88,15 @@ def arxiv_id(url: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _read_stdin(stdin: TextIO | None) -> Iterator[Paper]:
+def _read_stdin(stdin: TextIO | None, name: str) -> Iterator[Paper]:
     buffer = getattr(sys.stdin, "buffer", None) if stdin is None else None
     if buffer is None:
-        yield from _read_stream(stdin or sys.stdin, "stdin", "stdin", "")
+        yield from _read_stream(stdin or sys.stdin, name, name, "")
         return
     # The locale's encoding is not the input's: papers are UTF-8, with or without a BOM.
     text = io.TextIOWrapper(buffer, encoding="utf-8-sig", newline="")
     try:
-        yield from _read_stream(text, "stdin", "stdin", "")
+        yield from _read_stream(text, name, name, "")
     finally:
         text.detach()  # closing the wrapper would close the process's stdin
 
@@ -182,6 +184,8 @@ def _parse_jsonl(lines: Iterable[str], where: str, label: str) -> Iterator[Paper
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{at}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise InputError(f"{at}: invalid JSON: nested too deeply") from None
         yield _paper_from_record(record, at, label)
 
 

@@ -6,8 +6,10 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Iterator
@@ -44,7 +46,8 @@ class Inputs:
     count: int
     duplicates: list[str] = field(default_factory=list)
     limit: int | None = None
-    spool: Path | None = None  # stdin, saved: the run streams its inputs twice
+    # stdin, pipes and process substitutions, saved: the run streams its inputs twice
+    spools: dict[str, Path] = field(default_factory=dict)
 
     def papers(self) -> Iterator[Paper]:
         """Stream the unique papers again, up to the limit."""
@@ -53,32 +56,35 @@ class Inputs:
 
     def _read(self) -> Iterator[Paper]:
         for source in self.sources:
-            if source != "-" or self.spool is None:
+            spool = self.spools.get(source)
+            if spool is None:
                 yield from read_papers([source])
                 continue
-            with self.spool.open(encoding="utf-8-sig") as stdin:
+            name = "stdin" if source == "-" else source
+            with spool.open(encoding="utf-8-sig") as stream:
                 try:
-                    yield from read_papers(["-"], stdin=stdin)
+                    yield from read_papers(["-"], stdin=stream, name=name)
                 except UnicodeDecodeError:
-                    raise InputError("stdin is not UTF-8 text (binary input?)") from None
+                    raise InputError(f"{name} is not UTF-8 text (binary input?)") from None
 
     def cleanup(self) -> None:
-        """Remove the stdin spool file, if any."""
-        if self.spool is not None:
-            self.spool.unlink(missing_ok=True)
+        """Remove the spool files, if any."""
+        for spool in self.spools.values():
+            spool.unlink(missing_ok=True)
 
 
 def open_inputs(
     paths: list[str], limit: int | None = None, stdin: IO[bytes] | None = None
 ) -> Inputs:
     """Read every input once up front so bad input fails before any paper is sent anywhere."""
-    spool = None
-    if "-" in paths:
-        with tempfile.NamedTemporaryFile(suffix=".stdin", delete=False) as tmp:
-            shutil.copyfileobj(stdin or sys.stdin.buffer, tmp)
-        spool = Path(tmp.name)
-    inputs = Inputs(list(paths), 0, [], limit, spool)
+    inputs = Inputs(list(paths), 0, [], limit)
     try:
+        for source in dict.fromkeys(paths):
+            if source == "-":
+                inputs.spools[source] = _spool(stdin or sys.stdin.buffer)
+            elif _is_stream(source):
+                with open(source, "rb") as stream:
+                    inputs.spools[source] = _spool(stream)
         # Only duplicates met before the limit matter: later papers are never run.
         unique = unique_papers(inputs._read(), inputs.duplicates)
         count = sum(1 for _ in itertools.islice(unique, limit))
@@ -87,6 +93,21 @@ def open_inputs(
         raise
     inputs.count = count  # at least 1: the readers refuse a file without papers
     return inputs
+
+
+def _is_stream(source: str) -> bool:
+    """A pipe, a process substitution or a device: it can be read only once."""
+    try:
+        mode = os.stat(source).st_mode
+    except OSError:
+        return False  # the reader says what is wrong with it
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def _spool(stream: IO[bytes]) -> Path:
+    with tempfile.NamedTemporaryFile(suffix=".input", delete=False) as tmp:
+        shutil.copyfileobj(stream, tmp)
+    return Path(tmp.name)
 
 
 def build_backend(settings: Settings, taxonomy: Taxonomy, http: object) -> Backend:
@@ -195,7 +216,11 @@ def dry_run(settings: Settings, taxonomy: Taxonomy, inputs: Inputs) -> str:
     backend = OpenAIBackend(settings, taxonomy, http=None, cache=cache)  # type: ignore[arg-type]
     first = None
     chars = hits = 0
+    skipped = 0
     for paper in inputs.papers():
+        if not paper.title and not paper.abstract:
+            skipped += 1  # an invalid_input record: never sent
+            continue
         messages = backend.prompts().messages(paper)
         first = first or messages
         if cache is not None and cache.get(backend.key_for(messages)) is not MISS:
@@ -204,7 +229,7 @@ def dry_run(settings: Settings, taxonomy: Taxonomy, inputs: Inputs) -> str:
         chars += sum(len(m["content"]) for m in messages)
     if cache is not None:
         cache.close()
-    requests = inputs.count - hits
+    requests = inputs.count - hits - skipped
     # About 4 characters a token for English; the answer is the summary plus a few tags.
     prompt_tokens = chars // 4
     completion_tokens = requests * (settings.summary_words * 2 + 30)

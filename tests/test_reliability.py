@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import socket
 import struct
 from pathlib import Path
@@ -583,3 +584,103 @@ def test_stderr_of_a_real_process_at_vv_has_no_secret_and_no_control_codes(tmp_p
     assert "secretxyz1234" not in done.stderr.lower()  # ...scrubbed, whatever the case
     assert "\x1b" not in done.stderr and "\x07" not in done.stderr
     assert "\\x1b" in done.stderr  # the duplicate's id, shown but inert
+
+
+# Found by trying the CLI as a hostile user would.
+
+
+def test_a_pipe_is_an_input_like_stdin(tmp_path, fixtures):
+    """``run <(cmd)`` or ``run /dev/stdin``: a stream that can be read only once."""
+    import os
+    import threading
+
+    fifo = tmp_path / "papers.fifo"
+    os.mkfifo(fifo)
+    data = (fixtures / "papers.jsonl").read_bytes()
+    writer = threading.Thread(target=lambda: fifo.write_bytes(data))
+    writer.start()
+    args = ["run", str(fifo), "--backend", "local", "-o", "out.jsonl"]
+    result = CliRunner().invoke(cli, args)
+    writer.join(timeout=10)
+    assert result.exit_code == 0, result.stderr
+    assert len(rows(tmp_path / "out.jsonl")) == len(data.splitlines())
+
+
+def test_stdout_on_a_full_disk_is_one_line(fixtures, tmp_path):
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "run",
+                str(fixtures / "papers.jsonl"),
+                "--backend",
+                "local",
+                "-o",
+                "-",
+            ],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("cannot write the output: No space left on device")
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--base-url", "http://127.0.0.1:99999/v1"], "Port out of range"),
+        (["--base-url", "ftp://example.test/v1"], "must be an http(s) URL"),
+        (["--backend", "local", "--digest-out", "d.txt"], "give its --digest FORMAT"),
+    ],
+)
+def test_bad_settings_are_one_line_exit_2(fixtures, args, message):
+    result = CliRunner().invoke(cli, ["run", str(fixtures / "papers.jsonl"), *args])
+    assert result.exit_code == 2 and message in result.stderr
+    assert "internal error" not in result.stderr
+
+
+def test_digest_out_alone_takes_its_format_from_the_suffix(fixtures, tmp_path):
+    papers = str(fixtures / "papers.jsonl")
+    args = ["run", papers, "--backend", "local", "-o", "r.jsonl", "--digest-out", "d.html"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "d.html").read_text().lstrip().lower().startswith("<!doctype html")
+
+
+def test_deeply_nested_json_is_an_input_error(tmp_path):
+    (tmp_path / "deep.jsonl").write_text("[" * 5000 + "\n")
+    result = CliRunner().invoke(cli, ["run", "deep.jsonl", "--backend", "local"])
+    assert result.exit_code == 2 and "nested too deeply" in result.stderr
+
+
+def test_a_signal_before_any_result_says_nothing_was_written(mocked_llm, tmp_path):
+    def ctrl_c(request: httpx.Request) -> httpx.Response:
+        raise KeyboardInterrupt  # as Ctrl-C lands while the first request is out
+
+    mocked_llm.post("/chat/completions").mock(side_effect=ctrl_c)
+    result = invoke("run", papers_file(tmp_path, 3), "-o", "out.jsonl")
+    assert result.exit_code == 130
+    assert "no paper had finished; out.jsonl was not written" in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_dry_run_counts_neither_empty_records_nor_cut_text(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    huge = "A sentence about models. " * 40_000  # 1 MB
+    path.write_text(
+        json.dumps({"title": "Big", "abstract": huge}) + "\n" + json.dumps({"authors": []}) + "\n"
+    )
+    result = invoke("run", str(path), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    tail = result.stdout.strip().splitlines()[-1]
+    assert "1 request to" in tail
+    prompt_tokens = int(re.search(r"about (\d+) prompt", tail).group(1))
+    assert prompt_tokens < 6_000  # the 12,000-character cut, not 1 MB / 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 
@@ -60,6 +61,10 @@ class LazyGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                # stdout on a full disk: what the user can act on, in one line.
+                click.echo(f"paper-agent: error: cannot write the output: {exc.strerror}", err=True)
+                ctx.exit(2)
             # A bug, not a user error: one line by default, the traceback with -vv.
             logging.getLogger("agent").debug("internal error", exc_info=True)
             message = scrub(f"{type(exc).__name__}: {exc}")

@@ -13,11 +13,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from agent.errors import Interrupted, PaperAgentError
+from agent.errors import Interrupted, OutputError, PaperAgentError
 
 if TYPE_CHECKING:
     from agent.models import PaperResult
     from agent.pipeline import RunStats
+
+
+# What --digest-out's suffix says when --digest is not given.
+DIGEST_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".json": "json"}
 
 
 @click.command()
@@ -140,6 +144,12 @@ def run(
         "use_cache": False if no_cache else None,
     }
     settings = resolve_settings(flags, config_path=config_path)
+    if digest_out is not None and str(digest_out) == "-":
+        digest_out = None  # stdout, where a digest goes without --digest-out
+    if digest_out is not None and digest_format is None:
+        digest_format = DIGEST_SUFFIXES.get(digest_out.suffix.lower())
+        if digest_format is None:
+            raise click.UsageError(f"--digest-out {digest_out}: give its --digest FORMAT")
     # Before any input is read: an output must never replace an input or another output.
     check_outputs(
         [*inputs, *settings.files_read(config_path)], {"-o": output, "--digest-out": digest_out}
@@ -198,6 +208,8 @@ def run(
             what = "terminated" if isinstance(exc, Interrupted) else "interrupted"
             click.echo(f"paper-agent: {what}: {_kept(stats, output)}", err=True)
             sys.exit(getattr(exc, "exit_code", 130))
+        except OutputError:
+            raise  # it says itself what was kept, and where
         except PaperAgentError as exc:
             if stats.total:
                 exc.args = (f"{exc} ({_kept(stats, output)})",)
@@ -212,7 +224,7 @@ def run(
     if stats.stopped:
         stopped = f"stopped early: {stats.stopped}; {stats.skipped} paper(s) marked skipped"
         click.echo(scrub(f"paper-agent: {stopped}: run again to retry them"), err=True)
-    click.echo(f"paper-agent: {stats.summary()} -> {output}", err=True)
+    click.echo(scrub(f"paper-agent: {stats.summary()} -> {output}"), err=True)
     if text is not None:
         click.echo(text, nl=False)
     sys.exit(1 if stats.failed or stats.skipped else 0)
@@ -220,12 +232,11 @@ def run(
 
 def _kept(stats: RunStats, output: Path) -> str:
     """What an interrupted or stopped run left in ``output``."""
+    if not stats.total:
+        return f"no paper had finished; {output} was not written"
     finished = stats.ok + stats.failed
     skipped = f" and {stats.skipped} skipped record(s)" if stats.skipped else ""
-    return (
-        f"{finished} finished result(s){skipped} written to {output}; run again to resume "
-        "from the cache"
-    )
+    return f"{finished} finished result(s){skipped} written to {output}; run again to finish"
 
 
 @contextlib.contextmanager
