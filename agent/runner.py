@@ -23,7 +23,7 @@ from agent.config import Settings
 from agent.errors import ConfigError, InputError, Interrupted, OutputError
 from agent.models import Paper, PaperResult
 from agent.pipeline import RunStats, run_pipeline
-from agent.readers import read_papers, unique_papers
+from agent.sources import read_papers, unique_papers
 from agent.taxonomy import Taxonomy
 
 if TYPE_CHECKING:

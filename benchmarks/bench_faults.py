@@ -225,10 +225,10 @@ class Paper:
 def input_papers() -> list[Paper]:
     """The sample's papers through the project's own reader (so the ids match the results)."""
     try:
-        from agent.readers import read_papers
+        from agent.sources import read_papers
     except ImportError:
         sys.path.append(str(ROOT))  # appended: a PYTHONPATH source tree still wins
-        from agent.readers import read_papers
+        from agent.sources import read_papers
     return [Paper(p.id, p.title) for p in read_papers([str(SAMPLE)])]
 
 

@@ -94,7 +94,7 @@ def paper_agent() -> list[str]:
 def write_inputs(folder: Path) -> dict[int, Path]:
     """The first papers of the bundled sample page, as page text again (same reader path)."""
     sys.path.insert(0, str(ROOT))
-    from agent.readers import read_papers
+    from agent.sources import read_papers
 
     papers = list(read_papers([str(SAMPLE)]))
     if len(papers) < PAPERS:

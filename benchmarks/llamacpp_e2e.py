@@ -203,7 +203,7 @@ def run_agent(
 
 def expected_ids(path: Path, limit: int) -> list[str]:
     """The ids paper-agent should write a line for, read with its own reader."""
-    from agent.readers import read_papers, unique_papers
+    from agent.sources import read_papers, unique_papers
 
     return [p.id for p in islice(unique_papers(read_papers([str(path)]), []), limit)]
 

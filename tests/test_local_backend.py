@@ -13,7 +13,7 @@ from agent.backends.local import LocalBackend
 from agent.backends.local.summarizer import compress, fit, summarize
 from agent.backends.local.text import clean_latex, sentences, stem
 from agent.models import Paper
-from agent.readers import read_papers
+from agent.sources import read_papers
 from agent.taxonomy import Tag, Taxonomy, load_taxonomy
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -89,6 +89,12 @@ class Source(Protocol):
 
     spec: str  # as the user wrote it, e.g. "arxiv:cs.LG,cs.CL"
 
+    @classmethod
+    def from_spec(cls, rest: str, options: SourceOptions) -> Source:
+        """The source for the part of the spec after its kind (``cs.LG,cs.CL``), checked
+        before any request: a bad spec is an ``InputError``."""
+        ...
+
     async def fetch(self, http: httpx.AsyncClient) -> list[Paper]:
         """Every paper the source has for the options it was built with."""
         ...

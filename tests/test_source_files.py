@@ -10,7 +10,7 @@ import pytest
 
 from agent.errors import InputError
 from agent.models import Paper
-from agent.readers import arxiv_id, paper_id, read_papers, unique_papers
+from agent.sources import arxiv_id, paper_id, read_papers, unique_papers
 
 PAGE_FIRST = "TokenFormer: Rethinking Transformer Scaling with Tokenized Model Parameters"
 PAGE_LAST = "ZeRO-Infinity: Breaking the GPU Memory Wall for Extreme Scale Deep Learning"
@@ -380,3 +380,21 @@ def test_a_record_without_abstract_or_title_is_still_a_paper(tmp_path: Path) -> 
 def test_a_url_is_not_taken_for_a_missing_file() -> None:
     with pytest.raises(InputError, match=r"https://arxiv\.org/abs/2401\.00001 is a URL"):
         list(read_papers(["https://arxiv.org/abs/2401.00001"]))
+
+
+def test_an_arxiv_id_gets_its_link_even_without_a_url(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "ids.jsonl",
+        '{"id": "2401.00001", "title": "A", "abstract": "x"}\n'
+        '{"id": "hep-th/9901001", "title": "B", "abstract": "y"}\n'
+        '{"id": "mine-7", "title": "C", "abstract": "z"}\n'
+        '{"id": "2401.00002", "title": "D", "abstract": "w", "url": "https://example.test/d"}\n',
+    )
+    urls = [p.url for p in read(path)]
+    assert urls == [
+        "https://arxiv.org/abs/2401.00001",
+        "https://arxiv.org/abs/hep-th/9901001",
+        None,
+        "https://example.test/d",
+    ]

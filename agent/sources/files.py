@@ -1,4 +1,4 @@
-"""Read papers from files or stdin: HF Daily Papers page text, JSONL, JSON array, CSV."""
+"""Files and stdin: HF Daily Papers page text, JSONL, JSON array, CSV."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import TextIO
 
 from agent.errors import InputError
 from agent.models import Paper
+from agent.sources.base import abs_url
 
 # Record keys with a meaning of their own; every other key goes to Paper.metadata.
 ID_KEYS = ("id", "paper_id", "arxiv_id")
@@ -77,6 +78,11 @@ def paper_id(given: object, url: str | None, title: str) -> str:
         return found
     normalized = _NON_WORD.sub(" ", title.casefold()).strip()
     return "t-" + hashlib.sha256(normalized.encode("utf-8")).hexdigest()[:12]
+
+
+def is_arxiv_id(text: str) -> bool:
+    """Whether ``text`` is an arXiv id (new or old style, with or without a version)."""
+    return bool(_ARXIV_NEW.fullmatch(text) or _ARXIV_OLD.fullmatch(text))
 
 
 def arxiv_id(url: str) -> str | None:
@@ -343,8 +349,11 @@ def _paper_from_record(record: object, at: str, label: str) -> Paper:
     given = next((record[k] for k in ID_KEYS if record.get(k) not in (None, "")), None)
     # A summary next to an abstract is kept: it may be a human-written TLDR.
     used = SKIP_WITH_ABSTRACT if abstract_key == "abstract" else KNOWN_KEYS
+    pid = paper_id(given, url, title or abstract or at)
+    if url is None and is_arxiv_id(pid):
+        url = abs_url(pid)  # every arXiv paper links, even when its input gave no URL
     return Paper(
-        id=paper_id(given, url, title or abstract or at),
+        id=pid,
         title=title,
         abstract=abstract,
         authors=_authors(record.get("authors"), at),
