@@ -38,6 +38,23 @@ async def sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+class Pacer:
+    """Keeps the starts of any two requests at least ``interval`` seconds apart."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.last: float | None = None
+
+    async def wait(self) -> None:
+        """Sleep until the next request may go, then note that it goes now."""
+        if self.last is not None:
+            gap = self.interval - (self.clock() - self.last)
+            if gap > 0:
+                await sleep(gap)
+        self.last = self.clock()
+
+
 def _status_and_headers(exc: BaseException) -> tuple[int | None, Mapping[str, str]]:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)

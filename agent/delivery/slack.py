@@ -66,23 +66,6 @@ class SlackReport:
     retries: int = 0
 
 
-class Pacer:
-    """Keeps the starts of any two requests at least ``interval`` seconds apart."""
-
-    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = interval
-        self.clock = clock
-        self.last: float | None = None
-
-    async def wait(self) -> None:
-        """Sleep until the next request may go, then note that it goes now."""
-        if self.last is not None:
-            gap = self.interval - (self.clock() - self.last)
-            if gap > 0:
-                await retry.sleep(gap)
-        self.last = self.clock()
-
-
 def _reason(exc: BaseException, webhook: str) -> str:
     if isinstance(exc, SlackHTTPError):
         return str(exc)
@@ -130,7 +113,7 @@ async def post_to_slack(
             len(report.skipped),
             total,
         )
-    pacer = Pacer(interval, clock)
+    pacer = retry.Pacer(interval, clock)
 
     def count_retry(exc: BaseException, wait: float) -> None:
         report.retries += 1
