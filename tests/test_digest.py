@@ -200,6 +200,39 @@ def test_a_literal_entity_in_a_title_stays_literal_in_slack(fmt, sample_results)
     assert "keep &amp;amp; literal" in text
 
 
+VOTED_TITLE = {
+    "markdown": "### Paper v1 ▲ 42\n",
+    "mrkdwn": "• *Paper v1* ▲ 42\n",
+    "html": 'Paper v1 <span style="color:#616061;font-weight:normal;white-space:nowrap;">'
+    "▲ 42</span></p>",
+    "text": "* Paper v1 ▲ 42\n",
+    "slack": '"*Paper v1* ▲ 42\\ns"',
+}
+
+
+@pytest.mark.parametrize("fmt", list(VOTED_TITLE))
+def test_upvotes_show_next_to_the_title_in_every_format(fmt):
+    voted = result("v1", ["LLMs"], metadata={"upvotes": "042", "github": "https://g.test/x"})
+    text = render(build_digest([voted, result("v2", ["LLMs"])], date=DATE), fmt)
+    assert VOTED_TITLE[fmt] in text
+    assert text.count("▲") == 1  # the paper without upvotes shows none
+
+
+def test_upvotes_are_kept_in_json_with_the_other_metadata():
+    voted = result("v1", ["LLMs"], metadata={"upvotes": "42", "github": "https://g.test/x"})
+    data = json.loads(render(build_digest([voted], date=DATE), "json"))
+    assert data["groups"][0]["papers"][0]["metadata"] == voted.metadata
+
+
+@pytest.mark.parametrize("value", ["<!channel>", "10 <@U1>", "-3", "1.5", "²", "", " ", "9" * 5000])
+@pytest.mark.parametrize("fmt", ["markdown", "mrkdwn", "html", "text", "slack"])
+def test_upvotes_that_are_not_a_count_are_not_shown(fmt, value):
+    text = render(
+        build_digest([result("v1", ["LLMs"], metadata={"upvotes": value})], date=DATE), fmt
+    )
+    assert "▲" not in text and "<!channel>" not in text and "<@U1>" not in text
+
+
 def test_slack_format_is_a_json_array_of_payloads(sample_results):
     messages = json.loads(render_digest(sample_results, "slack", date=DATE))
     assert isinstance(messages, list) and messages

@@ -116,6 +116,15 @@ def test_a_five_thousand_character_title_is_the_only_thing_cut(title):
     assert re.fullmatch(r"(?:[^&]|&amp;|&lt;|&gt;)*…", label)
 
 
+def test_upvotes_stay_next_to_a_title_cut_to_the_section_limit():
+    result = paper(1, title="&" * 5000, summary="Kept.", metadata={"upvotes": "1234"})
+    messages = build_slack_messages(build_digest([result], date=DATE))
+    check_limits(messages[0])
+    text = messages[0]["blocks"][4]["text"]["text"]
+    assert len(text) <= LIMITS.section_text
+    assert text.endswith("…>* ▲ 1234\nKept.")
+
+
 def test_an_over_long_field_is_cut_with_an_ellipsis():
     sources = [f"source-{i}-" + "x" * 40 for i in range(100)]
     results = [paper(i, source=s) for i, s in enumerate(sources)]

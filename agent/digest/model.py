@@ -64,6 +64,7 @@ class Entry:
     other_tags: list[str]
     summary: str
     error: str | None
+    votes: str = ""  # "▲ 10" next to the title when the source counted upvotes (Hugging Face)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,16 @@ def relevance(result: PaperResult) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def votes(result: PaperResult) -> str:
+    """``"▲ 10"`` for a result whose metadata has a whole number of upvotes, else ``""``."""
+    # Metadata comes from any input file: only a plain count is shown, never arbitrary text.
+    value = result.metadata.get("upvotes", "").strip()
+    # A bounded length also keeps int() clear of Python's limit on digits it will convert.
+    if not (value.isascii() and value.isdigit() and len(value) <= 12):
+        return ""
+    return f"▲ {int(value)}"
+
+
 def _entry(result: PaperResult) -> Entry:
     error = None
     if result.error is not None:
@@ -118,6 +129,7 @@ def _entry(result: PaperResult) -> Entry:
         other_tags=list(result.tags[1:]),
         summary=one_line(result.summary or ""),
         error=error,
+        votes=votes(result),
     )
 
 

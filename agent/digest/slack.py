@@ -66,9 +66,11 @@ def divider() -> Block:
     return {"type": "divider"}
 
 
-def _title_and_text(entry: Entry, extra: str, limits: SlackLimits) -> str:
-    """``*<url|title>*`` then ``extra`` on the next line, within the section limit."""
+def _title_and_text(entry: Entry, extra: str, limits: SlackLimits, votes: str = "") -> str:
+    """``*<url|title>*`` (then ``votes``), ``extra`` on the next line, within the section limit."""
     opening, closing = (f"*<{escape_mrkdwn(entry.url)}|", ">*") if entry.url else ("*", "*")
+    if votes:
+        closing += " " + escape_mrkdwn(votes)  # counted in the room below: the title gives way
     room = limits.section_text - len(opening) - len(closing) - (1 if extra else 0)
     title, body = escape_mrkdwn(entry.title), escape_mrkdwn(extra)
     if len(title) + len(body) > room:
@@ -88,7 +90,8 @@ def paper_blocks(entry: Entry, limits: SlackLimits) -> list[Block]:
         details.append("also " + " ".join(f"`{escape_mrkdwn(t)}`" for t in entry.other_tags))
     details.append(escape_mrkdwn(entry.result.id))
     line = fit(" · ".join(details), limits.section_text, _plain)
-    return [section(_title_and_text(entry, entry.summary, limits)), context([line], limits)]
+    text = _title_and_text(entry, entry.summary, limits, entry.votes)
+    return [section(text), context([line], limits)]
 
 
 def failure_blocks(entry: Entry, limits: SlackLimits) -> list[Block]:
