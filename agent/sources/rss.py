@@ -32,17 +32,6 @@ _ABSTRACT = re.compile(r"\bAbstract:", re.IGNORECASE)
 _SPLIT = re.compile(r"[,+\s]+")
 
 
-def parse_announce(value: str) -> frozenset[str]:
-    """``--announce new,cross,replace,replace-cross`` as a set; an unknown type is an error."""
-    chosen = [t.strip().lower() for t in value.split(",") if t.strip()]
-    unknown = [t for t in chosen if t not in ANNOUNCE_TYPES]
-    if unknown or not chosen:
-        raise InputError(
-            f"--announce {value!r}: choose from {', '.join(ANNOUNCE_TYPES)} (comma-separated)"
-        )
-    return frozenset(chosen)
-
-
 class ArxivRssSource:
     """One request to ``{arxiv_rss_url}/cs.LG+cs.CL``; items kept by announce type."""
 
@@ -155,17 +144,15 @@ class ArxivRssSource:
 
 
 def _identify(item: ET.Element, description: str) -> tuple[str, str] | None:
-    """(id without version, version like ``v2`` or "") from the guid, else the link."""
+    """(id without version, version number or "") from the guid, else the link."""
     guid = _GUID.match((item.findtext("guid") or "").strip())
     if guid and is_arxiv_id(guid.group("id")):
-        version = guid.group("version")
-        return guid.group("id"), f"v{version}" if version else ""
+        return guid.group("id"), guid.group("version") or ""
     found = arxiv_id((item.findtext("link") or "").strip())
     if found is None:
         return None
     stated = _DESCRIPTION_ID.search(description)
-    version = stated.group("version") if stated and stated.group("id") == found else None
-    return found, f"v{version}" if version else ""
+    return found, stated.group("version") if stated and stated.group("id") == found else ""
 
 
 def _abstract(description: str) -> str:
