@@ -179,6 +179,21 @@ async def test_papers_carry_every_field(arxiv_api, feed, options) -> None:
     assert by_id["2611.20001"].metadata["comment"] == "14 pages, 5 figures"
 
 
+async def test_entry_without_an_id_is_skipped_but_counted(
+    arxiv_api, fixtures, feed, options
+) -> None:
+    text = (fixtures / "arxiv" / "window_page_0.xml").read_text(encoding="utf-8")
+    text = text.replace("http://arxiv.org/abs/2611.20001v1</id>", "urn:something-else</id>")
+    arxiv_api.side_effect = [
+        httpx.Response(200, text=text),
+        feed("window_page_2"),
+        feed("window_page_4"),
+    ]
+    papers = await fetch("arxiv:cs.LG,cs.CL", options)
+    assert sent(arxiv_api, "start") == ["0", "2", "4"]  # the skipped entry still came back
+    assert [p.id for p in papers] == PAGED_IDS[1:]
+
+
 async def test_empty_page_midway_is_asked_again(arxiv_api, feed, options) -> None:
     arxiv_api.side_effect = [
         feed("window_page_0"),
@@ -302,12 +317,33 @@ async def test_requests_are_paced_retries_included(arxiv_api, feed, monkeypatch)
     assert [b - a for a, b in itertools.pairwise(at)] == [5.0, 3.0, 3.0, 3.0, 3.0]
 
 
+async def test_two_sources_in_a_row_keep_their_distance(arxiv_api, feed, monkeypatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(retry, "sleep", clock.sleep)
+    at: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        at.append(clock.now)
+        return feed("api_query_empty_result_recorded_2026-04")
+
+    arxiv_api.side_effect = answer
+    first, second = (
+        ArxivSource(["cs.LG"], SourceOptions(window=WINDOW), clock),
+        ArxivSource(["cs.CL"], SourceOptions(window=WINDOW), clock),
+    )
+    async with make_client() as http:  # a run shares one client between its sources
+        assert await first.fetch(http) == []
+        assert await second.fetch(http) == []
+    assert at == [0.0, 3.0]
+
+
 # --- failures ---
 
 
-async def test_error_entry_is_shown_and_not_retried(arxiv_api, fixtures, options) -> None:
+@pytest.mark.parametrize("status", [400, 200])
+async def test_error_entry_is_shown_and_not_retried(status, arxiv_api, fixtures, options) -> None:
     body = (fixtures / "arxiv" / "error_400.xml").read_bytes()
-    arxiv_api.side_effect = [httpx.Response(400, content=body)]
+    arxiv_api.side_effect = [httpx.Response(status, content=body)]
     with pytest.raises(SourceError) as raised:
         await fetch("arxiv:cs.LG,cs.CL", options)
     assert str(raised.value) == (

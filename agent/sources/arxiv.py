@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import re
 import time
+import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,12 @@ _ENTRY_ID = re.compile(
 )
 _ARXIV_HTTP = re.compile(r"^http://(?=(?:[\w-]+\.)*arxiv\.org/)", re.IGNORECASE)
 _SPLIT = re.compile(r"[,\s]+")
+
+# One pacer per API for each run's shared client: two arxiv: sources fetched one after the
+# other keep their distance too. Keyed by the client, so no state outlives a run (or a test).
+_PACERS: weakref.WeakKeyDictionary[httpx.AsyncClient, dict[str, Pacer]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ class ArxivSource:
     async def fetch(self, http: httpx.AsyncClient) -> list[Paper]:
         """Every paper of the window up to ``max_papers``, one request at a time, paced."""
         limit = self.options.max_papers
-        pacer = Pacer(self.options.arxiv_delay, self.clock)
+        pacer = _pacer(http, self.options.arxiv_api_url, self.options.arxiv_delay, self.clock)
         papers: dict[str, Paper] = {}
         received = total = empty = 0
         while len(papers) < limit:
@@ -209,6 +216,12 @@ class ArxivSource:
             source=self.spec,
             metadata={key: value for key, value in metadata.items() if value},
         )
+
+
+def _pacer(http: httpx.AsyncClient, url: str, delay: float, clock: Callable[[], float]) -> Pacer:
+    pacer = _PACERS.setdefault(http, {}).setdefault(url, Pacer(delay, clock))
+    pacer.interval = delay
+    return pacer
 
 
 def _term(category: str) -> str:
