@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.errors import ConfigError
 from agent.redact import register
 from agent.retry import RetryPolicy
+from agent.sources.base import SourceOptions, Window
 
 CONFIG_FILE = "paper-agent.toml"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -42,6 +43,10 @@ class FileConfig(BaseModel):
     response_format: Literal["json_schema", "json_object"] | None = None
     max_consecutive_failures: int | None = Field(default=None, ge=0)
     max_abstract_chars: int | None = Field(default=None, ge=200)
+    arxiv_api_url: str | None = None
+    arxiv_rss_url: str | None = None
+    hf_api_url: str | None = None
+    arxiv_delay: float | None = Field(default=None, ge=0)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,10 @@ class Settings:
     response_format: str = "json_schema"
     max_consecutive_failures: int = 10  # 0: never stop early
     max_abstract_chars: int = 12_000
+    arxiv_api_url: str = SourceOptions.arxiv_api_url
+    arxiv_rss_url: str = SourceOptions.arxiv_rss_url
+    hf_api_url: str = SourceOptions.hf_api_url
+    arxiv_delay: float = SourceOptions.arxiv_delay  # seconds between arXiv requests
     use_cache: bool = True
     home: Path = field(default_factory=lambda: state_dir())
 
@@ -77,6 +86,21 @@ class Settings:
         if self.prompts_dir is not None and self.prompts_dir.is_dir():
             files.extend(sorted(self.prompts_dir.glob("*.j2")))
         return files
+
+    def source_options(
+        self, window: Window, max_papers: int, announce: frozenset[str] | None = None
+    ) -> SourceOptions:
+        """What the sources need from these settings, for one fetch."""
+        extra = {"announce": announce} if announce is not None else {}
+        return SourceOptions(
+            window=window,
+            max_papers=max_papers,
+            arxiv_api_url=self.arxiv_api_url,
+            arxiv_rss_url=self.arxiv_rss_url,
+            hf_api_url=self.hf_api_url,
+            arxiv_delay=self.arxiv_delay,
+            **extra,
+        )
 
     def resolved_backend(self) -> str:
         """``auto`` becomes ``openai`` when a key or base URL is configured, else ``local``."""
@@ -136,6 +160,9 @@ def resolve_settings(
     from_env = {
         "base_url": env.get("OPENAI_BASE_URL"),
         "model": env.get("PAPER_AGENT_MODEL"),
+        "arxiv_api_url": env.get("PAPER_AGENT_ARXIV_API_URL"),
+        "arxiv_rss_url": env.get("PAPER_AGENT_ARXIV_RSS_URL"),
+        "hf_api_url": env.get("PAPER_AGENT_HF_API_URL"),
     }
     values.update({k: v for k, v in from_env.items() if v})
     values.update({k: v for k, v in flags.items() if v is not None})

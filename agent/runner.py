@@ -46,6 +46,7 @@ class Inputs:
     count: int
     duplicates: list[str] = field(default_factory=list)
     limit: int | None = None
+    fetched: list[Paper] = field(default_factory=list)  # from --source, run before the files
     # stdin, pipes and process substitutions, saved: the run streams its inputs twice
     spools: dict[str, Path] = field(default_factory=dict)
 
@@ -55,6 +56,7 @@ class Inputs:
         return itertools.islice(papers, self.limit) if self.limit else papers
 
     def _read(self) -> Iterator[Paper]:
+        yield from self.fetched
         for source in self.sources:
             spool = self.spools.get(source)
             if spool is None:
@@ -74,10 +76,13 @@ class Inputs:
 
 
 def open_inputs(
-    paths: list[str], limit: int | None = None, stdin: IO[bytes] | None = None
+    paths: list[str],
+    limit: int | None = None,
+    stdin: IO[bytes] | None = None,
+    fetched: list[Paper] | None = None,
 ) -> Inputs:
     """Read every input once up front so bad input fails before any paper is sent anywhere."""
-    inputs = Inputs(list(paths), 0, [], limit)
+    inputs = Inputs(list(paths), 0, [], limit, list(fetched or []))
     try:
         for source in dict.fromkeys(paths):
             if source == "-":
@@ -204,6 +209,24 @@ def run_job(job: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(main())
 
 
+def quiet_day(settings: Settings, output: Path, digest: DigestRequest) -> None:
+    """A day with no new paper: an empty results file, and the digest only if asked for."""
+    from agent.http import make_client
+    from agent.outputs import write_atomic
+
+    write_atomic(output, "")
+    if digest.fmt is None and digest.webhook is None:
+        return
+
+    async def go() -> str | None:
+        async with make_client(settings.timeout) as http:
+            return await publish(http, settings, output, digest)
+
+    text = run_job(go())
+    if text is not None:
+        sys.stdout.write(text)
+
+
 def dry_run(settings: Settings, taxonomy: Taxonomy, inputs: Inputs) -> str:
     """The first paper's prompt, and how many requests and tokens the run would need."""
     from agent.digest.text import plural
@@ -262,7 +285,8 @@ async def publish(
     from agent.digest import build_slack_messages, load_results, make_digest, render
     from agent.outputs import write_atomic
 
-    digest = make_digest(load_results(results_path), taxonomy=settings.taxonomy)
+    results = load_results(results_path) if results_path.stat().st_size else []
+    digest = make_digest(results, taxonomy=settings.taxonomy)
     if request.highlights:
         from agent.highlights import with_highlights
 

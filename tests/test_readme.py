@@ -17,6 +17,7 @@ import respx
 from click.testing import CliRunner
 
 from agent.cli import cli
+from tests.feeds import atom, paper, rss
 from tests.llm import answer
 from tests.smtp import PASSWORD
 
@@ -25,11 +26,11 @@ README = ROOT / "README.md"
 FAKE_WEBHOOK = "https://hooks.example.test/services/readme-test"
 
 
-def shell_lines() -> list[str]:
-    """The README's ``sh`` blocks as logical lines (continuations joined, comments dropped)."""
+def shell_lines(kind: str = "sh") -> list[str]:
+    """The README's ``kind`` blocks as logical lines (continuations joined, comments dropped)."""
     text = README.read_text(encoding="utf-8")
     lines: list[str] = []
-    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL):
+    for block in re.findall(rf"```{kind}\n(.*?)```", text, flags=re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split(" #", 1)[0].strip()
             if line and not line.startswith("#"):
@@ -80,11 +81,28 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def mock_sources(router: respx.MockRouter, papers: list[dict[str, str]]) -> None:
+    """arXiv's API and RSS feed and Hugging Face's API, at their default addresses."""
+    router.get(url__startswith="https://export.arxiv.org/api/query").respond(
+        200, text=atom(papers), headers={"content-type": "application/atom+xml"}
+    )
+    router.get(url__startswith="https://rss.arxiv.org/rss/").respond(
+        200, text=rss(papers), headers={"content-type": "application/rss+xml"}
+    )
+    item = json.loads((ROOT / "tests" / "fixtures" / "hf-daily-papers-api-item.json").read_text())
+    router.get(url__startswith="https://huggingface.co/api/daily_papers").respond(
+        200, json=item if isinstance(item, list) else [item]
+    )
+
+
 def run_line(line: str, env: dict[str, str], tmp: Path) -> None:
     """Run one README line: ``&&``-joined paper-agent commands, env prefixes, a pipe from cat
-    and a redirect to a file, each through the real CLI."""
+    and a redirect to a file, each through the real CLI (``cd`` and log redirects are cron's)."""
+    line = re.sub(r"\s*>>\s*\S+\s+2>&1\s*$", "", line)
     for part in line.split("&&"):
         words = shlex.split(part.replace("$(mktemp -d)", str(tmp / "mktemp")))
+        if words[0] == "cd":
+            continue
         if words[0] == "python":  # a benchmark script: its own --help must know these flags
             shown = subprocess.run(
                 [sys.executable, str(ROOT / words[1]), "--help"], capture_output=True, text=True
@@ -124,6 +142,7 @@ def test_every_readme_command_runs_as_written(workdir: Path, smtp_server) -> Non
     with respx.mock(assert_all_called=False) as router:
         router.post(url__regex=r"/v1/chat/completions$").mock(side_effect=reply)
         slack = router.post(FAKE_WEBHOOK).respond(200, text="ok")
+        mock_sources(router, [paper(n) for n in range(1, 4)])
         for line in lines:
             if "pip install" in line:
                 continue  # .ci/run runs the two set-up lines themselves
@@ -144,3 +163,47 @@ def test_every_readme_command_runs_as_written(workdir: Path, smtp_server) -> Non
     assert inbox.envelopes
     assert (workdir / "results.jsonl").read_text().count("\n") >= 1
     assert json.loads((workdir / "cassettes" / "run_hf_sample.json").read_text())["interactions"]
+
+
+def cron_lines() -> tuple[dict[str, str], list[str]]:
+    """The README's crontab: its environment lines, and each job's command."""
+    env: dict[str, str] = {}
+    commands: list[str] = []
+    for line in shell_lines("crontab"):
+        if re.match(r"^[A-Z_]+=", line):
+            name, value = line.split("=", 1)
+            env[name] = value
+        else:
+            commands.append(line.split(None, 5)[5])  # after minute hour day month weekday
+    return env, commands
+
+
+def workflow_commands() -> list[str]:
+    """The paper-agent commands the example GitHub Actions workflow runs."""
+    text = (ROOT / "examples" / "daily-digest.yml").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("paper-agent")]
+
+
+@pytest.mark.parametrize("where", ["crontab", "workflow"])
+def test_the_daily_job_runs_as_written_and_twice_is_once(workdir: Path, where: str) -> None:
+    """The cron line and the CI workflow, against mock arXiv, LLM and Slack: the first run
+    annotates and posts today's papers; the next run has nothing new and posts nothing."""
+    if where == "crontab":
+        env, commands = cron_lines()
+    else:
+        env, commands = {"OPENAI_API_KEY": "sk-..."}, workflow_commands()
+    assert commands and all("--source arxiv:" in c and "--post-slack" in c for c in commands)
+    env = {**env, "PAPER_AGENT_HOME": str(workdir / "state"), "SLACK_WEBHOOK_URL": FAKE_WEBHOOK}
+    with respx.mock(assert_all_called=False) as router:
+        llm = router.post(url__regex=r"/v1/chat/completions$").mock(side_effect=reply)
+        slack = router.post(FAKE_WEBHOOK).respond(200, text="ok")
+        mock_sources(router, [paper(n) for n in range(1, 6)])
+        for command in commands:
+            run_line(command, env, workdir)
+        first = (llm.call_count, slack.call_count)
+        assert first[0] == 5 and first[1] >= 1
+        assert (workdir / "results.jsonl").read_text().count("\n") == 5
+        for command in commands:
+            run_line(command, env, workdir)
+        assert (llm.call_count, slack.call_count) == first  # nothing twice
+    assert (workdir / "results.jsonl").read_text() == ""  # a quiet day: an empty results file

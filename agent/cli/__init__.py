@@ -15,7 +15,9 @@ from agent.redact import ScrubbingFormatter, scrub, scrub_logs
 # command name -> "module:attribute"; each command lives in its own module.
 COMMANDS = {
     "run": "agent.cli.run:run",
+    "fetch": "agent.cli.fetch:fetch",
     "cache": "agent.cli.cache:cache",
+    "seen": "agent.cli.seen:seen",
     "eval": "agent.cli.eval:eval_cmd",
     "digest": "agent.cli.digest:digest",
     "post": "agent.cli.digest:post",
@@ -23,7 +25,9 @@ COMMANDS = {
 
 HELP = {
     "run": "Tag and summarize papers; write results.jsonl.",
+    "fetch": "Fetch papers from arXiv (API or RSS) or Hugging Face as JSONL.",
     "cache": "Inspect or clear the answer cache.",
+    "seen": "List or forget the papers earlier runs annotated.",
     "eval": "Score results against gold tags and summaries.",
     "digest": "Render a digest (slack, mrkdwn, markdown, html, json).",
     "post": "Deliver a digest to Slack or by email.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import shutil
 import sys
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from agent.cli.fetch import source_options
 from agent.errors import Interrupted, OutputError, PaperAgentError
 
 if TYPE_CHECKING:
@@ -25,7 +27,21 @@ DIGEST_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", 
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
+@click.option(
+    "--source",
+    "source_specs",
+    multiple=True,
+    metavar="SOURCE",
+    help="Fetch and run: arxiv:CATS, arxiv-rss:CATS or hf:DATE|today|yesterday (repeatable).",
+)
+@source_options
+@click.option(
+    "--include-seen", is_flag=True, help="Also run --source papers that an earlier run annotated."
+)
+@click.option(
+    "--post-empty", is_flag=True, help="Post a digest to Slack even on a day with no new papers."
+)
 @click.option(
     "-o",
     "--output",
@@ -105,6 +121,14 @@ DIGEST_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", 
 )
 def run(
     inputs: tuple[str, ...],
+    source_specs: tuple[str, ...],
+    since: str | None,
+    from_date: dt.date | None,
+    to_date: dt.date | None,
+    max_papers: int,
+    announce: frozenset[str],
+    include_seen: bool,
+    post_empty: bool,
     output: Path,
     backend: str | None,
     model: str | None,
@@ -123,7 +147,10 @@ def run(
     highlights: bool,
     post_slack: bool,
 ) -> None:
-    """Tag and summarize the papers in INPUTS (files, or - for stdin) into a results file."""
+    """Tag and summarize the papers in INPUTS (files, or - for stdin) and from each --source
+    into a results file."""
+    if not inputs and not source_specs:
+        raise click.UsageError("give INPUTS (files, or - for stdin) and/or --source SOURCE")
     # Imported here, not at the top: `run --help` stays fast.
     from agent import runner
     from agent.config import resolve_settings
@@ -179,7 +206,41 @@ def run(
     elif not dry_run:
         # Held until the command ends (click closes it), so a second run refuses at once.
         click.get_current_context().with_resource(output_lock(output, "results"))
-    papers = runner.open_inputs(list(inputs), limit)
+    fresh = None
+    if source_specs:
+        from agent.fresh import fresh_papers
+
+        fresh = fresh_papers(
+            list(source_specs),
+            settings,
+            include_seen=include_seen,
+            since=since,
+            from_date=from_date,
+            to_date=to_date,
+            max_papers=max_papers,
+            announce=announce,
+        )
+        for line in fresh.notes():
+            click.echo(scrub(f"paper-agent: {line}"), err=True)
+        failed = fresh.error()
+        if failed is not None and not (fresh.papers or inputs):
+            raise failed  # nothing else to run: the sources' failure is the whole story
+        if not (fresh.papers or inputs):
+            if dry_run:
+                click.echo(f"paper-agent: {fresh.nothing_new()}; nothing to run")
+                return
+            runner.quiet_day(
+                settings,
+                results,
+                runner.DigestRequest(
+                    digest_format, digest_out, webhook if post_empty else None, highlights=False
+                ),
+            )
+            click.echo(scrub(f"paper-agent: {fresh.nothing_new()} -> {output}"), err=True)
+            _copy_out(to_stdout, results)
+            sys.exit(0)
+    papers = runner.open_inputs(list(inputs), limit, fetched=fresh.papers if fresh else [])
+    done: set[str] = set()
     try:
         if papers.duplicates:
             dups = papers.duplicates
@@ -194,40 +255,59 @@ def run(
         wanted = runner.DigestRequest(digest_format, digest_out, webhook, highlights)
         try:
             with _progress(papers.count) as advance:
+
+                def finished(result: PaperResult) -> None:
+                    advance(result)
+                    if result.error is None:
+                        done.add(result.id)
+
                 job = runner.execute(
                     settings,
                     tags,
                     papers,
                     results,
                     stats=stats,
-                    on_result=advance,
+                    on_result=finished,
                     digest=wanted if (digest_format or webhook) else None,
                 )
                 text = runner.run_job(job)
         except (KeyboardInterrupt, Interrupted) as exc:
             what = "terminated" if isinstance(exc, Interrupted) else "interrupted"
             click.echo(f"paper-agent: {what}: {_kept(stats, output)}", err=True)
+            if fresh is not None and stats.total:
+                fresh.mark_seen(done, settings)
             sys.exit(getattr(exc, "exit_code", 130))
         except OutputError:
-            raise  # it says itself what was kept, and where
+            raise  # it says itself what was kept, and where: nothing is marked seen
         except PaperAgentError as exc:
+            if fresh is not None and stats.total:
+                fresh.mark_seen(done, settings)
             if stats.total:
                 exc.args = (f"{exc} ({_kept(stats, output)})",)
             raise
+        if fresh is not None:
+            fresh.mark_seen(done, settings)  # only now: the results are written
     finally:
         papers.cleanup()
-        if to_stdout and results.exists():
-            # Interrupted or stopped too: the complete file the run wrote goes out whole.
-            with results.open("rb") as lines:
-                shutil.copyfileobj(lines, sys.stdout.buffer)
-            sys.stdout.flush()
+        _copy_out(to_stdout, results)
     if stats.stopped:
         stopped = f"stopped early: {stats.stopped}; {stats.skipped} paper(s) marked skipped"
         click.echo(scrub(f"paper-agent: {stopped}: run again to retry them"), err=True)
     click.echo(scrub(f"paper-agent: {stats.summary()} -> {output}"), err=True)
     if text is not None:
         click.echo(text, nl=False)
-    sys.exit(1 if stats.failed or stats.skipped else 0)
+    failed = fresh.error() if fresh is not None else None
+    if failed is not None:
+        click.echo(scrub(f"paper-agent: error: {failed}"), err=True)
+    sys.exit(1 if stats.failed or stats.skipped or failed else 0)
+
+
+def _copy_out(to_stdout: bool, results: Path) -> None:
+    """With ``-o -``: the complete file the run wrote (stopped runs too) goes to stdout whole."""
+    if to_stdout and results.exists():
+        with results.open("rb") as lines:
+            shutil.copyfileobj(lines, sys.stdout.buffer)
+        sys.stdout.flush()
 
 
 def _kept(stats: RunStats, output: Path) -> str:

@@ -23,7 +23,17 @@ ABSTRACT_KEYS = ("abstract", "summary")
 URL_KEYS = ("url", "link")
 PUBLISHED_KEYS = ("published", "publishedAt", "date")
 KNOWN_KEYS = frozenset(
-    ("title", "authors", "categories", *ID_KEYS, *ABSTRACT_KEYS, *URL_KEYS, *PUBLISHED_KEYS)
+    (
+        "title",
+        "authors",
+        "categories",
+        "source",
+        "metadata",
+        *ID_KEYS,
+        *ABSTRACT_KEYS,
+        *URL_KEYS,
+        *PUBLISHED_KEYS,
+    )
 )
 SKIP_WITH_ABSTRACT = KNOWN_KEYS - {"summary"}
 
@@ -356,17 +366,26 @@ def _paper_from_record(record: object, at: str, label: str) -> Paper:
         id=pid,
         title=title,
         abstract=abstract,
-        authors=_authors(record.get("authors"), at),
+        authors=split_authors(record.get("authors"), at),
         url=url,
         published=_first(record, PUBLISHED_KEYS),
         categories=_categories(record.get("categories")),
-        source=label,
+        # What `paper-agent fetch` wrote comes back as it was: its source and metadata.
+        source=_text(record.get("source")) or label,
         metadata={
             k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-            for k, v in record.items()
-            if k not in used and v not in (None, "")
+            for k, v in _extras(record, used)
+            if v not in (None, "")
         },
     )
+
+
+def _extras(record: dict[str, object], used: frozenset[str]) -> Iterator[tuple[str, object]]:
+    """The record's fields without a meaning of their own, a ``metadata`` object unpacked."""
+    nested = record.get("metadata")
+    if isinstance(nested, dict):
+        yield from nested.items()
+    yield from ((k, v) for k, v in record.items() if k not in used)
 
 
 def _text(value: object) -> str:
@@ -381,7 +400,8 @@ def _first(record: dict[str, object], keys: Sequence[str]) -> str | None:
     return None
 
 
-def _authors(value: object, at: str) -> list[str]:
+def split_authors(value: object, at: str) -> list[str]:
+    """Author names from a list (of names or {"name": ...}) or a "A, B; C" string."""
     if value is None or value == "":
         return []
     if isinstance(value, str):

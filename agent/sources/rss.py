@@ -15,7 +15,7 @@ from agent.models import Paper
 from agent.retry import RetryPolicy, call_with_retry
 from agent.sources.base import SourceError, SourceOptions, abs_url, collapse
 from agent.sources.categories import check_categories
-from agent.sources.files import _authors, arxiv_id, is_arxiv_id
+from agent.sources.files import arxiv_id, is_arxiv_id, split_authors
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class ArxivRssSource:
             id=pid,
             title=collapse(item.findtext("title")),
             abstract=_abstract(description),
-            authors=_authors(collapse(creators), f"{self.spec} item {number}"),
+            authors=split_authors(collapse(creators), f"{self.spec} item {number}"),
             url=abs_url(pid),
             published=_published(item.findtext("pubDate")),
             categories=list(

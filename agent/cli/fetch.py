@@ -1,0 +1,124 @@
+"""``paper-agent fetch``: papers from arXiv (API or RSS) or Hugging Face, as JSONL.
+
+``source_options`` is shared with ``run --source``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD", ctx, param) from None
+
+
+def _announce(ctx: click.Context, param: click.Parameter, value: str | None) -> frozenset[str]:
+    if value is None:
+        return frozenset({"new", "cross"})
+    chosen = {v.strip().lower() for v in value.split(",") if v.strip()}
+    from agent.sources.rss import ANNOUNCE_TYPES
+
+    unknown = chosen - set(ANNOUNCE_TYPES)
+    if unknown or not chosen:
+        raise click.BadParameter(f"choose from {','.join(ANNOUNCE_TYPES)}", ctx, param)
+    return frozenset(chosen)
+
+
+def source_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that shape a fetch, shared by ``fetch`` and ``run --source``."""
+    for option in reversed(
+        [
+            click.option("--since", metavar="1d|36h|7d", help="How far back.  [default: 1d]"),
+            click.option(
+                "--from", "from_date", callback=_date, metavar="YYYY-MM-DD", help="First day (UTC)."
+            ),
+            click.option(
+                "--to", "to_date", callback=_date, metavar="YYYY-MM-DD", help="Last day (UTC)."
+            ),
+            click.option(
+                "--max",
+                "max_papers",
+                type=click.IntRange(1, 50_000),
+                default=500,
+                show_default=True,
+                help="Most papers per source.",
+            ),
+            click.option(
+                "--announce",
+                callback=_announce,
+                metavar="TYPES",
+                help="arxiv-rss announce types: new,cross,replace,replace-cross.  "
+                "[default: new,cross]",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@source_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("-"),
+    help="Write the papers here (JSONL).  [default: stdout]",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file.  [default: ./paper-agent.toml if present]",
+)
+def fetch(
+    sources: tuple[str, ...],
+    since: str | None,
+    from_date: dt.date | None,
+    to_date: dt.date | None,
+    max_papers: int,
+    announce: frozenset[str],
+    output: Path,
+    config_path: Path | None,
+) -> None:
+    """Fetch papers from SOURCE (arxiv:CATS, arxiv-rss:CATS, hf:DATE|today|yesterday)."""
+    from agent.config import resolve_settings
+    from agent.outputs import write_atomic
+    from agent.redact import scrub
+    from agent.sources.fetching import fetch_papers
+
+    settings = resolve_settings({}, config_path=config_path)
+    got = fetch_papers(
+        list(sources),
+        settings,
+        since=since,
+        from_date=from_date,
+        to_date=to_date,
+        max_papers=max_papers,
+        announce=announce,
+    )
+    text = "".join(paper.model_dump_json(exclude_defaults=True) + "\n" for paper in got.papers)
+    if str(output) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        write_atomic(output, text)
+    for line in got.quiet:
+        click.echo(scrub(f"paper-agent: {line}"), err=True)
+    where = "stdout" if str(output) == "-" else str(output)
+    click.echo(f"paper-agent: fetched {len(got.papers)} paper(s) -> {where}", err=True)
+    failed = got.error(len(sources))
+    if failed is not None:
+        raise failed

@@ -1,0 +1,93 @@
+"""What is new today: fetch the sources, drop the papers seen in earlier runs, and mark papers
+seen only once their results are written (a failed or interrupted run never hides a paper)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from agent.config import Settings
+from agent.errors import PaperAgentError
+from agent.models import Paper
+from agent.sources.fetching import Fetched
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Fresh:
+    """The new papers of a fetch, and what to tell the user about the rest."""
+
+    papers: list[Paper]
+    fetched: Fetched
+    sources: int
+    seen_before: list[Paper] = field(default_factory=list)
+
+    def notes(self) -> list[str]:
+        """One line per quiet source, and how many papers earlier runs already had."""
+        lines = list(self.fetched.quiet)
+        if self.seen_before:
+            lines.append(
+                f"{len(self.seen_before)} of {len(self.fetched.papers)} fetched paper(s) were "
+                "annotated in an earlier run (--include-seen runs them again)"
+            )
+        return lines
+
+    def nothing_new(self) -> str:
+        """The one line of a day with no new paper."""
+        if self.fetched.papers:
+            return "no new papers: every fetched paper was annotated in an earlier run"
+        return "; ".join(self.fetched.quiet) or "no new papers"
+
+    def error(self) -> PaperAgentError | None:
+        """The sources that failed, as one error (exit 2 if all did, else 1)."""
+        return self.fetched.error(self.sources)
+
+    def mark_seen(self, done: Iterable[str], settings: Settings) -> None:
+        """Mark the papers whose results were written without error (ids in ``done``)."""
+        finished = set(done)
+        papers = [p for p in self.papers if p.id in finished]
+        if not papers:
+            return
+        from agent.sources.seen import SeenStore
+
+        with SeenStore(settings.home / "seen.sqlite3") as store:
+            store.mark(papers, source=",".join(sorted({p.source for p in papers})))
+        log.info("marked %d paper(s) as seen", len(papers))
+
+
+def fresh_papers(
+    specs: list[str],
+    settings: Settings,
+    *,
+    include_seen: bool,
+    since: str | None,
+    from_date: dt.date | None,
+    to_date: dt.date | None,
+    max_papers: int,
+    announce: frozenset[str],
+) -> Fresh:
+    """Fetch ``specs`` and keep what no earlier run annotated (all of it with ``include_seen``)."""
+    from agent.sources.fetching import fetch_papers
+
+    fetched = fetch_papers(
+        specs,
+        settings,
+        since=since,
+        from_date=from_date,
+        to_date=to_date,
+        max_papers=max_papers,
+        announce=announce,
+    )
+    fresh = Fresh(list(fetched.papers), fetched, len(specs))
+    if include_seen or not fetched.papers:
+        return fresh
+    from agent.sources.seen import SeenStore
+
+    with SeenStore(settings.home / "seen.sqlite3") as store:
+        seen = store.seen(fetched.papers)
+    fresh.papers = [p for p in fetched.papers if p.id not in seen]
+    fresh.seen_before = [p for p in fetched.papers if p.id in seen]
+    return fresh

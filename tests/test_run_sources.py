@@ -1,0 +1,187 @@
+"""``paper-agent fetch`` and ``run --source`` end to end: mock arXiv and Hugging Face servers,
+the offline backend or a mock LLM, and the seen-store across runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+from click.testing import CliRunner
+
+from agent.cli import cli
+from tests.feeds import atom, paper, rss
+from tests.llm import API_KEY, BASE_URL, answer, error
+
+ARXIV = "http://arxiv.test/api/query"
+RSS = "http://rss.test/rss"
+HF = "http://hf.test/api/daily_papers"
+WEBHOOK = "https://hooks.example.test/services/sources"
+MIRRORS = {
+    "PAPER_AGENT_ARXIV_API_URL": ARXIV,
+    "PAPER_AGENT_ARXIV_RSS_URL": RSS,
+    "PAPER_AGENT_HF_API_URL": HF,
+}
+
+
+def invoke(*args: str, llm: bool = False, **env: str):
+    """The CLI with the mirrors set; the offline backend unless ``llm``."""
+    base = {**MIRRORS, **({"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": BASE_URL} if llm else {})}
+    return CliRunner().invoke(cli, list(args), env={**base, **env}, catch_exceptions=False)
+
+
+def rows(path) -> list[dict]:
+    text = Path(path).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture
+def servers():
+    """Mock arXiv (API and RSS) and Hugging Face, plus an LLM and a Slack webhook."""
+    with respx.mock(assert_all_called=False) as router:
+        router.arxiv = router.get(url__startswith=ARXIV).respond(
+            200, text=atom([paper(n) for n in range(1, 4)])
+        )
+        router.rss = router.get(url__startswith=RSS).respond(
+            200, text=rss([paper(n) for n in range(3, 6)])
+        )
+        router.llm = router.post(f"{BASE_URL}/chat/completions").mock(return_value=answer(["LLMs"]))
+        router.slack = router.post(WEBHOOK).respond(200, text="ok")
+        yield router
+
+
+def test_fetch_writes_the_papers_as_jsonl(servers, tmp_path):
+    result = invoke("fetch", "arxiv:cs.LG", "-o", "papers.jsonl")
+    assert result.exit_code == 0, result.stderr
+    papers = rows(tmp_path / "papers.jsonl")
+    assert [p["id"] for p in papers] == ["2611.00001", "2611.00002", "2611.00003"]
+    assert papers[0]["url"] == "https://arxiv.org/abs/2611.00001"
+    assert "fetched 3 paper(s)" in result.stderr
+
+
+def test_fetch_to_stdout_then_run_keeps_source_and_metadata(servers, tmp_path):
+    fetched = invoke("fetch", "arxiv-rss:cs.LG")
+    assert fetched.exit_code == 0, fetched.stderr
+    (tmp_path / "papers.jsonl").write_text(fetched.stdout)
+    result = invoke("run", "papers.jsonl", "--backend", "local", "-o", "r.jsonl")
+    assert result.exit_code == 0, result.stderr
+    out = rows(tmp_path / "r.jsonl")
+    assert [r["id"] for r in out] == ["2611.00003", "2611.00004", "2611.00005"]
+    assert {r["source"] for r in out} == {"arxiv-rss:cs.LG"}
+    assert out[0]["metadata"]["announce_type"] == "new"
+
+
+def test_two_runs_of_the_same_source_process_each_paper_once(servers, tmp_path):
+    args = ("run", "--source", "arxiv:cs.LG", "--source", "arxiv-rss:cs.LG", "-o", "r.jsonl")
+    first = invoke(*args, llm=True)
+    assert first.exit_code == 0, first.stderr
+    assert [r["id"] for r in rows(tmp_path / "r.jsonl")] == [f"2611.0000{n}" for n in range(1, 6)]
+    assert servers.llm.call_count == 5  # paper 3 came from both sources: run once
+    second = invoke(*args, llm=True)
+    assert second.exit_code == 0, second.stderr
+    assert servers.llm.call_count == 5
+    assert "no new papers" in second.stderr
+    assert (tmp_path / "r.jsonl").read_text() == ""
+
+
+def test_a_paper_that_failed_is_not_marked_seen(servers, tmp_path, sleeps):
+    servers.llm.side_effect = [answer(["LLMs"]), *[error(400, "no")] * 1, answer(["LLMs"])]
+    args = ("run", "--source", "arxiv:cs.LG", "--concurrency", "1", "-o", "r.jsonl")
+    first = invoke(*args, llm=True)
+    assert first.exit_code == 1
+    failed = [r["id"] for r in rows(tmp_path / "r.jsonl") if r["error"]]
+    assert failed == ["2611.00002"]
+    servers.llm.side_effect = None
+    servers.llm.return_value = answer(["LLMs"])
+    before = servers.llm.call_count
+    second = invoke(*args, llm=True)
+    assert second.exit_code == 0, second.stderr
+    assert servers.llm.call_count - before == 1
+    assert [r["id"] for r in rows(tmp_path / "r.jsonl")] == failed
+
+
+def test_an_interrupted_run_marks_only_what_it_finished(servers, tmp_path):
+    calls = 0
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt
+        return answer(["LLMs"])
+
+    servers.llm.side_effect = reply
+    args = ("run", "--source", "arxiv:cs.LG", "--concurrency", "1", "-o", "r.jsonl")
+    assert invoke(*args, llm=True).exit_code == 130
+    servers.llm.side_effect = None
+    servers.llm.return_value = answer(["LLMs"])
+    assert invoke(*args, llm=True).exit_code == 0
+    assert [r["id"] for r in rows(tmp_path / "r.jsonl")] == ["2611.00002", "2611.00003"]
+
+
+def test_include_seen_runs_them_again(servers, tmp_path):
+    args = ("run", "--source", "arxiv:cs.LG", "--backend", "local", "-o", "r.jsonl")
+    assert invoke(*args).exit_code == 0
+    again = invoke(*args, "--include-seen")
+    assert again.exit_code == 0
+    assert len(rows(tmp_path / "r.jsonl")) == 3
+
+
+def test_a_quiet_day_posts_nothing_unless_asked(servers, tmp_path):
+    servers.arxiv.respond(200, text=atom([]))
+    args = ("run", "--source", "arxiv:cs.LG", "--backend", "local", "-o", "r.jsonl")
+    quiet = invoke(*args, "--post-slack", SLACK_WEBHOOK_URL=WEBHOOK)
+    assert quiet.exit_code == 0, quiet.stderr
+    assert "no new papers from arxiv:cs.LG since" in quiet.stderr
+    assert (tmp_path / "r.jsonl").read_text() == ""
+    assert servers.slack.call_count == 0
+    asked = invoke(*args, "--post-slack", "--post-empty", SLACK_WEBHOOK_URL=WEBHOOK)
+    assert asked.exit_code == 0, asked.stderr
+    assert servers.slack.call_count == 1
+    assert "0 papers" in servers.slack.calls.last.request.content.decode()
+
+
+def test_a_failing_source_is_exit_2_and_others_still_run(servers, tmp_path, sleeps):
+    servers.rss.respond(503, text="down")
+    alone = invoke("run", "--source", "arxiv-rss:cs.LG", "--backend", "local", "-o", "r.jsonl")
+    assert alone.exit_code == 2
+    assert "arxiv-rss:cs.LG" in alone.stderr
+    assert not (tmp_path / "r.jsonl").exists()
+    both = invoke(
+        "run",
+        "--source",
+        "arxiv-rss:cs.LG",
+        "--source",
+        "arxiv:cs.LG",
+        "--backend",
+        "local",
+        "-o",
+        "r.jsonl",
+    )
+    assert both.exit_code == 1
+    assert [r["id"] for r in rows(tmp_path / "r.jsonl")] == [f"2611.0000{n}" for n in (1, 2, 3)]
+    assert "arxiv-rss:cs.LG" in both.stderr
+
+
+def test_files_and_sources_mix(servers, tmp_path, fixtures):
+    papers = fixtures / "papers.jsonl"
+    result = invoke(
+        "run", str(papers), "--source", "arxiv:cs.LG", "--backend", "local", "-o", "r.jsonl"
+    )
+    assert result.exit_code == 0, result.stderr
+    ids = [r["id"] for r in rows(tmp_path / "r.jsonl")]
+    assert ids[:3] == ["2611.00001", "2611.00002", "2611.00003"]
+    assert len(ids) == 3 + len(papers.read_text().splitlines())
+
+
+def test_an_unknown_category_sends_nothing(servers):
+    result = invoke("run", "--source", "arxiv:cs.lg", "--backend", "local")
+    assert result.exit_code == 2 and "cs.LG" in result.stderr
+    assert servers.arxiv.call_count == 0
+
+
+def test_no_inputs_and_no_source_is_a_usage_error():
+    result = CliRunner().invoke(cli, ["run"])
+    assert result.exit_code == 2 and "--source" in result.stderr
