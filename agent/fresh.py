@@ -51,10 +51,11 @@ class Fresh:
         papers = [p for p in self.papers if p.id in finished]
         if not papers:
             return
-        from agent.sources.seen import SeenStore
+        from agent.sources.seen import DB_NAME, SeenStore
 
-        with SeenStore(settings.home / "seen.sqlite3") as store:
-            store.mark(papers, source=",".join(sorted({p.source for p in papers})))
+        with SeenStore(settings.home / DB_NAME) as store:
+            for source in dict.fromkeys(p.source for p in papers):
+                store.mark([p for p in papers if p.source == source], source=source)
         log.info("marked %d paper(s) as seen", len(papers))
 
 
@@ -84,9 +85,9 @@ def fresh_papers(
     fresh = Fresh(list(fetched.papers), fetched, len(specs))
     if include_seen or not fetched.papers:
         return fresh
-    from agent.sources.seen import SeenStore
+    from agent.sources.seen import DB_NAME, SeenStore
 
-    with SeenStore(settings.home / "seen.sqlite3") as store:
+    with SeenStore(settings.home / DB_NAME) as store:
         seen = store.seen(fetched.papers)
     fresh.papers = [p for p in fetched.papers if p.id not in seen]
     fresh.seen_before = [p for p in fetched.papers if p.id in seen]
