@@ -285,8 +285,7 @@ async def publish(
     from agent.digest import build_slack_messages, load_results, make_digest, render
     from agent.outputs import write_atomic
 
-    results = load_results(results_path) if results_path.stat().st_size else []
-    digest = make_digest(results, taxonomy=settings.taxonomy)
+    digest = make_digest(load_results(results_path), taxonomy=settings.taxonomy)
     if request.highlights:
         from agent.highlights import with_highlights
 

@@ -67,11 +67,13 @@ def test_load_results_names_the_file_and_line_of_a_bad_line(tmp_path, digest_dir
 
 
 @pytest.mark.parametrize("content", ["", "\n\n"])
-def test_load_results_rejects_an_empty_file(tmp_path, content):
+def test_an_empty_results_file_is_a_quiet_day(tmp_path, content):
+    """What `run --source` writes when nothing is new: the digest still renders."""
     path = tmp_path / "empty.jsonl"
     path.write_text(content)
-    with pytest.raises(InputError, match="holds no results"):
-        load_results(path)
+    assert load_results(path) == []
+    result = CliRunner().invoke(cli, ["digest", str(path), "--format", "markdown"])
+    assert result.exit_code == 0 and "0 papers" in result.stdout
 
 
 def test_load_results_reports_a_missing_file(tmp_path):
