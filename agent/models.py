@@ -54,6 +54,12 @@ class Annotation(BaseModel):
     summary: str
     usage: Usage = Field(default_factory=Usage)
     cached: bool = False
+    relevance: float | None = None  # 0-10 when interests are configured
+    why: str | None = None  # the criterion or liked paper it matches; "" when none
+    relevance_by: dict[str, float] = Field(default_factory=dict)  # per named criterion
+
+
+INTEREST_FIELDS = frozenset({"relevance", "why", "relevance_by"})
 
 
 class PaperResult(BaseModel):
@@ -74,6 +80,14 @@ class PaperResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     error: ErrorInfo | None = None
     metadata: dict[str, str] = Field(default_factory=dict)  # the input's other fields, kept
+    relevance: float | None = None  # 0-10 when interests are configured, else absent
+    why: str | None = None  # one short line: the criterion or liked paper it matches
+    relevance_by: dict[str, float] = Field(default_factory=dict)  # per named criterion
+
+    def to_line(self) -> str:
+        """Its line in results.jsonl: the interest fields only when interests were set."""
+        unset = self.relevance is None and not self.why and not self.relevance_by
+        return self.model_dump_json(exclude=INTEREST_FIELDS if unset else None)
 
     @classmethod
     def ok(cls, paper: Paper, ann: Annotation, backend: str, model: str | None) -> PaperResult:
@@ -91,6 +105,9 @@ class PaperResult(BaseModel):
             cached=ann.cached,
             usage=ann.usage,
             metadata=paper.metadata,
+            relevance=ann.relevance,
+            why=ann.why,
+            relevance_by=ann.relevance_by,
         )
 
     @classmethod

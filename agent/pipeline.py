@@ -142,7 +142,7 @@ class _OrderedWriter:
         written = size = 0
         try:
             while self.next_index in self.pending:
-                line = self.pending[self.next_index].model_dump_json() + "\n"
+                line = self.pending[self.next_index].to_line() + "\n"
                 self.stream.write(line)
                 size += len(line.encode("utf-8"))
                 self.on_result(self.pending.pop(self.next_index))

@@ -65,7 +65,7 @@ def render_template(digest: Digest, fmt: str) -> str:
 
 
 def _paper(entry: Entry) -> dict[str, Any]:
-    data = entry.result.model_dump(mode="json")
+    data = json.loads(entry.result.to_line())  # the result as results.jsonl holds it
     data["authors_short"] = entry.authors
     return data
 
