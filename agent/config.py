@@ -1,16 +1,23 @@
-"""Settings for a run: CLI flag > environment > config file > default (DESIGN 7)."""
+"""Settings for a run: CLI flag > environment > config file > default (DESIGN 7).
+
+Each setting is declared once, as a field of ``Settings`` made by ``setting()``: its type,
+default, bounds, flag, environment variable, config section and help. The CLI options
+(``settings_options``), the config file's validation (``FileConfig``), ``--help`` and the
+README's configuration table (``settings_table``, checked by a test) all come from it.
+"""
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agent.errors import ConfigError
 from agent.redact import register
@@ -19,63 +26,177 @@ from agent.sources.base import SourceOptions, Window
 
 CONFIG_FILE = "paper-agent.toml"
 DEFAULT_MODEL = "gpt-4o-mini"
+LLM = ("run", "digest", "post")  # the commands that may call the LLM (--highlights)
 
 
-class FileConfig(BaseModel):
-    """What ``paper-agent.toml`` may hold (secrets come from the environment, never the file)."""
+@dataclass(frozen=True)
+class Spec:
+    """How one setting is given: its flag, environment variable, config key and help."""
 
-    model_config = ConfigDict(extra="forbid")
+    kind: type
+    help: str
+    flag: str | None = None
+    env: str | None = None
+    section: str | None = None  # a [section] of the config file; None: the top level
+    config: bool = True  # may appear in the config file
+    commands: tuple[str, ...] = ("run",)
+    choices: tuple[str, ...] = ()
+    bounds: dict[str, float] = field(default_factory=dict)  # ge / le / gt
+    shown: str | None = None  # the default as --help and the README show it
+    negate: bool = False  # a flag that turns the setting off (--no-cache)
+    many: bool = False  # a repeatable flag and a list in the config file
 
-    backend: Literal["auto", "openai", "local"] | None = None
-    model: str | None = None
-    base_url: str | None = None
-    api_key_env: str | None = None
-    taxonomy: Path | None = None
-    max_tags: int | None = Field(default=None, ge=1, le=20)
-    summary_words: int | None = Field(default=None, ge=5, le=200)
-    concurrency: int | None = Field(default=None, ge=1, le=256)
-    prompts_dir: Path | None = None
-    timeout: float | None = Field(default=None, gt=0)
-    max_attempts: int | None = Field(default=None, ge=1, le=20)
-    max_repairs: int | None = Field(default=None, ge=0, le=5)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=0)
-    response_format: Literal["json_schema", "json_object"] | None = None
-    max_consecutive_failures: int | None = Field(default=None, ge=0)
-    max_abstract_chars: int | None = Field(default=None, ge=200)
-    arxiv_api_url: str | None = None
-    arxiv_rss_url: str | None = None
-    hf_api_url: str | None = None
-    arxiv_delay: float | None = Field(default=None, ge=0)
+
+def setting(default: Any = None, help: str = "", kind: type = str, **spec: Any) -> Any:
+    """A ``Settings`` field with its ``Spec`` (``default_factory`` for a callable default)."""
+    meta = {"spec": Spec(kind=kind, help=help, **spec)}
+    if callable(default):
+        return field(default_factory=default, metadata=meta)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The state dir: ``PAPER_AGENT_HOME`` or the platform cache dir."""
+    env = os.environ if env is None else env
+    if env.get("PAPER_AGENT_HOME"):
+        return Path(env["PAPER_AGENT_HOME"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("paper-agent"))
 
 
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings for one run."""
 
-    backend: str = "auto"
-    model: str = DEFAULT_MODEL
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    taxonomy: Path | None = None
-    max_tags: int | None = None  # None: the taxonomy's max_tags, else 3
-    summary_words: int = 40
-    concurrency: int = 8
-    prompts_dir: Path | None = None
-    timeout: float = 60.0
-    max_attempts: int = RetryPolicy.max_attempts
-    max_repairs: int = 2
-    temperature: float = 0.0
-    max_tokens: int | None = None  # None: sized to the answer; 0: no limit sent
-    response_format: str = "json_schema"
-    max_consecutive_failures: int = 10  # 0: never stop early
-    max_abstract_chars: int = 12_000
-    arxiv_api_url: str = SourceOptions.arxiv_api_url
-    arxiv_rss_url: str = SourceOptions.arxiv_rss_url
-    hf_api_url: str = SourceOptions.hf_api_url
-    arxiv_delay: float = SourceOptions.arxiv_delay  # seconds between arXiv requests
-    use_cache: bool = True
-    home: Path = field(default_factory=lambda: state_dir())
+    backend: str = setting(
+        "auto",
+        "auto: the LLM when a key or base URL is set, else offline",
+        flag="--backend",
+        choices=("auto", "openai", "local"),
+        shown="auto (LLM when a key or base URL is set, else offline)",
+    )
+    model: str = setting(
+        DEFAULT_MODEL, "Model name", flag="--model", env="PAPER_AGENT_MODEL", commands=LLM
+    )
+    base_url: str | None = setting(
+        None,
+        "OpenAI-compatible endpoint",
+        flag="--base-url",
+        env="OPENAI_BASE_URL",
+        commands=LLM,
+        shown="https://api.openai.com/v1",
+    )
+    api_key_env: str = setting(
+        "OPENAI_API_KEY", "Name of the environment variable that holds the API key"
+    )
+    api_key: str | None = field(default=None, repr=False)  # read from $api_key_env, never a file
+    taxonomy: Path | None = setting(
+        None,
+        "Taxonomy TOML file (replaces the bundled one)",
+        Path,
+        flag="--taxonomy",
+        commands=("run", "digest", "post"),
+        shown="bundled ML taxonomy (20 tags)",
+    )
+    max_tags: int | None = setting(
+        None,
+        "Most tags per paper",
+        int,
+        flag="--max-tags",
+        bounds={"ge": 1, "le": 20},
+        shown="taxonomy's max_tags, else 3",
+    )
+    summary_words: int = setting(
+        40, "Word limit of a summary", int, flag="--summary-words", bounds={"ge": 5, "le": 200}
+    )
+    concurrency: int = setting(
+        8, "Requests in flight", int, flag="--concurrency", bounds={"ge": 1, "le": 256}
+    )
+    prompts_dir: Path | None = setting(
+        None,
+        "Directory with system.j2 and user.j2 to use instead of the bundled ones",
+        Path,
+        flag="--prompts-dir",
+        commands=LLM,
+        shown="bundled prompts/",
+    )
+    use_cache: bool = setting(
+        True,
+        "Neither read nor write the answer cache",
+        bool,
+        flag="--no-cache",
+        negate=True,
+        config=False,
+        commands=LLM,
+        shown="cache on",
+    )
+    timeout: float = setting(60.0, "Seconds per request", float, bounds={"gt": 0})
+    max_attempts: int = setting(
+        RetryPolicy.max_attempts,
+        "Attempts per request, retries included",
+        int,
+        bounds={"ge": 1, "le": 20},
+    )
+    max_repairs: int = setting(2, "Re-asks after an invalid answer", int, bounds={"ge": 0, "le": 5})
+    temperature: float = setting(0.0, "Sampling temperature", float, bounds={"ge": 0, "le": 2})
+    max_tokens: int | None = setting(
+        None,
+        "Answer token limit (0: send no limit)",
+        int,
+        bounds={"ge": 0},
+        shown="sized to the answer; none for models that want max_completion_tokens",
+    )
+    response_format: str = setting(
+        "json_schema",
+        "json_schema, or json_object for servers without it",
+        choices=("json_schema", "json_object"),
+    )
+    max_consecutive_failures: int = setting(
+        10,
+        "Server failures in a row that stop launching papers (0: never)",
+        int,
+        bounds={"ge": 0},
+    )
+    max_abstract_chars: int = setting(
+        12_000, "Longer abstracts are cut at a sentence end", int, bounds={"ge": 200}
+    )
+    arxiv_api_url: str = setting(
+        SourceOptions.arxiv_api_url,
+        "arXiv export API",
+        env="PAPER_AGENT_ARXIV_API_URL",
+        commands=(),
+    )
+    arxiv_rss_url: str = setting(
+        SourceOptions.arxiv_rss_url,
+        "arXiv RSS feeds",
+        env="PAPER_AGENT_ARXIV_RSS_URL",
+        commands=(),
+    )
+    hf_api_url: str = setting(
+        SourceOptions.hf_api_url,
+        "Hugging Face Daily Papers API",
+        env="PAPER_AGENT_HF_API_URL",
+        commands=(),
+    )
+    arxiv_delay: float = setting(
+        SourceOptions.arxiv_delay,
+        "Seconds between two arXiv requests",
+        float,
+        bounds={"ge": 0},
+        commands=(),
+    )
+    home: Path = setting(
+        state_dir,
+        "State dir: answer cache, seen papers, delivery log",
+        Path,
+        env="PAPER_AGENT_HOME",
+        config=False,
+        commands=(),
+        shown="platform cache dir",
+    )
 
     def files_read(self, config_path: Path | None = None) -> list[Path]:
         """Every file these settings make a run read: config, taxonomy, prompt templates."""
@@ -109,24 +230,48 @@ class Settings:
         return "openai" if (self.api_key or self.base_url) else "local"
 
 
-def state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The state dir: ``PAPER_AGENT_HOME`` or the platform cache dir."""
-    env = os.environ if env is None else env
-    if env.get("PAPER_AGENT_HOME"):
-        return Path(env["PAPER_AGENT_HOME"]).expanduser()
-    import platformdirs
+def specs() -> list[tuple[str, Spec, Any]]:
+    """(name, spec, default) of every declared setting, in declaration order."""
+    found = []
+    for f in fields(Settings):
+        spec = f.metadata.get("spec")
+        if spec is not None:
+            default = f.default if f.default is not MISSING else None
+            found.append((f.name, spec, default))
+    return found
 
-    return Path(platformdirs.user_cache_dir("paper-agent"))
+
+@cache
+def file_config() -> type[BaseModel]:
+    """The pydantic model of ``paper-agent.toml``, built from the declarations."""
+    strict = ConfigDict(extra="forbid")
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for name, spec, _ in specs():
+        if not spec.config:
+            continue
+        kind: Any = list[spec.kind] if spec.many else spec.kind
+        if spec.choices:
+            from typing import Literal
+
+            kind = Literal[spec.choices]
+        target = sections.setdefault(spec.section, {}) if spec.section else top
+        target[name] = (kind | None, Field(default=None, **spec.bounds))
+    for section, members in sections.items():
+        model = create_model(f"{section.title()}Config", __config__=strict, **members)
+        top[section] = (model | None, None)
+    return create_model("FileConfig", __config__=strict, **top)
 
 
-def read_config_file(path: Path | None) -> FileConfig:
-    """Parse ``path`` (or ``./paper-agent.toml`` when present); relative paths resolve beside it."""
+def read_config_file(path: Path | None) -> dict[str, Any]:
+    """The settings ``path`` (or ``./paper-agent.toml`` when present) sets, validated; relative
+    paths resolve beside it."""
     explicit = path is not None
     file = path if explicit else Path(CONFIG_FILE)
     if not file.exists():
         if explicit:
             raise ConfigError(f"config file not found: {file}")
-        return FileConfig()
+        return {}
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -134,16 +279,18 @@ def read_config_file(path: Path | None) -> FileConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
     try:
-        config = FileConfig.model_validate(data)
+        config = file_config().model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"config file {file}: {where}: {first['msg']}") from None
-    for name in ("taxonomy", "prompts_dir"):
-        value = getattr(config, name)
-        if value is not None and not value.is_absolute():
-            config = config.model_copy(update={name: file.parent / value})
-    return config
+    values: dict[str, Any] = {}
+    for key, value in config.model_dump(exclude_none=True).items():
+        values.update(value if isinstance(value, dict) else {key: value})
+    for name, spec, _ in specs():
+        if spec.kind is Path and name in values and not Path(values[name]).is_absolute():
+            values[name] = file.parent / values[name]
+    return values
 
 
 def resolve_settings(
@@ -153,27 +300,18 @@ def resolve_settings(
 ) -> Settings:
     """Merge flags (None means unset), environment, config file and defaults."""
     env = os.environ if env is None else env
-    config = read_config_file(config_path)
-    values: dict[str, Any] = {
-        k: v for k, v in config.model_dump().items() if v is not None and k != "api_key_env"
-    }
-    from_env = {
-        "base_url": env.get("OPENAI_BASE_URL"),
-        "model": env.get("PAPER_AGENT_MODEL"),
-        "arxiv_api_url": env.get("PAPER_AGENT_ARXIV_API_URL"),
-        "arxiv_rss_url": env.get("PAPER_AGENT_ARXIV_RSS_URL"),
-        "hf_api_url": env.get("PAPER_AGENT_HF_API_URL"),
-    }
-    values.update({k: v for k, v in from_env.items() if v})
+    values = read_config_file(config_path)
+    for name, spec, _ in specs():
+        if spec.env and env.get(spec.env):
+            values[name] = Path(env[spec.env]).expanduser() if spec.kind is Path else env[spec.env]
     values.update({k: v for k, v in flags.items() if v is not None})
-    known = {f.name for f in fields(Settings)}
+    known = {name for name, _, _ in specs()}
     unknown = set(values) - known
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    key_var = config.api_key_env or "OPENAI_API_KEY"
-    api_key = (env.get(key_var) or "").strip() or None
+    settings = replace(Settings(), **values)
+    api_key = (env.get(settings.api_key_env) or "").strip() or None
     register(api_key)  # whatever its shape, it never reaches a log line or a file
-    settings = replace(Settings(home=state_dir(env)), **values)
     if settings.base_url:
         _check_base_url(settings.base_url)
     return replace(settings, api_key=api_key)
@@ -189,3 +327,77 @@ def _check_base_url(url: str) -> None:
     register(parts.password)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError("the base URL must be an http(s) URL such as http://localhost:8000/v1")
+
+
+def settings_options(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Click options for every setting with a flag on ``command``; values reach the command
+    under the settings' names (None when not given), ready for ``resolve_settings``."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        import click
+
+        for name, spec, default in reversed(specs()):
+            if spec.flag is None or command not in spec.commands:
+                continue
+            shown = spec.shown if spec.shown is not None else default
+            help_text = f"{spec.help}.  [default: {shown}]" if not spec.negate else spec.help + "."
+            if spec.env:
+                help_text = help_text.replace("  [", f"  [env {spec.env}; ", 1)
+            if spec.negate:
+                option = click.option(
+                    spec.flag, name, flag_value=False, default=None, help=help_text
+                )
+            else:
+                option = click.option(
+                    spec.flag,
+                    name,
+                    type=_click_type(spec),
+                    default=None,
+                    multiple=spec.many,
+                    help=help_text,
+                )
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def _click_type(spec: Spec) -> Any:
+    import click
+
+    if spec.choices:
+        return click.Choice(spec.choices)
+    if spec.kind is Path:
+        return click.Path(path_type=Path)
+    if spec.kind in (int, float):
+        range_type = click.IntRange if spec.kind is int else click.FloatRange
+        return range_type(
+            min=spec.bounds.get("ge", spec.bounds.get("gt")),
+            max=spec.bounds.get("le"),
+            min_open="gt" in spec.bounds,
+        )
+    return spec.kind
+
+
+def flag_values(params: dict[str, Any]) -> dict[str, Any]:
+    """The settings among a command's parameters (the rest are the command's own)."""
+    names = {name for name, _, _ in specs()}
+    return {
+        k: (list(v) or None if isinstance(v, tuple) else v) for k, v in params.items() if k in names
+    }
+
+
+def settings_table() -> str:
+    """The README's configuration table, made from the declarations."""
+    rows = ["| setting | flag | environment | config key | default |", "|---|---|---|---|---|"]
+    for name, spec, default in specs():
+        shown = spec.shown if spec.shown is not None else default
+        key = (f"[{spec.section}] " if spec.section else "") + f"`{name}`" if spec.config else ""
+        flag = f"`{spec.flag}`" if spec.flag else ""
+        env = f"`{spec.env}`" if spec.env else ""
+        rows.append(f"| {spec.help} | {flag} | {env} | {key} | {shown} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

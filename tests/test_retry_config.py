@@ -135,3 +135,27 @@ def test_the_example_config_is_valid():
     settings = resolve_settings({}, env={}, config_path=example)
     assert settings.max_tags == 2
     assert settings.taxonomy.is_file()
+
+
+def test_the_readme_settings_table_is_made_from_the_declarations():
+    """One declaration per setting: the README's table is exactly what the code declares."""
+    from pathlib import Path
+
+    from agent.config import settings_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert settings_table() in readme, "regenerate it with: python -m agent.config"
+
+
+def test_every_flag_and_key_comes_from_the_one_declaration(tmp_path):
+    from agent.config import file_config, specs
+
+    model = file_config()
+    for name, spec, _ in specs():
+        assert (name in model.model_fields) == spec.config or spec.section is not None
+    (tmp_path / "bad.toml").write_text("concurrency = 0\n")
+    with pytest.raises(ConfigError, match="concurrency"):
+        resolve_settings({}, config_path=tmp_path / "bad.toml")
+    (tmp_path / "typo.toml").write_text("concurency = 3\n")
+    with pytest.raises(ConfigError, match="concurency"):
+        resolve_settings({}, config_path=tmp_path / "typo.toml")
