@@ -443,3 +443,49 @@ async def test_prefixes_do_not_matter(arxiv_api, fixtures, feed, options) -> Non
     )
     assert renamed == original
     assert [p.id for p in renamed] == PAGED_IDS[:2]
+
+
+# Servers that misbehave (found by review): every loop stays bounded.
+
+
+def _feed(ids: list[str], total: int) -> httpx.Response:
+    from tests.feeds import atom, paper
+
+    body = atom([{**paper(1), "id": i} for i in ids], total=total)
+    return httpx.Response(200, text=body, headers={"content-type": "application/atom+xml"})
+
+
+async def test_a_server_that_ignores_start_is_asked_a_bounded_number_of_times(arxiv_api, options):
+    arxiv_api.mock(return_value=_feed(["2611.00001", "2611.00002"], total=5000))
+    papers = await fetch("arxiv:cs.LG", options)
+    assert [p.id for p in papers] == ["2611.00001", "2611.00002"]
+    assert arxiv_api.call_count == 2  # the second page added nothing new: stop
+
+
+async def test_a_blank_200_is_asked_again_like_an_empty_page(arxiv_api, options):
+    arxiv_api.side_effect = [
+        _feed(["2611.00001"], total=2),
+        httpx.Response(200, text="   \n"),
+        _feed(["2611.00002"], total=2),
+    ]
+    papers = await fetch("arxiv:cs.LG", options)
+    assert [p.id for p in papers] == ["2611.00001", "2611.00002"]
+    assert arxiv_api.call_count == 3
+
+
+async def test_a_document_type_declaration_is_refused_unparsed(arxiv_api, options):
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">]><feed>&lol2;</feed>'
+    )
+    arxiv_api.mock(return_value=httpx.Response(200, text=bomb))
+    with pytest.raises(SourceError, match="did not answer with an Atom feed"):
+        await fetch("arxiv:cs.LG", options)
+
+
+async def test_max_cuts_with_a_warning_when_more_exist(arxiv_api, caplog):
+    arxiv_api.mock(return_value=_feed(["2611.00001", "2611.00002", "2611.00003"], total=40))
+    small = SourceOptions(window=WINDOW, arxiv_delay=0, max_papers=2)
+    papers = await fetch("arxiv:cs.LG", small)
+    assert len(papers) == 2
+    assert "kept the newest 2 of 40 papers" in caplog.text

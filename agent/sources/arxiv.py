@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 import time
 import weakref
@@ -16,7 +17,7 @@ import httpx
 from agent.errors import InputError
 from agent.models import Paper
 from agent.retry import Pacer, RetryPolicy, call_with_retry
-from agent.sources.base import SourceError, SourceOptions, abs_url, collapse
+from agent.sources.base import SourceError, SourceOptions, abs_url, collapse, parse_xml
 from agent.sources.categories import ARCHIVES, check_categories
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,14 @@ class ArxivSource:
     async def fetch(self, http: httpx.AsyncClient) -> list[Paper]:
         """Every paper of the window up to ``max_papers``, one request at a time, paced."""
         limit = self.options.max_papers
-        pacer = _pacer(http, self.options.arxiv_api_url, self.options.arxiv_delay, self.clock)
+        pacer = arxiv_pacer(http, self.options.arxiv_delay, self.clock)
         papers: dict[str, Paper] = {}
         received = total = empty = 0
-        while len(papers) < limit:
+        # However the server answers (a `start` it ignores, a total that lies), this many pages
+        # is enough for `limit` papers.
+        for _ in range(math.ceil(limit / PAGE_SIZE) * 2 + EMPTY_PAGE_RETRIES + 1):
+            if len(papers) >= limit:
+                break
             page = await self._page(http, pacer, received, min(PAGE_SIZE, limit - len(papers)))
             if not page.entries:
                 # An empty page may be arXiv's glitch, not the end: only the total says so.
@@ -114,10 +119,21 @@ class ArxivSource:
             empty = 0
             total = page.total
             received += page.entries  # what came back, not what was asked for
+            known = len(papers)
             for paper in page.papers:
                 papers.setdefault(paper.id, paper)
             if received >= total:
                 break
+            if len(papers) == known:
+                log.warning("%s: arXiv repeated a page at %d; stopping there", self.spec, received)
+                break
+        if len(papers) >= limit and total > received:
+            log.warning(
+                "%s: kept the newest %d of %d papers (--max); raise --max to get them all",
+                self.spec,
+                limit,
+                total,
+            )
         return list(papers.values())[:limit]
 
     def nothing_new(self) -> str:
@@ -173,6 +189,9 @@ class ArxivSource:
 
     def _parse(self, content: bytes) -> Page:
         root = _xml(content)
+        if root is None and not content.strip(b" \t\r\n<>?xml"):
+            # arXiv sometimes answers 200 with a blank body: an empty page, asked again.
+            return Page(total=0, entries=0, papers=[])
         if root is None or root.tag != ATOM + "feed":
             raise SourceError(f"{self.spec}: {self._host} did not answer with an Atom feed")
         reason = _error_text(root)
@@ -218,8 +237,11 @@ class ArxivSource:
         )
 
 
-def _pacer(http: httpx.AsyncClient, url: str, delay: float, clock: Callable[[], float]) -> Pacer:
-    pacer = _PACERS.setdefault(http, {}).setdefault(url, Pacer(delay, clock))
+def arxiv_pacer(
+    http: httpx.AsyncClient, delay: float, clock: Callable[[], float] = time.monotonic
+) -> Pacer:
+    """The one pacer of every arXiv request made on ``http`` (API and RSS alike)."""
+    pacer = _PACERS.setdefault(http, {}).setdefault("arxiv", Pacer(delay, clock))
     pacer.interval = delay
     return pacer
 
@@ -235,10 +257,7 @@ def _stamp(when: dt.datetime) -> str:
 
 
 def _xml(content: bytes) -> ET.Element | None:
-    try:
-        return ET.fromstring(content)
-    except ET.ParseError:
-        return None
+    return parse_xml(content)
 
 
 def _error_text(root: ET.Element | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -102,6 +103,21 @@ class Source(Protocol):
     def nothing_new(self) -> str:
         """The one line a run prints when this source had no papers (not an error)."""
         ...
+
+
+MAX_XML_BYTES = 50_000_000  # far beyond any feed page; a bigger body is not a feed
+_DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def parse_xml(content: bytes) -> ET.Element | None:
+    """A feed's root element, or None when it is not one. Feeds never carry a DTD, so a body
+    with one is refused before parsing: no entity expansion, whatever expat's version."""
+    if len(content) > MAX_XML_BYTES or _DTD.search(content[:4096]):
+        return None
+    try:
+        return ET.fromstring(content)
+    except ET.ParseError:
+        return None
 
 
 def collapse(text: str | None) -> str:

@@ -12,8 +12,9 @@ import httpx
 
 from agent.errors import InputError
 from agent.models import Paper
-from agent.retry import RetryPolicy, call_with_retry
-from agent.sources.base import SourceError, SourceOptions, abs_url, collapse
+from agent.retry import call_with_retry
+from agent.sources.arxiv import ARXIV_POLICY, arxiv_pacer
+from agent.sources.base import SourceError, SourceOptions, abs_url, collapse, parse_xml
 from agent.sources.categories import check_categories
 from agent.sources.files import arxiv_id, is_arxiv_id, split_authors
 
@@ -62,13 +63,9 @@ class ArxivRssSource:
 
     async def fetch(self, http: httpx.AsyncClient) -> list[Paper]:
         """The feed's papers of the chosen announce types, each id once, in feed order."""
-        text = await self._download(http)
-        try:
-            root = ET.fromstring(text)
-        except ET.ParseError as exc:
-            raise SourceError(f"{self.spec}: {self.url} did not return valid XML ({exc})") from None
-        channel = root.find("channel")
-        if root.tag != "rss" or channel is None:
+        root = parse_xml(await self._download(http))
+        channel = root.find("channel") if root is not None else None
+        if root is None or root.tag != "rss" or channel is None:
             raise SourceError(f"{self.spec}: {self.url} did not return an RSS feed")
         papers: list[Paper] = []
         seen: set[str] = set()
@@ -96,13 +93,16 @@ class ArxivRssSource:
         return f"no new papers from {self.spec} (arXiv's feed is empty on weekends and holidays)"
 
     async def _download(self, http: httpx.AsyncClient) -> bytes:
+        pacer = arxiv_pacer(http, self.options.arxiv_delay)
+
         async def get() -> httpx.Response:
+            await pacer.wait()  # arXiv's terms hold for its feeds too, retries included
             response = await http.get(self.url)
             response.raise_for_status()  # the error carries .response: Retry-After is read
             return response
 
         try:
-            response = await call_with_retry(get, RetryPolicy())
+            response = await call_with_retry(get, ARXIV_POLICY)
         except httpx.HTTPStatusError as exc:
             status = exc.response.status_code
             raise SourceError(f"{self.spec}: {self.url} answered HTTP {status}") from None
