@@ -25,8 +25,10 @@ GOLDEN = {
     "mrkdwn": "digest.mrkdwn",
     "html": "digest.html",
     "json": "digest.json",
-    "slack": "digest.slack.json",
+    "slack": "digest.slack-one.json",  # the one-screen message, Slack's default
 }
+# --full is today's Slack digest exactly: this file predates --top and is never regenerated.
+FULL_SLACK_GOLDEN = "digest.slack.json"
 HOSTILE = ["<!channel>", "<!here>", "<@U123>", "<http://evil|click>"]
 
 
@@ -53,6 +55,13 @@ def test_each_format_matches_its_golden_file(fmt, sample_results, digest_dir):
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")
+
+
+def test_slack_full_is_unchanged_from_the_digest_before_top_picks(sample_results, digest_dir):
+    text = render_digest(
+        sample_results, "slack", taxonomy=digest_dir / "taxonomy.toml", date=DATE, full=True
+    )
+    assert text == (digest_dir / "golden" / FULL_SLACK_GOLDEN).read_text(encoding="utf-8")
 
 
 def test_load_results_names_the_file_and_line_of_a_bad_line(tmp_path, digest_dir):
@@ -208,7 +217,7 @@ VOTED_TITLE = {
     "html": 'Paper v1 <span style="color:#616061;font-weight:normal;white-space:nowrap;">'
     "▲ 42</span></p>",
     "text": "* Paper v1 ▲ 42\n",
-    "slack": '"*Paper v1* ▲ 42\\ns"',
+    "slack": '"*Paper v1* ▲ 42\\n`LLMs`\\ns"',  # the one-screen message: tags under the title
 }
 
 
@@ -302,3 +311,115 @@ def test_results_with_fields_from_a_newer_version_still_load(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = render_digest(load_results(path), "markdown", date=DATE)
     assert text.index("### High") < text.index("### Low")
+
+
+def scored_results() -> list[PaperResult]:
+    """Papers with relevance and why, one of them with only the hashed t- id."""
+    return [
+        result("2401.00001", ["LLMs"], relevance=3.0),
+        PaperResult(
+            id="t-0123456789ab",
+            title="Paper agents",
+            tags=["Agents"],
+            summary="s",
+            backend="local",
+            relevance=9.0,
+            why="<!channel> RL *agents*",
+        ),
+        result("2401.00003", ["Other"], relevance=6.5, why="", metadata={"upvotes": "3"}),
+        result("2401.00004", ["LLMs"], relevance=1.0),
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+def test_top_picks_then_contents_then_sections(fmt):
+    digest = build_digest(
+        scored_results(), tag_order=["LLMs", "Agents"], fallback="Other", date=DATE, top=2
+    )
+    text = render(digest, fmt)
+    picks = text.index("Top picks")
+    contents = text.index("Contents:")
+    sections = text.index("group-1")
+    assert picks < contents < sections
+    top = text[picks:contents]
+    assert top.index("Paper agents") < top.index("Paper 2401.00003")
+    assert "Paper 2401.00001" not in top  # third by relevance: only in its section
+    assert "relevance 9/10" in top and "relevance 6.5/10" in top
+    if fmt == "markdown":
+        assert r"*Why:* \<!channel\> RL \*agents\*" in top
+        assert "[LLMs (2)](#group-1) · [Agents (1)](#group-2) · [Other (1)](#group-3)" in text
+        assert '<a id="group-3"></a>\n## Other (1)' in text
+    else:
+        assert "<em>Why:</em> &lt;!channel&gt; RL *agents*" in top
+        assert '<a href="#group-3" style="color:#1264a3;text-decoration:none;">Other</a>' in text
+        assert '<h2 id="group-3"' in text
+    # The fallback tag's section is the last one.
+    assert text.rindex("Other (1)" if fmt == "markdown" else "Other <span") > text.index("Agents")
+
+
+def test_top_picks_default_to_fifteen_only_when_results_are_scored():
+    many = [result(f"2401.{i:05d}", ["LLMs"], relevance=float(i % 10)) for i in range(30)]
+    assert len(build_digest(many).top) == 15
+    assert build_digest([result("a", ["LLMs"])]).top == []
+    assert "Top picks" not in render(build_digest([result("a", ["LLMs"])]), "markdown")
+
+
+def test_min_relevance_leaves_papers_out_and_says_so_in_every_format():
+    digest = build_digest(scored_results(), date=DATE, min_relevance=3)
+    assert [e.result.id for e in digest.ranked][-1] == "2401.00001"
+    for fmt in ("markdown", "mrkdwn", "html", "text"):
+        text = render(digest, fmt)
+        assert "1 paper below relevance 3 not shown" in text
+        assert "Paper 2401.00004" not in text
+    assert json.loads(render(digest, "json"))["below_min_relevance"] == 1
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "mrkdwn", "html", "text", "json", "slack", "full"])
+def test_hashed_ids_are_never_shown(fmt):
+    untitled = PaperResult(id="t-fedcba987654", title="", tags=["LLMs"], backend="local")
+    failed = PaperResult(
+        id="t-aaaaaaaaaaaa",
+        title="",
+        backend="local",
+        error={"type": "invalid_input", "message": "no title"},
+    )
+    digest = build_digest([*scored_results(), untitled, failed], date=DATE, top=10)
+    text = render(digest, "slack", full=True) if fmt == "full" else render(digest, fmt)
+    assert "t-0123456789ab" not in text and "t-fedcba987654" not in text
+    assert "t-aaaaaaaaaaaa" not in text
+    assert "2401.00003" in text  # real ids stay
+    if fmt in ("markdown", "text"):
+        assert "(untitled)" in text
+
+
+def test_digest_command_top_sort_full_and_more_url(digest_dir, tmp_path):
+    results = tmp_path / "scored.jsonl"
+    results.write_text("".join(r.to_line() + "\n" for r in scored_results()))
+    common = ["--date", "2026-03-06"]
+    done = invoke("digest", str(results), "-f", "markdown", "--top", "1", "--sort", "upvotes")
+    assert done.exit_code == 0, done.output
+    top = done.stdout.split("## Top picks", 1)[1].split("**Contents:**", 1)[0]
+    assert "Paper 2401.00003" in top and "Paper 2401.00001" not in top
+    one = invoke(
+        "digest", str(results), "-f", "slack", "--more-url", "https://example.org/d", *common
+    )
+    messages = json.loads(one.stdout)
+    assert len(messages) == 1 and "|Full digest: all 4 papers>" in one.stdout
+    full = json.loads(invoke("digest", str(results), "-f", "slack", "--full", *common).stdout)
+    assert full == json.loads(render(build_digest(scored_results(), date=DATE), "slack", full=True))
+    bad = invoke("digest", str(results), "-f", "slack", "--more-url", "javascript:alert(1)")
+    assert bad.exit_code == 2 and "http(s) URL" in bad.stderr
+    negative = invoke("digest", str(results), "--top", "-1")
+    assert negative.exit_code == 2
+
+
+def test_post_dry_run_sends_one_message_unless_full(digest_dir):
+    results = str(digest_dir / "results.jsonl")
+    one = invoke("post", results, "--dry-run", "--top", "3")
+    assert one.exit_code == 0, one.output
+    assert "# Slack: 1 message(s), not sent" in one.stderr
+    assert "+ 1 more in" in one.stdout
+    full = invoke("post", results, "--dry-run", "--full")
+    assert json.loads(full.stdout) == json.loads(
+        render_digest(load_results(results), "slack", full=True)
+    )

@@ -166,3 +166,161 @@ def test_limits_are_respected_when_they_are_smaller():
             if block["type"] == "section":
                 assert len(block["text"]["text"]) <= 200
     assert sorted(set(ids_in(messages))) == sorted(r.id for r in results)
+
+
+# The one-screen message (Slack's default; --full is everything above).
+
+HOSTILE = "<!channel> <!here> <@U123> <http://evil|click> &amp;"
+
+
+def scored(i: int, **overrides: object) -> PaperResult:
+    """A paper with a relevance, a why, upvotes, and every third one hostile and over-long."""
+    fields: dict[str, object] = {
+        "relevance": round(10 - (i % 100) / 10, 1),
+        "why": f"Matches criterion {i % 3}" if i % 4 else "",
+        "metadata": {"upvotes": str(i % 50)},
+    }
+    if i % 3 == 0:
+        fields["title"] = f"{HOSTILE} {i} " + "T&" * 3000
+        fields["why"] = HOSTILE * 40
+    fields.update(overrides)
+    return paper(i, **fields)
+
+
+def one_screen(results: list[PaperResult], **options: object) -> dict:
+    from agent.digest import slack_messages
+
+    more_url = options.pop("more_url", None)
+    digest = build_digest(results, tag_order=TAGS, date=DATE, **options)  # type: ignore[arg-type]
+    messages = slack_messages(digest, more_url=more_url)  # type: ignore[arg-type]
+    assert len(messages) == 1
+    check_limits(messages[0])
+    return messages[0]
+
+
+def pick_texts(message: dict) -> list[str]:
+    """The top picks' sections: those that open with a bold title."""
+    return [
+        b["text"]["text"]
+        for b in message["blocks"][2:]
+        if b["type"] == "section" and b["text"]["text"].startswith("*<")
+    ]
+
+
+def rest_lines(message: dict) -> list[str]:
+    """The "+ N more in TAG" lines."""
+    lines = []
+    for block in message["blocks"]:
+        if block["type"] == "section":
+            lines += [t for t in block["text"]["text"].split("\n") if t.startswith("+ ")]
+    return lines
+
+
+@pytest.mark.parametrize("count", [1, 15, 400])
+def test_one_message_holds_every_block_kit_limit(count):
+    results = [scored(i) for i in range(count)]
+    results[0] = scored(0, error=ErrorInfo(type="timeout", message="gave up"), summary=None)
+    message = one_screen(results, more_url="https://example.org/digest.html")
+    payload = json.dumps(message)
+    for raw in ("<!channel>", "<!here>", "<@U123>", "<http://evil|click>"):
+        assert raw not in payload
+    picks = pick_texts(message)
+    assert len(picks) == min(count - 1, 15)
+    # Every annotated paper is a pick or counted in a per-tag line; the failure is counted.
+    counted = sum(int(line.split()[1]) for line in rest_lines(message))
+    assert len(picks) + counted == count - 1
+    text = "\n".join(b["text"]["text"] for b in message["blocks"] if b["type"] == "section")
+    assert "⚠ 1 paper failed" in text
+    papers = "1 paper" if count == 1 else f"{count} papers"
+    assert text.endswith(f"<https://example.org/digest.html|Full digest: all {papers}>")
+
+
+def test_picks_are_the_most_relevant_with_why_tags_and_upvotes():
+    results = [
+        paper(1, relevance=2.0),
+        paper(2, relevance=9.5, why="RL agents", metadata={"upvotes": "7"}),
+        paper(3, relevance=7.25),
+        paper(4),  # unscored: last
+    ]
+    message = one_screen(results, top=2)
+    first, second = pick_texts(message)
+    assert first == (
+        "*<https://arxiv.org/abs/2603.00002|Paper 2: scaling &lt;things&gt; &amp; stuff>* ▲ 7\n"
+        "`Agents` `Code &amp; Tools` · relevance 9.5\n→ RL agents\nSummary of paper 2."
+    )
+    assert "2603.00003" in second and "relevance 7.2" in second and "→" not in second
+    assert message["blocks"][1]["text"]["text"] == "*Top 2* of 4 papers, by relevance"
+    assert rest_lines(message) == ["+ 1 more in Reasoning", "+ 1 more in Multimodal &lt;vision&gt;"]
+
+
+def test_sort_by_upvotes_and_by_tag():
+    results = [paper(i, metadata={"upvotes": str(u)}) for i, u in [(1, 5), (2, 50), (3, 9)]]
+    by_votes = one_screen(results, sort="upvotes", top=2)
+    assert ["2603.00002" in t for t in pick_texts(by_votes)] == [True, False]
+    assert "2603.00003" in pick_texts(by_votes)[1]
+    by_tag = one_screen(results, sort="tag", top=3)
+    # TAGS order: Reasoning (paper 1), Agents (paper 2), Code & Tools (paper 3).
+    assert [t.split("|")[0][-5:] for t in pick_texts(by_tag)] == ["00001", "00002", "00003"]
+    assert by_tag["blocks"][1]["text"]["text"] == "*3 papers*"  # all of them: no "first"
+    first_two = one_screen(results, sort="tag", top=2)
+    assert first_two["blocks"][1]["text"]["text"] == "*First 2* of 3 papers, by tag"
+
+
+def test_without_relevance_slack_still_shows_the_first_papers_and_top_zero_shows_none():
+    results = [paper(i, tags=["LLMs"], summary="short") for i in range(40)]
+    message = one_screen(results)
+    assert len(pick_texts(message)) == 15
+    assert rest_lines(message) == ["+ 25 more in LLMs"]
+    counts_only = one_screen(results, top=0)
+    assert pick_texts(counts_only) == []
+    text = json.dumps(counts_only["blocks"])
+    assert "40 papers in LLMs" in text and "divider" in text
+
+
+def test_more_url_must_be_http():
+    results = [paper(1)]
+    for url in ("javascript:alert(1)", "ftp://example.org/x", "https://ex.org/a b"):
+        assert "Full digest" not in json.dumps(one_screen(results, more_url=url))
+    linked = json.dumps(one_screen(results, more_url="https://ex.org/d?a=1&b=<2>"))
+    assert "<https://ex.org/d?a=1&amp;b=%3C2%3E|Full digest: all 1 paper>" in linked
+
+
+def test_a_large_top_gives_way_to_the_block_and_size_limits():
+    results = [scored(i) for i in range(400)]
+    message = one_screen(results, top=400)
+    picks = pick_texts(message)
+    assert 15 < len(picks) < 50
+    counted = sum(int(line.split()[1]) for line in rest_lines(message))
+    assert len(picks) + counted == 400
+    assert message["blocks"][1]["text"]["text"].startswith(f"*Top {len(picks)}* of 400 papers")
+
+
+def test_one_message_respects_smaller_limits():
+    limits = SlackLimits(blocks=10, section_text=200, header_text=20, field_text=30)
+    from agent.digest import build_slack_message
+
+    digest = build_digest([scored(i) for i in range(40)], tag_order=TAGS, date=DATE)
+    message = build_slack_message(digest, limits, "https://example.org/d")
+    assert len(message["blocks"]) <= 10
+    for block in message["blocks"]:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 200
+    assert len(message["blocks"][0]["text"]["text"]) <= 20
+
+
+def test_the_fallback_group_is_last_and_min_relevance_is_counted():
+    results = [
+        paper(1, tags=["Other"], relevance=9.0),
+        paper(2, tags=["Zeta"], relevance=8.0),
+        paper(3, tags=[], relevance=7.0),
+        paper(4, tags=["LLMs"], relevance=1.0),
+        paper(5, tags=["Agents"], relevance=6.0),
+    ]
+    digest = build_digest(results, tag_order=TAGS, date=DATE, fallback="other", min_relevance=4)
+    assert [g.tag for g in digest.groups] == ["Agents", "Zeta", "Untagged", "Other"]
+    assert digest.below == 1 and digest.below_note == "1 paper below relevance 4 not shown"
+    by_size = build_digest(results * 2, fallback="Other", group_order="size", date=DATE)
+    assert by_size.groups[-1].tag == "Other"
+    message = one_screen(results, fallback="Other", min_relevance=4.5, top=0)
+    assert "1 paper below relevance 4.5 not shown" in message["blocks"][1]["text"]["text"]
+    assert json.dumps(message).index("in Untagged") < json.dumps(message).index("in Other")

@@ -15,7 +15,18 @@ import click
 
 from agent.config import CONFIG_FILE
 from agent.delivery.email import DEFAULT_SENDER
-from agent.digest import FORMATS, Digest, build_slack_messages, make_digest, parse_results, render
+from agent.digest import (
+    DEFAULT_TOP,
+    FORMATS,
+    SORTS,
+    Digest,
+    Sort,
+    make_digest,
+    parse_results,
+    render,
+    slack_messages,
+)
+from agent.digest.text import safe_url
 from agent.errors import ConfigError, DeliveryError
 from agent.models import PaperResult
 from agent.outputs import check_outputs, output_lock, write_atomic
@@ -42,6 +53,14 @@ def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -
         return dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter("use YYYY-MM-DD", ctx, param) from None
+
+
+def _http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if safe_url(value) is None:
+        raise click.BadParameter("give an http(s) URL", ctx, param)
+    return value
 
 
 def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,6 +91,31 @@ def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 is_flag=True,
                 help="Add 'what stood out today' (one LLM call; needs an API key or base URL).",
             ),
+            click.option(
+                "--top",
+                type=click.IntRange(min=0),
+                metavar="N",
+                help=f"Show the N best papers first (default: {DEFAULT_TOP} when results have "
+                "a relevance, else none; Slack's one message shows the first "
+                f"{DEFAULT_TOP} by --sort).",
+            ),
+            click.option(
+                "--sort",
+                type=click.Choice(SORTS),
+                help="Order of the top papers (default: relevance when results have one, "
+                "else tag).",
+            ),
+            click.option(
+                "--full",
+                is_flag=True,
+                help="Slack: every paper, split into numbered messages (default: one message).",
+            ),
+            click.option(
+                "--more-url",
+                callback=_http_url,
+                metavar="URL",
+                help="Slack: link the one message to the full digest at this http(s) URL.",
+            ),
         ]
     ):
         command = option(command)
@@ -84,12 +128,16 @@ def _build(
     taxonomy: Path | None,
     date: dt.date | None,
     highlights: bool = False,
+    top: int | None = None,
+    sort: Sort | None = None,
 ) -> Digest:
     built = make_digest(
         _read_results(results),
         group_order="size" if group_order == "size" else "taxonomy",
         taxonomy=taxonomy,
         date=date,
+        top=top,
+        sort=sort,
     )
     if highlights:
         from agent.highlights import highlight_settings, with_highlights
@@ -112,6 +160,10 @@ def digest(
     taxonomy: Path | None,
     date: dt.date | None,
     highlights: bool,
+    top: int | None,
+    sort: Sort | None,
+    full: bool,
+    more_url: str | None,
     fmt: str,
     output: Path | None,
 ) -> None:
@@ -121,7 +173,8 @@ def digest(
         check_outputs([results, taxonomy, CONFIG_FILE], {"-o": output})
         # Held until the command ends (click closes it): one writer per digest file.
         click.get_current_context().with_resource(output_lock(output, "the digest"))
-    text = render(_build(results, group_order, taxonomy, date, highlights), fmt)
+    built = _build(results, group_order, taxonomy, date, highlights, top, sort)
+    text = render(built, fmt, full=full, more_url=more_url)
     if output is None or str(output) == "-":
         click.echo(text, nl=False)
         return
@@ -151,6 +204,10 @@ def post(
     taxonomy: Path | None,
     date: dt.date | None,
     highlights: bool,
+    top: int | None,
+    sort: Sort | None,
+    full: bool,
+    more_url: str | None,
     slack_webhook: str | None,
     email_to: tuple[str, ...],
     email_from: str,
@@ -181,8 +238,8 @@ def post(
 
         slack_webhook = check_webhook(slack_webhook)
 
-    built = _build(results, group_order, taxonomy, date, highlights)
-    messages = build_slack_messages(built)
+    built = _build(results, group_order, taxonomy, date, highlights, top, sort)
+    messages = slack_messages(built, full=full, more_url=more_url)
     email = None
     if email_to:
         subject = f"{built.title} {built.date.isoformat()}: {built.total} papers"

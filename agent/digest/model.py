@@ -11,13 +11,28 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from agent.digest.text import one_line, safe_url, short_authors
+from agent.digest.rank import (
+    Sort,
+    default_sort,
+    default_top,
+    is_internal_id,
+    relevance,
+    relevance_key,
+    score_text,
+    split_below,
+    upvotes,
+    upvotes_key,
+)
+from agent.digest.text import one_line, plural, safe_url, short_authors
 from agent.errors import InputError
 from agent.models import PaperResult, ResultRecord
 
 GroupOrder = Literal["taxonomy", "size"]
 UNTAGGED = "Untagged"
 DEFAULT_TITLE = "Research digest"
+UNTITLED = "(untitled)"
+
+__all__ = ["Digest", "Entry", "Group", "GroupOrder", "Sort", "build_digest", "relevance"]
 
 
 def load_results(path: str | Path) -> list[PaperResult]:
@@ -63,6 +78,9 @@ class Entry:
     summary: str
     error: str | None
     votes: str = ""  # "▲ 10" next to the title when the source counted upvotes (Hugging Face)
+    ref: str = ""  # the id a reader may see: "" for the hashed t-... ids
+    score: str = ""  # relevance as shown ("8.5"), "" when the paper has none
+    why: str = ""  # the criterion or liked paper it matches, one line
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,7 @@ class Group:
 
     tag: str
     entries: list[Entry]
+    anchor: str = ""  # the id its section carries, for the table of contents
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,12 @@ class Digest:
     failures: list[Entry]
     overview: list[tuple[str, int]] = field(default_factory=list)
     highlights: list[str] = field(default_factory=list)  # "what stood out today" (LLM, opt-in)
+    sort: Sort = "tag"
+    ranked: list[Entry] = field(default_factory=list)  # every annotated paper in sort order
+    top_count: int = 0  # how many of ``ranked`` the top picks show
+    top_asked: bool = False  # --top given: Slack then shows exactly that many
+    below: int = 0  # papers under min_relevance, left out
+    min_relevance: float | None = None
 
     @property
     def failed(self) -> int:
@@ -97,37 +122,45 @@ class Digest:
         """How many papers were annotated."""
         return self.total - self.failed
 
+    @property
+    def top(self) -> list[Entry]:
+        """The top picks, shown before the tag sections."""
+        return self.ranked[: self.top_count]
 
-def relevance(result: PaperResult) -> float | None:
-    """The optional ``relevance`` score (a later field of PaperResult), or None."""
-    value = getattr(result, "relevance", None)
-    return float(value) if isinstance(value, int | float) else None
+    @property
+    def below_note(self) -> str:
+        """``"3 papers below relevance 4 not shown"``, or ``""`` when none was left out."""
+        if not self.below or self.min_relevance is None:
+            return ""
+        threshold = score_text(self.min_relevance)
+        return f"{plural(self.below, 'paper')} below relevance {threshold} not shown"
 
 
 def votes(result: PaperResult) -> str:
     """``"▲ 10"`` for a result whose metadata has a whole number of upvotes, else ``""``."""
-    # Metadata comes from any input file: only a plain count is shown, never arbitrary text.
-    value = result.metadata.get("upvotes", "").strip()
-    # A bounded length also keeps int() clear of Python's limit on digits it will convert.
-    if not (value.isascii() and value.isdigit() and len(value) <= 12):
-        return ""
-    return f"▲ {int(value)}"
+    count = upvotes(result)
+    return "" if count is None else f"▲ {count}"
 
 
 def _entry(result: PaperResult) -> Entry:
     error = None
     if result.error is not None:
         error = one_line(f"{result.error.type}: {result.error.message}")
+    ref = "" if is_internal_id(result.id) else one_line(result.id)
+    why = getattr(result, "why", None)
     return Entry(
         result=result,
         # Titles and summaries are shown on one line in every format.
-        title=one_line(result.title) or result.id,
+        title=one_line(result.title) or ref or UNTITLED,
         url=safe_url(result.url),
         authors=short_authors(result.authors),
         other_tags=list(result.tags[1:]),
         summary=one_line(result.summary or ""),
         error=error,
         votes=votes(result),
+        ref=ref,
+        score=score_text(relevance(result)),
+        why=one_line(why) if isinstance(why, str) else "",
     )
 
 
@@ -135,12 +168,21 @@ def _unique(values: Iterable[str | None]) -> list[str]:
     return list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
 
 
-def _group_key(tag: str, rank: dict[str, int]) -> tuple[int, int]:
-    # Tags the taxonomy does not know come after the known ones; "Untagged" always last.
+def _group_key(tag: str, rank: dict[str, int], fallback: str | None) -> tuple[int, int]:
+    # Tags the taxonomy does not know come after the known ones, then "Untagged"; the
+    # taxonomy's fallback tag ("Other") is the catch-all, so it closes the list.
+    if fallback is not None and tag.casefold() == fallback.casefold():
+        return (3, 0)
     if tag == UNTAGGED:
         return (2, 0)
     position = rank.get(tag.casefold())
     return (0, position) if position is not None else (1, 0)
+
+
+def _within_group(entry: Entry) -> tuple[bool, float]:
+    # Today's order inside a tag: by relevance when scored, else as the papers came.
+    score = relevance(entry.result)
+    return (score is None, -(score or 0.0))
 
 
 def build_digest(
@@ -150,11 +192,21 @@ def build_digest(
     group_order: GroupOrder = "taxonomy",
     date: dt.date | None = None,
     title: str = DEFAULT_TITLE,
+    fallback: str | None = None,
+    sort: Sort | None = None,
+    top: int | None = None,
+    min_relevance: float | None = None,
 ) -> Digest:
-    """Group ``results`` by first tag, order the groups and papers, and count everything."""
+    """Group ``results`` by first tag, order groups and papers, pick the top, count everything.
+
+    ``sort`` and ``top`` default to relevance and 15 when any result has a relevance, else to
+    the tag grouping and no top picks; papers under ``min_relevance`` are left out and counted.
+    """
+    sort = sort or default_sort(results)
+    kept, below = split_below(results, min_relevance)
     buckets: dict[str, list[Entry]] = {}
     failures: list[Entry] = []
-    for result in results:
+    for result in kept:
         entry = _entry(result)
         if entry.error is not None:
             failures.append(entry)
@@ -166,21 +218,30 @@ def build_digest(
     rank = {name.casefold(): i for i, name in enumerate(tag_order)}
 
     def order(tag: str) -> tuple[int, ...]:
-        by_taxonomy = (*_group_key(tag, rank), first_seen[tag])
+        by_taxonomy = (*_group_key(tag, rank, fallback), first_seen[tag])
         if group_order == "size":
-            return (tag == UNTAGGED, -len(buckets[tag]), *by_taxonomy)
+            catch_all = _group_key(tag, rank, fallback)[0] >= 2
+            return (catch_all, -len(buckets[tag]), *by_taxonomy)
         return by_taxonomy
 
     names = sorted(buckets, key=order)
 
     groups = []
-    for name in names:
+    for number, name in enumerate(names, start=1):
         # sorted() is stable, so papers without a score keep their input order at the end.
-        entries = sorted(
-            buckets[name],
-            key=lambda e: (relevance(e.result) is None, -(relevance(e.result) or 0.0)),
-        )
-        groups.append(Group(tag=name, entries=entries))
+        if sort == "upvotes":
+            entries = sorted(buckets[name], key=lambda e: upvotes_key(e.result))
+        else:
+            entries = sorted(buckets[name], key=_within_group)
+        groups.append(Group(tag=name, entries=entries, anchor=f"group-{number}"))
+
+    in_groups = [e for g in groups for e in g.entries]
+    if sort == "relevance":
+        ranked = sorted(in_groups, key=lambda e: relevance_key(e.result))
+    elif sort == "upvotes":
+        ranked = sorted(in_groups, key=lambda e: upvotes_key(e.result))
+    else:
+        ranked = in_groups
 
     return Digest(
         title=title,
@@ -191,4 +252,10 @@ def build_digest(
         groups=groups,
         failures=failures,
         overview=[(g.tag, len(g.entries)) for g in groups],
+        sort=sort,
+        ranked=ranked,
+        top_count=default_top(results) if top is None else max(top, 0),
+        top_asked=top is not None,
+        below=len(below),
+        min_relevance=min_relevance,
     )

@@ -66,12 +66,15 @@ def render_template(digest: Digest, fmt: str) -> str:
 
 def _paper(entry: Entry) -> dict[str, Any]:
     data = json.loads(entry.result.to_line())  # the result as results.jsonl holds it
+    if not entry.ref:
+        # The hashed t-... id is internal: results.jsonl keeps it, a digest never shows it.
+        del data["id"]
     data["authors_short"] = entry.authors
     return data
 
 
 def render_json(digest: Digest) -> str:
-    """The digest as JSON: header, counts, overview, groups of full results, failures."""
+    """The digest as JSON: header, counts, overview, groups of full results, failures, top."""
     data = {
         "title": digest.title,
         "date": digest.date.isoformat(),
@@ -85,5 +88,9 @@ def render_json(digest: Digest) -> str:
             for group in digest.groups
         ],
         "failed": [_paper(e) for e in digest.failures],
+        "sort": digest.sort,
+        "top": [_paper(e) for e in digest.top],
+        "min_relevance": digest.min_relevance,
+        "below_min_relevance": digest.below,
     }
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from agent.digest.model import Digest, Entry
-from agent.digest.text import escape_mrkdwn, fit, plural
+from agent.digest.rank import DEFAULT_TOP
+from agent.digest.text import escape_mrkdwn, fit, one_line, plural, safe_url
 
 Block = dict[str, Any]
 Message = dict[str, Any]
@@ -88,7 +90,8 @@ def paper_blocks(entry: Entry, limits: SlackLimits) -> list[Block]:
         details.append(escape_mrkdwn(entry.authors))
     if entry.other_tags:
         details.append("also " + " ".join(f"`{escape_mrkdwn(t)}`" for t in entry.other_tags))
-    details.append(escape_mrkdwn(entry.result.id))
+    if entry.ref:  # a hashed t-... id means nothing to a reader
+        details.append(escape_mrkdwn(entry.ref))
     line = fit(" · ".join(details), limits.section_text, _plain)
     text = _title_and_text(entry, entry.summary, limits, entry.votes)
     return [section(text), context([line], limits)]
@@ -177,3 +180,134 @@ def build_slack_messages(digest: Digest, limits: SlackLimits | None = None) -> l
         fallback = escape_mrkdwn(f"{title}: {plural(digest.total, 'paper')}") + suffix
         messages.append({"text": fallback, "blocks": [head, *page]})
     return messages
+
+
+# One screen: each pick's parts are cut to these (raw characters) before the section limit,
+# so fifteen picks and the per-tag lines fit one message with room to spare.
+PICK_TITLE = 300
+PICK_TAGS = 200
+PICK_WHY = 300
+PICK_SUMMARY = 400
+TAG_NAME = 100
+
+
+def pick_block(entry: Entry, limits: SlackLimits) -> Block:
+    """A top pick in one section: linked title and upvotes, tags and relevance, why, summary."""
+    meta = " ".join(f"`{one_line(t)}`" for t in entry.result.tags if t.strip())
+    if entry.score:
+        meta += (" · " if meta else "") + f"relevance {entry.score}"
+    lines = [
+        fit(meta, PICK_TAGS, _plain),
+        f"→ {fit(entry.why, PICK_WHY, _plain)}" if entry.why else "",
+        fit(entry.summary, PICK_SUMMARY, _plain),
+    ]
+    short = dataclasses.replace(entry, title=fit(entry.title, PICK_TITLE, _plain))
+    # _title_and_text escapes every part and holds the section limit, as for --full.
+    extra = "\n".join(line for line in lines if line)
+    return section(_title_and_text(short, extra, limits, entry.votes))
+
+
+def _rest(digest: Digest, shown: list[Entry], limits: SlackLimits) -> Block | None:
+    """One line per tag with the papers not shown ("+ 12 more in Agents"), then the failures."""
+    ids = {id(e) for e in shown}
+    lines = []
+    for group in digest.groups:
+        left = sum(1 for e in group.entries if id(e) not in ids)
+        if left:
+            tag = fit(group.tag, TAG_NAME)
+            lines.append(
+                f"+ {left} more in {tag}" if shown else f"{plural(left, 'paper')} in {tag}"
+            )
+    if digest.failures:
+        lines.append(f"⚠ {plural(digest.failed, 'paper')} failed")
+    if not lines:
+        return None
+    kept: list[str] = []
+    for number, line in enumerate(lines):
+        tail = f"+ {len(lines) - number} more lines"  # room for it, should the next not fit
+        if sum(len(k) + 1 for k in kept) + len(line) + 1 + len(tail) > limits.section_text:
+            kept.append(tail)
+            break
+        kept.append(line)
+    return section("\n".join(kept))
+
+
+def _pick_count(digest: Digest) -> int:
+    # Slack always shows papers in its one screen: without a ranking, the first ones by tag.
+    return digest.top_count if digest.top_asked else DEFAULT_TOP
+
+
+def _one_screen_intro(digest: Digest, shown: int, limits: SlackLimits) -> list[Block]:
+    papers = plural(digest.total, "paper")
+    if not shown or shown == len(digest.ranked):
+        # Nothing picked, or every annotated paper fits: no "first" or "top" to speak of.
+        text = f"*{papers}*" + (f", by {digest.sort}" if shown and digest.sort != "tag" else "")
+    elif digest.sort == "tag":
+        text = f"*First {shown}* of {papers}, by tag"
+    else:
+        text = f"*Top {shown}* of {papers}, by {digest.sort}"
+    if digest.failed:
+        text += f" ({digest.failed} failed)"
+    if digest.below_note:
+        text += "\n" + digest.below_note
+    fields = []
+    for name, values in (("Sources", digest.sources), ("Model", digest.models)):
+        if values:
+            fields.append(f"*{name}*\n" + fit(", ".join(values), limits.field_text - len(name) - 3))
+    blocks = [section(fit(text, limits.section_text, _plain), fields[: limits.fields])]
+    if digest.highlights:
+        bullets = "\n".join(f"• {b}" for b in digest.highlights)
+        title = "*What stood out today*\n"
+        blocks.append(section(title + fit(bullets, limits.section_text - len(title))))
+    return blocks
+
+
+def _more_block(digest: Digest, more_url: str | None, limits: SlackLimits) -> Block | None:
+    url = safe_url(more_url)  # links only from http(s) URLs, whoever passed this one
+    if url is None:
+        return None
+    label = f"Full digest: all {plural(digest.total, 'paper')}"
+    return section(fit(f"<{escape_mrkdwn(url)}|{label}>", limits.section_text, _plain))
+
+
+def build_slack_message(
+    digest: Digest, limits: SlackLimits | None = None, more_url: str | None = None
+) -> Message:
+    """The one-screen Block Kit message: top picks, "+ N more in TAG" lines, a link to the rest.
+
+    Picks that would break a limit (blocks, message size) are left out and counted in the
+    per-tag lines instead, so the message always posts.
+    """
+    limits = limits or SlackLimits()
+    title = f"{digest.title} — {digest.date.isoformat()}"
+    head = header(title, limits)
+    more = _more_block(digest, more_url, limits)
+    picks = digest.ranked[: _pick_count(digest)]
+
+    def assemble(shown: list[Entry]) -> list[Block]:
+        blocks = [head, *_one_screen_intro(digest, len(shown), limits)]
+        if shown:
+            blocks += [divider(), *(pick_block(e, limits) for e in shown)]
+        rest = _rest(digest, shown, limits)
+        tail = [b for b in (rest, more) if b is not None]
+        return blocks + ([divider(), *tail] if tail else [])
+
+    blocks = assemble(picks)
+    while picks and (len(blocks) > limits.blocks or _size(blocks) > limits.message_chars - 500):
+        picks = picks[: min(len(picks) - 1, len(picks) - (len(blocks) - limits.blocks))]
+        blocks = assemble(picks)
+    fallback = escape_mrkdwn(f"{title}: {plural(digest.total, 'paper')}")
+    return {"text": fallback, "blocks": blocks}
+
+
+def slack_messages(
+    digest: Digest,
+    *,
+    full: bool = False,
+    more_url: str | None = None,
+    limits: SlackLimits | None = None,
+) -> list[Message]:
+    """The webhook payloads to post: one screen by default, every paper with ``full``."""
+    if full:
+        return build_slack_messages(digest, limits)
+    return [build_slack_message(digest, limits, more_url)]
