@@ -273,6 +273,12 @@ class DigestRequest:
     out: Path | None = None
     webhook: str | None = None
     highlights: bool = False
+    top: int | None = None  # None: 15 when results have a relevance, else none
+    sort: str | None = None  # relevance | tag | upvotes; None: relevance when scored, else tag
+    # run posts every paper until its flags are wired; then False gives the one-screen message
+    full: bool = True
+    more_url: str | None = None  # http(s) link to the full digest, under the one message
+    min_relevance: float | None = None  # scored papers below it are left out, and counted
 
 
 async def publish(
@@ -282,15 +288,24 @@ async def publish(
     request: DigestRequest,
 ) -> str | None:
     """Render the digest (returned when no ``out`` file) and post what is not yet delivered."""
-    from agent.digest import build_slack_messages, load_results, make_digest, render
+    from agent.digest import SORTS, load_results, make_digest, render, slack_messages
     from agent.outputs import write_atomic
 
-    digest = make_digest(load_results(results_path), taxonomy=settings.taxonomy)
+    sort = next((s for s in SORTS if s == request.sort), None)  # narrowed to the Sort literal
+    digest = make_digest(
+        load_results(results_path),
+        taxonomy=settings.taxonomy,
+        sort=sort,
+        top=request.top,
+        min_relevance=request.min_relevance,
+    )
     if request.highlights:
         from agent.highlights import with_highlights
 
         digest = await with_highlights(digest, settings, http)
-    text = render(digest, request.fmt) if request.fmt else None
+    text = None
+    if request.fmt:
+        text = render(digest, request.fmt, full=request.full, more_url=request.more_url)
     if text is not None and request.out is not None:
         try:
             write_atomic(request.out, text)
@@ -305,7 +320,12 @@ async def publish(
         hint = f"paper-agent post {results_path} --resume"
         hint += f" --taxonomy {settings.taxonomy}" if settings.taxonomy else ""
         hint += " --highlights" if request.highlights else ""
-        messages = build_slack_messages(digest)
+        # The same flags rebuild the same messages, which the delivery log knows by their hash.
+        hint += f" --top {request.top}" if request.top is not None else ""
+        hint += f" --sort {sort}" if sort else ""
+        hint += " --full" if request.full else ""
+        hint += f" --more-url {request.more_url}" if request.more_url else ""
+        messages = slack_messages(digest, full=request.full, more_url=request.more_url)
         # Resume through the same delivery log as `post`: a rerun after a partial post sends
         # only the rest, and a rerun of a finished one sends nothing (no message twice).
         await post_to_slack(http, request.webhook, messages, resume=True, resume_hint=hint)
