@@ -312,21 +312,22 @@ def resolve_settings(
     settings = replace(Settings(), **values)
     api_key = (env.get(settings.api_key_env) or "").strip() or None
     register(api_key)  # whatever its shape, it never reaches a log line or a file
-    if settings.base_url:
-        _check_base_url(settings.base_url)
+    for name in ("base_url", "arxiv_api_url", "arxiv_rss_url", "hf_api_url"):
+        if getattr(settings, name):
+            _check_url(name, getattr(settings, name))
     return replace(settings, api_key=api_key)
 
 
-def _check_base_url(url: str) -> None:
+def _check_url(name: str, url: str) -> None:
     """An http(s) URL with a host and a valid port; a password in it becomes a secret."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (raises ValueError when out of range)
     except ValueError as exc:
-        raise ConfigError(f"base URL is not a valid URL: {exc}") from None
+        raise ConfigError(f"{name} is not a valid URL: {exc}") from None
     register(parts.password)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("the base URL must be an http(s) URL such as http://localhost:8000/v1")
+        raise ConfigError(f"{name} must be an http(s) URL such as http://localhost:8000/v1")
 
 
 def settings_options(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

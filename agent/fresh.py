@@ -45,18 +45,24 @@ class Fresh:
         """The sources that failed, as one error (exit 2 if all did, else 1)."""
         return self.fetched.error(self.sources)
 
-    def mark_seen(self, done: Iterable[str], settings: Settings) -> None:
-        """Mark the papers whose results were written without error (ids in ``done``)."""
+    def mark_seen(self, done: Iterable[str], settings: Settings) -> bool:
+        """Mark the papers whose results were written without error (ids in ``done``); False
+        (with a warning) when the seen-store cannot take them: the run's work stands."""
         finished = set(done)
         papers = [p for p in self.papers if p.id in finished]
         if not papers:
-            return
+            return True
         from agent.sources.seen import DB_NAME, SeenStore
 
-        with SeenStore(settings.home / DB_NAME) as store:
-            for source in dict.fromkeys(p.source for p in papers):
-                store.mark([p for p in papers if p.source == source], source=source)
+        try:
+            with SeenStore(settings.home / DB_NAME) as store:
+                for source in dict.fromkeys(p.source for p in papers):
+                    store.mark([p for p in papers if p.source == source], source=source)
+        except PaperAgentError as exc:
+            log.warning("could not mark papers as seen (%s): the next run may repeat them", exc)
+            return False
         log.info("marked %d paper(s) as seen", len(papers))
+        return True
 
 
 def fresh_papers(
@@ -68,7 +74,7 @@ def fresh_papers(
     from_date: dt.date | None,
     to_date: dt.date | None,
     max_papers: int,
-    announce: frozenset[str],
+    announce: frozenset[str] | None,
 ) -> Fresh:
     """Fetch ``specs`` and keep what no earlier run annotated (all of it with ``include_seen``)."""
     from agent.sources.fetching import fetch_papers

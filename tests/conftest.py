@@ -16,7 +16,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def isolated_env(tmp_path, monkeypatch):
     """Point the state dir at a temp dir and drop any real configuration from the environment."""
     monkeypatch.setenv("PAPER_AGENT_HOME", str(tmp_path / "home"))
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PAPER_AGENT_MODEL", "SLACK_WEBHOOK_URL"):
+    for var in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "PAPER_AGENT_MODEL",
+        "SLACK_WEBHOOK_URL",
+        "PAPER_AGENT_ARXIV_API_URL",
+        "PAPER_AGENT_ARXIV_RSS_URL",
+        "PAPER_AGENT_HF_API_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path

@@ -102,7 +102,7 @@ def test_a_paper_that_failed_is_not_marked_seen(servers, tmp_path, sleeps):
     assert [r["id"] for r in rows(tmp_path / "r.jsonl")] == failed
 
 
-def test_an_interrupted_run_marks_only_what_it_finished(servers, tmp_path):
+def test_an_interrupted_run_marks_nothing_and_its_rerun_pays_only_for_the_rest(servers, tmp_path):
     calls = 0
 
     def reply(request: httpx.Request) -> httpx.Response:
@@ -117,8 +117,37 @@ def test_an_interrupted_run_marks_only_what_it_finished(servers, tmp_path):
     assert invoke(*args, llm=True).exit_code == 130
     servers.llm.side_effect = None
     servers.llm.return_value = answer(["LLMs"])
+    before = servers.llm.call_count
     assert invoke(*args, llm=True).exit_code == 0
-    assert [r["id"] for r in rows(tmp_path / "r.jsonl")] == ["2611.00002", "2611.00003"]
+    out = rows(tmp_path / "r.jsonl")
+    assert [r["id"] for r in out] == ["2611.00001", "2611.00002", "2611.00003"]
+    assert out[0]["cached"] and servers.llm.call_count - before == 2
+
+
+def test_a_failed_slack_post_marks_nothing_so_the_rerun_posts(servers, tmp_path):
+    servers.slack.side_effect = [httpx.Response(400, text="invalid_blocks")]
+    args = ("run", "--source", "arxiv:cs.LG", "--backend", "local", "-o", "r.jsonl", "--post-slack")
+    failed = invoke(*args, SLACK_WEBHOOK_URL=WEBHOOK)
+    assert failed.exit_code == 1
+    servers.slack.side_effect = None
+    servers.slack.return_value = httpx.Response(200, text="ok")
+    again = invoke(*args, SLACK_WEBHOOK_URL=WEBHOOK)
+    assert again.exit_code == 0, again.stderr
+    assert len(rows(tmp_path / "r.jsonl")) == 3  # not a quiet day: the papers come back
+    assert servers.slack.call_count == 2
+
+
+def test_a_quiet_source_beside_a_failing_one_is_exit_1_with_an_empty_results_file(
+    servers, tmp_path, sleeps
+):
+    servers.arxiv.respond(200, text=atom([]))
+    servers.rss.respond(503, text="down")
+    (tmp_path / "r.jsonl").write_text("yesterday\n")
+    args = ("run", "--source", "arxiv:cs.LG", "--source", "arxiv-rss:cs.LG", "--backend", "local")
+    result = invoke(*args, "-o", "r.jsonl")
+    assert result.exit_code == 1
+    assert "arxiv-rss:cs.LG" in result.stderr
+    assert (tmp_path / "r.jsonl").read_text() == ""
 
 
 def test_include_seen_runs_them_again(servers, tmp_path):

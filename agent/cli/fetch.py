@@ -23,16 +23,11 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.d
         raise click.BadParameter("use YYYY-MM-DD", ctx, param) from None
 
 
-def _announce(ctx: click.Context, param: click.Parameter, value: str | None) -> frozenset[str]:
-    if value is None:
-        return frozenset({"new", "cross"})
-    chosen = {v.strip().lower() for v in value.split(",") if v.strip()}
-    from agent.sources.rss import ANNOUNCE_TYPES
-
-    unknown = chosen - set(ANNOUNCE_TYPES)
-    if unknown or not chosen:
-        raise click.BadParameter(f"choose from {','.join(ANNOUNCE_TYPES)}", ctx, param)
-    return frozenset(chosen)
+def _announce(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> frozenset[str] | None:
+    # Checked by the RSS source itself (one place); None keeps its default (new, cross).
+    return frozenset(v.strip().lower() for v in value.split(",") if v.strip()) if value else None
 
 
 def source_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,17 +84,19 @@ def fetch(
     from_date: dt.date | None,
     to_date: dt.date | None,
     max_papers: int,
-    announce: frozenset[str],
+    announce: frozenset[str] | None,
     output: Path,
     config_path: Path | None,
 ) -> None:
     """Fetch papers from SOURCE (arxiv:CATS, arxiv-rss:CATS, hf:DATE|today|yesterday)."""
     from agent.config import resolve_settings
-    from agent.outputs import write_atomic
+    from agent.outputs import check_outputs, output_lock, write_atomic
     from agent.redact import scrub
     from agent.sources.fetching import fetch_papers
 
     settings = resolve_settings({}, config_path=config_path)
+    check_outputs(settings.files_read(config_path), {"-o": output})
+    click.get_current_context().with_resource(output_lock(output, "papers"))
     got = fetch_papers(
         list(sources),
         settings,
@@ -109,6 +106,9 @@ def fetch(
         max_papers=max_papers,
         announce=announce,
     )
+    failed = got.error(len(sources))
+    if failed is not None and failed.exit_code == 2:
+        raise failed  # every source failed: an earlier output stays as it was
     text = "".join(paper.model_dump_json(exclude_defaults=True) + "\n" for paper in got.papers)
     if str(output) == "-":
         sys.stdout.write(text)
@@ -119,6 +119,5 @@ def fetch(
         click.echo(scrub(f"paper-agent: {line}"), err=True)
     where = "stdout" if str(output) == "-" else str(output)
     click.echo(f"paper-agent: fetched {len(got.papers)} paper(s) -> {where}", err=True)
-    failed = got.error(len(sources))
     if failed is not None:
         raise failed

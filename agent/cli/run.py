@@ -126,7 +126,7 @@ def run(
     from_date: dt.date | None,
     to_date: dt.date | None,
     max_papers: int,
-    announce: frozenset[str],
+    announce: frozenset[str] | None,
     include_seen: bool,
     post_empty: bool,
     output: Path,
@@ -223,8 +223,8 @@ def run(
         for line in fresh.notes():
             click.echo(scrub(f"paper-agent: {line}"), err=True)
         failed = fresh.error()
-        if failed is not None and not (fresh.papers or inputs):
-            raise failed  # nothing else to run: the sources' failure is the whole story
+        if failed is not None and failed.exit_code == 2 and not inputs:
+            raise failed  # every source failed and nothing else to run: that is the story
         if not (fresh.papers or inputs):
             if dry_run:
                 click.echo(f"paper-agent: {fresh.nothing_new()}; nothing to run")
@@ -238,7 +238,9 @@ def run(
             )
             click.echo(scrub(f"paper-agent: {fresh.nothing_new()} -> {output}"), err=True)
             _copy_out(to_stdout, results)
-            sys.exit(0)
+            if failed is not None:  # another source was quiet, this one failed: say so
+                click.echo(scrub(f"paper-agent: error: {failed}"), err=True)
+            sys.exit(failed.exit_code if failed is not None else 0)
     papers = runner.open_inputs(list(inputs), limit, fetched=fresh.papers if fresh else [])
     done: set[str] = set()
     try:
@@ -274,19 +276,16 @@ def run(
         except (KeyboardInterrupt, Interrupted) as exc:
             what = "terminated" if isinstance(exc, Interrupted) else "interrupted"
             click.echo(f"paper-agent: {what}: {_kept(stats, output)}", err=True)
-            if fresh is not None and stats.total:
-                fresh.mark_seen(done, settings)
             sys.exit(getattr(exc, "exit_code", 130))
         except OutputError:
-            raise  # it says itself what was kept, and where: nothing is marked seen
+            raise  # it says itself what was kept, and where
         except PaperAgentError as exc:
-            if fresh is not None and stats.total:
-                fresh.mark_seen(done, settings)
             if stats.total:
                 exc.args = (f"{exc} ({_kept(stats, output)})",)
             raise
-        if fresh is not None:
-            fresh.mark_seen(done, settings)  # only now: the results are written
+        # Seen only now, and only after a whole run: its results written and its digest
+        # delivered. A stopped or failed run marks nothing; its rerun comes from the cache.
+        marked = fresh is None or bool(stats.skipped) or fresh.mark_seen(done, settings)
     finally:
         papers.cleanup()
         _copy_out(to_stdout, results)
@@ -299,7 +298,7 @@ def run(
     failed = fresh.error() if fresh is not None else None
     if failed is not None:
         click.echo(scrub(f"paper-agent: error: {failed}"), err=True)
-    sys.exit(1 if stats.failed or stats.skipped or failed else 0)
+    sys.exit(1 if stats.failed or stats.skipped or failed or not marked else 0)
 
 
 def _copy_out(to_stdout: bool, results: Path) -> None:

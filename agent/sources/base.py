@@ -14,6 +14,7 @@ from agent.errors import PaperAgentError
 from agent.models import Paper
 
 ARXIV_ABS = "https://arxiv.org/abs/"
+MAX_SPAN = dt.timedelta(days=3660)  # arXiv's query window; anything longer is a typo
 _SINCE = re.compile(r"^(\d+)([hd])$")
 
 
@@ -54,6 +55,8 @@ class Window:
             raise ValueError(f"--since {since!r}: use a number of hours or days, e.g. 36h or 7d")
         amount = int(match.group(1))
         span = dt.timedelta(hours=amount) if match.group(2) == "h" else dt.timedelta(days=amount)
+        if span > MAX_SPAN:
+            raise ValueError(f"--since {since}: at most {MAX_SPAN.days} days")
         return cls(now - span, now)
 
     def describe(self) -> str:

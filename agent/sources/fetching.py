@@ -75,7 +75,7 @@ def fetch_papers(
     from_date: dt.date | None,
     to_date: dt.date | None,
     max_papers: int,
-    announce: frozenset[str],
+    announce: frozenset[str] | None,
 ) -> Fetched:
     """Check every spec (no request before all are valid), then fetch them in turn."""
     from agent.http import make_client
