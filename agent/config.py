@@ -14,15 +14,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agent.errors import ConfigError
 from agent.redact import register
-from agent.retry import RetryPolicy
-from agent.sources.base import SourceOptions, Window
+
+if TYPE_CHECKING:  # this module stays light: `run --help` imports it
+    from pydantic import BaseModel
+
+    from agent.sources.base import SourceOptions, Window
 
 CONFIG_FILE = "paper-agent.toml"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -135,7 +136,7 @@ class Settings:
     )
     timeout: float = setting(60.0, "Seconds per request", float, bounds={"gt": 0})
     max_attempts: int = setting(
-        RetryPolicy.max_attempts,
+        8,
         "Attempts per request, retries included",
         int,
         bounds={"ge": 1, "le": 20},
@@ -164,25 +165,25 @@ class Settings:
         12_000, "Longer abstracts are cut at a sentence end", int, bounds={"ge": 200}
     )
     arxiv_api_url: str = setting(
-        SourceOptions.arxiv_api_url,
+        "https://export.arxiv.org/api/query",
         "arXiv export API",
         env="PAPER_AGENT_ARXIV_API_URL",
         commands=(),
     )
     arxiv_rss_url: str = setting(
-        SourceOptions.arxiv_rss_url,
+        "https://rss.arxiv.org/rss",
         "arXiv RSS feeds",
         env="PAPER_AGENT_ARXIV_RSS_URL",
         commands=(),
     )
     hf_api_url: str = setting(
-        SourceOptions.hf_api_url,
+        "https://huggingface.co/api/daily_papers",
         "Hugging Face Daily Papers API",
         env="PAPER_AGENT_HF_API_URL",
         commands=(),
     )
     arxiv_delay: float = setting(
-        SourceOptions.arxiv_delay,
+        3.0,  # arXiv's terms ask for at least 3 s
         "Seconds between two arXiv requests",
         float,
         bounds={"ge": 0},
@@ -212,6 +213,8 @@ class Settings:
         self, window: Window, max_papers: int, announce: frozenset[str] | None = None
     ) -> SourceOptions:
         """What the sources need from these settings, for one fetch."""
+        from agent.sources.base import SourceOptions
+
         extra = {"announce": announce} if announce is not None else {}
         return SourceOptions(
             window=window,
@@ -244,6 +247,8 @@ def specs() -> list[tuple[str, Spec, Any]]:
 @cache
 def file_config() -> type[BaseModel]:
     """The pydantic model of ``paper-agent.toml``, built from the declarations."""
+    from pydantic import ConfigDict, Field, create_model
+
     strict = ConfigDict(extra="forbid")
     top: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {}
@@ -278,6 +283,8 @@ def read_config_file(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {file}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    from pydantic import ValidationError
+
     try:
         config = file_config().model_validate(data)
     except ValidationError as exc:

@@ -16,6 +16,8 @@ from typing import TypeVar
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
+from agent.config import Settings
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -26,7 +28,7 @@ RETRY_STATUSES = frozenset({408, 409, 429})
 class RetryPolicy:
     """Bounds on attempts and on the time one call may take, retries and waits included."""
 
-    max_attempts: int = 8
+    max_attempts: int = Settings.max_attempts
     base_delay: float = 0.5
     max_delay: float = 30.0  # the longest wait a server's Retry-After is granted
     max_backoff: float = 8.0  # the longest wait of our own: more tries beat longer naps

@@ -10,6 +10,7 @@ from typing import Protocol
 
 import httpx
 
+from agent.config import Settings
 from agent.errors import PaperAgentError
 from agent.models import Paper
 
@@ -79,10 +80,10 @@ class SourceOptions:
 
     window: Window
     max_papers: int = 500
-    arxiv_api_url: str = "https://export.arxiv.org/api/query"
-    arxiv_rss_url: str = "https://rss.arxiv.org/rss"
-    hf_api_url: str = "https://huggingface.co/api/daily_papers"
-    arxiv_delay: float = 3.0  # seconds between two arXiv requests (arXiv's terms ask >= 3)
+    arxiv_api_url: str = Settings.arxiv_api_url
+    arxiv_rss_url: str = Settings.arxiv_rss_url
+    hf_api_url: str = Settings.hf_api_url
+    arxiv_delay: float = Settings.arxiv_delay  # seconds between two arXiv requests
     announce: frozenset[str] = field(default_factory=lambda: frozenset({"new", "cross"}))
 
 
