@@ -51,7 +51,8 @@ def parse_answer(
 ) -> tuple[list[str], str]:
     """Canonical tags and the summary from ``raw``, or ``AnswerInvalid`` saying what is wrong.
 
-    Tags match case-insensitively and through aliases. Prose around the JSON, unknown tags and
+    Tags match case-insensitively and through aliases; the taxonomy's fallback tag is dropped
+    when the answer also has other tags. Prose around the JSON, unknown tags and
     an over-long summary are re-asked; on the ``final`` attempt the JSON object inside prose is
     taken, unknown tags are dropped (if any known tag remains) and the summary is clipped to the
     word limit instead.
@@ -84,6 +85,10 @@ def parse_answer(
         )
     if not tags:
         raise AnswerInvalid("the answer has no tags; give at least one tag from the list")
+    if taxonomy.fallback in tags and len(tags) > 1:
+        # "Other" beside real tags contradicts itself; the real tags are the useful part, and
+        # re-asking would cost a request for no better answer.
+        tags.remove(taxonomy.fallback)
 
     summary = " ".join(answer.summary.split())
     if not summary:

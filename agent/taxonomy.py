@@ -5,18 +5,32 @@ from __future__ import annotations
 import tomllib
 from functools import cached_property
 from pathlib import Path
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent.errors import ConfigError
 
 DEFAULT_TAXONOMY = Path(__file__).parent / "taxonomies" / "default.toml"
+# The description a fallback tag gets when the file names it without defining it.
+FALLBACK_DESCRIPTION = "Papers outside every other tag."
 
 
 class Tag(BaseModel):
     """One tag a paper can receive."""
 
     model_config = ConfigDict(extra="forbid")
+
+    # True only on the taxonomy's fallback tag (a class, not a field: files cannot set it);
+    # prompt templates read it as ``tag.is_fallback``.
+    is_fallback: ClassVar[bool] = False
 
     name: str = Field(min_length=1, max_length=80)
     description: str = Field(min_length=1)
@@ -32,14 +46,47 @@ class Tag(BaseModel):
         return value
 
 
+class FallbackTag(Tag):
+    """The tag a paper gets when no other tag fits; never given together with other tags."""
+
+    is_fallback: ClassVar[bool] = True
+
+
 class Taxonomy(BaseModel):
-    """An ordered set of tags; ``examples`` optionally points to labelled papers (JSONL)."""
+    """An ordered set of tags; ``examples`` optionally points to labelled papers (JSONL).
+
+    ``fallback`` names the tag for papers that fit no other: one of the tags, or a new one
+    (described as ``FALLBACK_DESCRIPTION``). Either way it becomes the last tag.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tags: list[Tag] = Field(min_length=1)
     max_tags: int | None = Field(default=None, ge=1)
     examples: Path | None = None
+    fallback: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_fallback(cls, data: Any) -> Any:
+        # "other" names a tag "Other": spell it as the tag does before anything compares it.
+        if not isinstance(data, dict) or not isinstance(data.get("fallback"), str):
+            return data
+        wanted = data["fallback"].strip()
+        if not wanted:
+            raise ValueError('fallback is blank: name a tag such as "Other", or remove it')
+        for tag in data.get("tags") or []:
+            name = (
+                tag.name
+                if isinstance(tag, Tag)
+                else tag.get("name")
+                if isinstance(tag, dict)
+                else None
+            )
+            if isinstance(name, str) and name.strip().casefold() == wanted.casefold():
+                wanted = name.strip()
+                break
+        return {**data, "fallback": wanted}
 
     @field_validator("tags")
     @classmethod
@@ -58,6 +105,31 @@ class Taxonomy(BaseModel):
                 seen[key] = tag.name
         return tags
 
+    @model_validator(mode="after")
+    def _place_fallback(self) -> Taxonomy:
+        # The list is this model's own copy (validation copied it), so editing it in place is
+        # safe; the fallback goes last, where the prompt and the digest show it.
+        if self.fallback is None:
+            return self
+        name = self.fallback
+        if len(name) > 80:
+            raise ValueError("fallback: a tag name has at most 80 characters")
+        own = next((t for t in self.tags if t.name == name), None)
+        if own is None:
+            for tag in self.tags:
+                if any(a.strip().casefold() == name.casefold() for a in tag.aliases):
+                    raise ValueError(
+                        f"fallback '{name}' is an alias of tag '{tag.name}': a fallback must be"
+                        " a tag of its own, for papers outside every other tag"
+                    )
+            own = Tag(name=name, description=FALLBACK_DESCRIPTION)
+        else:
+            self.tags.remove(own)
+        self.tags.append(FallbackTag.model_validate(own.model_dump()))
+        if len(self.tags) < 2:
+            raise ValueError("tags: a taxonomy needs at least one tag besides its fallback")
+        return self
+
     @property
     def names(self) -> list[str]:
         """Tag names in taxonomy order."""
@@ -71,9 +143,15 @@ class Taxonomy(BaseModel):
                 table[label.strip().casefold()] = tag.name
         return table
 
+    @property
+    def topics(self) -> list[Tag]:
+        """The tags a paper can be about: every tag but the fallback."""
+        return [tag for tag in self.tags if not tag.is_fallback]
+
     def tag_limit(self, requested: int | None) -> int:
         """Most tags per paper: the flag or config, else this file's ``max_tags``, else 3."""
-        return min(requested or self.max_tags or 3, len(self.tags))
+        # The fallback is never given with another tag, so it adds nothing to the limit.
+        return min(requested or self.max_tags or 3, len(self.topics))
 
     def resolve(self, label: str) -> str | None:
         """The canonical tag name for ``label`` (case-insensitive, aliases allowed), or None."""

@@ -207,7 +207,7 @@ def test_learning_from_examples_changes_predictions(tmp_path: Path) -> None:
 
 def test_arxiv_taxonomy_loads_and_tags() -> None:
     taxonomy = load_taxonomy(ARXIV_TAXONOMY)
-    assert len(taxonomy.tags) == 23
+    assert len(taxonomy.topics) == 23 and taxonomy.fallback == "Other"
     rows = [json.loads(line) for line in (FIXTURES / "arxiv-sample.jsonl").open()]
     backend = LocalBackend(taxonomy)
     hits = sum(

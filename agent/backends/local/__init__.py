@@ -14,6 +14,8 @@ from agent.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from agent.backends.local.learned import ExampleModel
+    from agent.backends.local.relevance import RelevanceModel
+    from agent.interests import Interests
 
 __all__ = ["LocalBackend"]
 
@@ -30,13 +32,29 @@ class LocalBackend:
     name = "local"
     model: str | None = VERSION
 
-    def __init__(self, taxonomy: Taxonomy, max_tags: int = 3, summary_words: int = 40) -> None:
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        max_tags: int = 3,
+        summary_words: int = 40,
+        interests: Interests | None = None,
+    ) -> None:
         if max_tags < 1:
             raise ValueError("max_tags must be at least 1")
         self.taxonomy = taxonomy
         self.max_tags = max_tags
         self.summary_words = summary_words
         self.prior = PriorTagger(taxonomy)
+        self.interests = interests
+
+    @cached_property
+    def relevance(self) -> RelevanceModel | None:
+        """The offline relevance model, built on first use (None without interests)."""
+        if self.interests is None:
+            return None
+        from agent.backends.local.relevance import RelevanceModel
+
+        return RelevanceModel(self.interests)
 
     @cached_property
     def learned(self) -> ExampleModel | None:
@@ -64,14 +82,26 @@ class LocalBackend:
             exps = [math.exp(x - top) for x in logs]
             total = sum(exps)
             probs = [e / total for e in exps]
-        return select(self.taxonomy.names, probs, self.max_tags)
+        return select(
+            self.taxonomy.names,
+            probs,
+            self.max_tags,
+            fallback=self.taxonomy.fallback,
+            confidence=self.prior.confidence(counts),
+        )
 
     def annotate_sync(self, paper: Paper) -> Annotation:
         """Tags and summary for one paper, without an event loop (the fast path for batches)."""
         parsed = parse(paper.title, paper.abstract)  # tokenized once for both jobs
         chosen = self.tag_scores(parsed)
         summary = summarize_parsed(parsed, self.summary_words)
-        return Annotation(tags=[c.tag for c in chosen], summary=summary)
+        ann = Annotation(tags=[c.tag for c in chosen], summary=summary)
+        if self.relevance is not None:
+            rel = self.relevance.score(paper)
+            ann = ann.model_copy(
+                update={"relevance": rel.relevance, "why": rel.why, "relevance_by": rel.by}
+            )
+        return ann
 
     async def annotate(self, paper: Paper) -> Annotation:
         """Tags and summary for one paper (CPU-bound and quick, so it runs inline)."""
