@@ -23,11 +23,14 @@ from agent.redact import register
 if TYPE_CHECKING:  # this module stays light: `run --help` imports it
     from pydantic import BaseModel
 
+    from agent.prefilter import Filters
     from agent.sources.base import SourceOptions, Window
 
 CONFIG_FILE = "paper-agent.toml"
 DEFAULT_MODEL = "gpt-4o-mini"
 LLM = ("run", "digest", "post")  # the commands that may call the LLM (--highlights)
+DIGEST_SORTS = ("relevance", "tag", "upvotes")
+DEFAULT_TOP = 15  # what fits one Slack screen with room for the per-tag lines
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Spec:
     shown: str | None = None  # the default as --help and the README show it
     negate: bool = False  # a flag that turns the setting off (--no-cache)
     many: bool = False  # a repeatable flag and a list in the config file
+    config_kind: Any = None  # what the config file may hold, when it differs from ``kind``
 
 
 def setting(default: Any = None, help: str = "", kind: type = str, **spec: Any) -> Any:
@@ -189,6 +193,73 @@ class Settings:
         bounds={"ge": 0},
         commands=(),
     )
+    criteria: list[str | dict[str, str]] = setting(
+        [],
+        "What the team cares about, one criterion each (repeatable)",
+        flag="--interest",
+        section="interests",
+        many=True,
+        config_kind=list[str | dict[str, str]],
+        commands=("run",),
+        shown="none",
+    )
+    liked: Path | None = setting(
+        None,
+        "Papers the team liked (any input format): similar papers rank up",
+        Path,
+        flag="--liked",
+        section="interests",
+        shown="none",
+    )
+    min_relevance: float | None = setting(
+        None,
+        "Leave papers below this relevance (0-10) out of the digest",
+        float,
+        flag="--min-relevance",
+        section="interests",
+        bounds={"ge": 0, "le": 10},
+        commands=("run", "digest", "post"),
+        shown="none",
+    )
+    include: list[str] = setting(
+        [],
+        "Keep only papers that mention one of these keywords (repeatable)",
+        flag="--include",
+        section="filters",
+        many=True,
+        shown="none",
+    )
+    exclude: list[str] = setting(
+        [],
+        "Drop papers that mention any of these keywords (repeatable)",
+        flag="--exclude",
+        section="filters",
+        many=True,
+        shown="none",
+    )
+    match: str = setting(
+        "any",
+        "--include keeps papers with any keyword, or all of them",
+        flag="--match",
+        section="filters",
+        choices=("any", "all"),
+    )
+    authors: list[str] = setting(
+        [],
+        "Always keep papers by these authors (repeatable)",
+        flag="--author",
+        section="filters",
+        many=True,
+        shown="none",
+    )
+    categories: list[str] = setting(
+        [],
+        "Keep only papers in these arXiv categories, e.g. cs.LG or cs (repeatable)",
+        flag="--category",
+        section="filters",
+        many=True,
+        shown="none",
+    )
     home: Path = setting(
         state_dir,
         "State dir: answer cache, seen papers, delivery log",
@@ -226,6 +297,23 @@ class Settings:
             **extra,
         )
 
+    def filters(self) -> Filters | None:
+        """The prefilters these settings ask for, or None (every paper is kept)."""
+        if not (self.include or self.exclude or self.authors or self.categories):
+            return None
+        from agent.prefilter import Filters
+
+        try:
+            return Filters(
+                include=self.include,
+                exclude=self.exclude,
+                match=self.match,
+                authors=self.authors,
+                categories=self.categories,
+            )
+        except ValueError as exc:  # pydantic's ValidationError: a blank keyword, say
+            raise ConfigError(f"filters: {exc.errors()[0]['msg']}") from None  # type: ignore[attr-defined]
+
     def resolved_backend(self) -> str:
         """``auto`` becomes ``openai`` when a key or base URL is configured, else ``local``."""
         if self.backend != "auto":
@@ -256,6 +344,8 @@ def file_config() -> type[BaseModel]:
         if not spec.config:
             continue
         kind: Any = list[spec.kind] if spec.many else spec.kind
+        if spec.config_kind is not None:
+            kind = spec.config_kind
         if spec.choices:
             from typing import Literal
 

@@ -66,7 +66,8 @@ def _keywords_pattern(keywords: list[str]) -> str:
             node = node.setdefault(unit, {})
         node[_END] = {}
     # Lookarounds instead of \b: \b misbehaves at a keyword's non-word edges ("C++", ".NET").
-    return rf"(?<!\w){_trie_regex(root)}(?!\w)"
+    # A plural ending is allowed: "agent" finds "agents", "benchmark" finds "benchmarks".
+    return rf"(?<!\w){_trie_regex(root)}(?:e?s)?(?!\w)"
 
 
 def _person(name: str) -> str:

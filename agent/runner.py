@@ -29,6 +29,8 @@ from agent.taxonomy import Taxonomy
 if TYPE_CHECKING:
     import httpx
 
+    from agent.prefilter import FilterReport, Filters
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -47,12 +49,21 @@ class Inputs:
     duplicates: list[str] = field(default_factory=list)
     limit: int | None = None
     fetched: list[Paper] = field(default_factory=list)  # from --source, run before the files
+    filters: Filters | None = None  # prefilters: papers they drop never reach a backend
+    report: FilterReport | None = None  # what the prefilters kept, counted on the first pass
     # stdin, pipes and process substitutions, saved: the run streams its inputs twice
     spools: dict[str, Path] = field(default_factory=dict)
 
     def papers(self) -> Iterator[Paper]:
         """Stream the unique papers again, up to the limit."""
-        papers = unique_papers(self._read(), [])
+        return self._stream([], None)
+
+    def _stream(self, duplicates: list[str], report: FilterReport | None) -> Iterator[Paper]:
+        papers = unique_papers(self._read(), duplicates)
+        if self.filters is not None:
+            from agent.prefilter import apply
+
+            papers = apply(papers, self.filters, report)
         return itertools.islice(papers, self.limit) if self.limit else papers
 
     def _read(self) -> Iterator[Paper]:
@@ -80,9 +91,14 @@ def open_inputs(
     limit: int | None = None,
     stdin: IO[bytes] | None = None,
     fetched: list[Paper] | None = None,
+    filters: Filters | None = None,
 ) -> Inputs:
     """Read every input once up front so bad input fails before any paper is sent anywhere."""
-    inputs = Inputs(list(paths), 0, [], limit, list(fetched or []))
+    inputs = Inputs(list(paths), 0, [], limit, list(fetched or []), filters)
+    if filters is not None:
+        from agent.prefilter import FilterReport
+
+        inputs.report = FilterReport()
     try:
         for source in dict.fromkeys(paths):
             if source == "-":
@@ -91,12 +107,11 @@ def open_inputs(
                 with open(source, "rb") as stream:
                     inputs.spools[source] = _spool(stream)
         # Only duplicates met before the limit matter: later papers are never run.
-        unique = unique_papers(inputs._read(), inputs.duplicates)
-        count = sum(1 for _ in itertools.islice(unique, limit))
+        count = sum(1 for _ in inputs._stream(inputs.duplicates, inputs.report))
     except BaseException:
         inputs.cleanup()
         raise
-    inputs.count = count  # at least 1: the readers refuse a file without papers
+    inputs.count = count  # 0 only when prefilters dropped every paper
     return inputs
 
 

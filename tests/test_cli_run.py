@@ -326,6 +326,7 @@ def test_a_rerun_of_run_post_slack_sends_only_what_was_not_delivered(fixtures, s
         "-o",
         "out.jsonl",
         "--post-slack",
+        "--full",  # every paper, in numbered messages: a partial post is possible
     ]
     with respx.mock(assert_all_called=False) as router:
         slack = router.post(hook)

@@ -235,7 +235,9 @@ def test_post_sends_the_digest_to_the_webhook_from_the_environment(webhook_route
 def test_post_partial_failure_then_resume(webhook_route, many_results, caplog):
     caplog.set_level(logging.DEBUG)
     webhook_route.side_effect = [ok(), ok(), slack_error(400, "invalid_blocks")]
-    failed = invoke("post", str(many_results), "--slack-webhook", WEBHOOK, "--date", "2026-03-06")
+    failed = invoke(
+        "post", str(many_results), "--slack-webhook", WEBHOOK, "--date", "2026-03-06", "--full"
+    )
     assert failed.exit_code == 1
     assert "message 3 of 3: invalid_blocks (HTTP 400)" in failed.stderr
     assert "Delivered: 1, 2. Not delivered: 3." in failed.stderr
@@ -245,7 +247,14 @@ def test_post_partial_failure_then_resume(webhook_route, many_results, caplog):
     webhook_route.reset()
     webhook_route.mock(return_value=ok())
     resumed = invoke(
-        "post", str(many_results), "--slack-webhook", WEBHOOK, "--date", "2026-03-06", "--resume"
+        "post",
+        str(many_results),
+        "--slack-webhook",
+        WEBHOOK,
+        "--date",
+        "2026-03-06",
+        "--resume",
+        "--full",
     )
     assert resumed.exit_code == 0, resumed.output
     assert webhook_route.call_count == 1

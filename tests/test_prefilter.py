@@ -73,7 +73,8 @@ def test_include_all_needs_every_keyword() -> None:
         ("C++", "A C++ compiler", True),  # keywords with symbols still match whole
         ("C++", "A C+++ dialect", True),
         ("GPT", "GPT-4o answers", True),
-        ("graph", "graphs and subgraphs", False),
+        ("graph", "subgraphs and graphical models", False),
+        ("graph", "graphs", True),  # a plural ending is the same word
     ],
 )
 def test_keywords_match_whole_words(keyword: str, text: str, hit: bool) -> None:
@@ -172,3 +173,15 @@ def test_many_keywords_are_fast() -> None:
     start = time.perf_counter()
     assert len(list(apply(papers, filters))) == 200
     assert time.perf_counter() - start < 2.0  # one compiled regex, not 201 searches per paper
+
+
+def test_a_keyword_finds_its_plural_but_not_a_longer_word():
+    from agent.prefilter import Filters, apply
+
+    papers = [
+        Paper(id="1", title="LLM agents that browse", abstract="x"),
+        Paper(id="2", title="Agentic workflows", abstract="x"),
+        Paper(id="3", title="Three benchmarks", abstract="x"),
+    ]
+    kept = [p.id for p in apply(papers, Filters(include=["agent", "benchmark"]))]
+    assert kept == ["1", "3"]

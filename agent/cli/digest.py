@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from agent.cli.digest_options import digest_shape_options
 from agent.config import CONFIG_FILE
 from agent.delivery.email import DEFAULT_SENDER
 from agent.digest import (
-    DEFAULT_TOP,
     FORMATS,
-    SORTS,
     Digest,
     Sort,
     make_digest,
@@ -26,7 +25,6 @@ from agent.digest import (
     render,
     slack_messages,
 )
-from agent.digest.text import safe_url
 from agent.errors import ConfigError, DeliveryError
 from agent.models import PaperResult
 from agent.outputs import check_outputs, output_lock, write_atomic
@@ -53,14 +51,6 @@ def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -
         return dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter("use YYYY-MM-DD", ctx, param) from None
-
-
-def _http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    if safe_url(value) is None:
-        raise click.BadParameter("give an http(s) URL", ctx, param)
-    return value
 
 
 def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -91,35 +81,10 @@ def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 is_flag=True,
                 help="Add 'what stood out today' (one LLM call; needs an API key or base URL).",
             ),
-            click.option(
-                "--top",
-                type=click.IntRange(min=0),
-                metavar="N",
-                help=f"Show the N best papers first (default: {DEFAULT_TOP} when results have "
-                "a relevance, else none; Slack's one message shows the first "
-                f"{DEFAULT_TOP} by --sort).",
-            ),
-            click.option(
-                "--sort",
-                type=click.Choice(SORTS),
-                help="Order of the top papers (default: relevance when results have one, "
-                "else tag).",
-            ),
-            click.option(
-                "--full",
-                is_flag=True,
-                help="Slack: every paper, split into numbered messages (default: one message).",
-            ),
-            click.option(
-                "--more-url",
-                callback=_http_url,
-                metavar="URL",
-                help="Slack: link the one message to the full digest at this http(s) URL.",
-            ),
         ]
     ):
         command = option(command)
-    return command
+    return digest_shape_options(command)
 
 
 def _build(

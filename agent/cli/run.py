@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -10,11 +11,13 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from agent.cli.digest_options import digest_shape_options
 from agent.cli.fetch import source_options
+from agent.config import settings_options
 from agent.errors import Interrupted, OutputError, PaperAgentError
 
 if TYPE_CHECKING:
@@ -50,20 +53,7 @@ DIGEST_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", 
     show_default=True,
     help="Results file (JSONL).",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["auto", "openai", "local"]),
-    default=None,
-    help="auto: the LLM when a key or base URL is set, else offline.  [default: auto]",
-)
-@click.option("--model", default=None, help="Model name.  [env PAPER_AGENT_MODEL; gpt-4o-mini]")
-@click.option("--base-url", default=None, help="OpenAI-compatible endpoint.  [env OPENAI_BASE_URL]")
-@click.option(
-    "--taxonomy",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Taxonomy TOML file (replaces the bundled one).",
-)
+@settings_options("run")
 @click.option(
     "--config",
     "config_path",
@@ -71,31 +61,6 @@ DIGEST_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", 
     default=None,
     help="Config file.  [default: ./paper-agent.toml if present]",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 256),
-    default=None,
-    help="Requests in flight.  [default: 8]",
-)
-@click.option(
-    "--max-tags",
-    type=click.IntRange(1, 20),
-    default=None,
-    help="Most tags per paper.  [default: the taxonomy's max_tags, else 3]",
-)
-@click.option(
-    "--summary-words",
-    type=click.IntRange(5, 200),
-    default=None,
-    help="Word limit of a summary.  [default: 40]",
-)
-@click.option(
-    "--prompts-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory with system.j2 and user.j2 to use instead of the bundled ones.",
-)
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the answer cache.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N papers.")
 @click.option("--dry-run", is_flag=True, help="Show the first prompt and the cost; call nothing.")
 @click.option(
@@ -119,6 +84,7 @@ DIGEST_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", 
 @click.option(
     "--post-slack", is_flag=True, help="Post the digest to the Slack webhook in $SLACK_WEBHOOK_URL."
 )
+@digest_shape_options
 def run(
     inputs: tuple[str, ...],
     source_specs: tuple[str, ...],
@@ -130,22 +96,18 @@ def run(
     include_seen: bool,
     post_empty: bool,
     output: Path,
-    backend: str | None,
-    model: str | None,
-    base_url: str | None,
-    taxonomy: Path | None,
     config_path: Path | None,
-    concurrency: int | None,
-    max_tags: int | None,
-    summary_words: int | None,
-    prompts_dir: Path | None,
-    no_cache: bool,
     limit: int | None,
     dry_run: bool,
     digest_format: str | None,
     digest_out: Path | None,
     highlights: bool,
     post_slack: bool,
+    top: int | None,
+    sort: str | None,
+    full: bool,
+    more_url: str | None,
+    **flags: Any,
 ) -> None:
     """Tag and summarize the papers in INPUTS (files, or - for stdin) and from each --source
     into a results file."""
@@ -153,24 +115,13 @@ def run(
         raise click.UsageError("give INPUTS (files, or - for stdin) and/or --source SOURCE")
     # Imported here, not at the top: `run --help` stays fast.
     from agent import runner
-    from agent.config import resolve_settings
+    from agent.config import flag_values, resolve_settings
     from agent.outputs import check_outputs, output_lock
     from agent.pipeline import RunStats
     from agent.redact import scrub
     from agent.taxonomy import load_taxonomy
 
-    flags = {
-        "backend": backend,
-        "model": model,
-        "base_url": base_url,
-        "taxonomy": taxonomy,
-        "concurrency": concurrency,
-        "max_tags": max_tags,
-        "summary_words": summary_words,
-        "prompts_dir": prompts_dir,
-        "use_cache": False if no_cache else None,
-    }
-    settings = resolve_settings(flags, config_path=config_path)
+    settings = resolve_settings(flag_values(flags), config_path=config_path)
     if digest_out is not None and str(digest_out) == "-":
         digest_out = None  # stdout, where a digest goes without --digest-out
     if digest_out is not None and digest_format is None:
@@ -206,6 +157,17 @@ def run(
     elif not dry_run:
         # Held until the command ends (click closes it), so a second run refuses at once.
         click.get_current_context().with_resource(output_lock(output, "results"))
+    wanted = runner.DigestRequest(
+        digest_format,
+        digest_out,
+        webhook,
+        highlights,
+        top=top,
+        sort=sort,
+        full=full,
+        more_url=more_url,
+        min_relevance=settings.min_relevance,
+    )
     fresh = None
     if source_specs:
         from agent.fresh import fresh_papers
@@ -232,8 +194,8 @@ def run(
             runner.quiet_day(
                 settings,
                 results,
-                runner.DigestRequest(
-                    digest_format, digest_out, webhook if post_empty else None, highlights=False
+                dataclasses.replace(
+                    wanted, webhook=webhook if post_empty else None, highlights=False
                 ),
             )
             click.echo(scrub(f"paper-agent: {fresh.nothing_new()} -> {output}"), err=True)
@@ -241,20 +203,23 @@ def run(
             if failed is not None:  # another source was quiet, this one failed: say so
                 click.echo(scrub(f"paper-agent: error: {failed}"), err=True)
             sys.exit(failed.exit_code if failed is not None else 0)
-    papers = runner.open_inputs(list(inputs), limit, fetched=fresh.papers if fresh else [])
+    papers = runner.open_inputs(
+        list(inputs), limit, fetched=fresh.papers if fresh else [], filters=settings.filters()
+    )
     done: set[str] = set()
     try:
         if papers.duplicates:
             dups = papers.duplicates
             shown = ", ".join(dups[:5]) + (" ..." if len(dups) > 5 else "")
             click.echo(scrub(f"paper-agent: skipped {len(dups)} duplicate(s): {shown}"), err=True)
+        if papers.report is not None:
+            click.echo(f"paper-agent: prefilters: {papers.report.summary()}", err=True)
         if settings.backend == "auto" and settings.resolved_backend() == "local":
             click.echo(runner.NOTICE_LOCAL, err=True)
         if dry_run:
             click.echo(runner.dry_run(settings, tags, papers))
             return
         stats = RunStats()
-        wanted = runner.DigestRequest(digest_format, digest_out, webhook, highlights)
         try:
             with _progress(papers.count) as advance:
 

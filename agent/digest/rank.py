@@ -6,11 +6,11 @@ import re
 from collections.abc import Sequence
 from typing import Literal, TypeVar
 
+from agent.config import DEFAULT_TOP, DIGEST_SORTS
 from agent.models import PaperResult
 
 Sort = Literal["relevance", "tag", "upvotes"]
-SORTS: tuple[Sort, ...] = ("relevance", "tag", "upvotes")
-DEFAULT_TOP = 15  # what fits one Slack screen with room for the per-tag lines
+SORTS: tuple[Sort, ...] = DIGEST_SORTS  # type: ignore[assignment]
 
 # The id agent.sources gives a paper that has none: "t-" and a hash of its title. It means
 # nothing to a reader, so no digest shows it.
