@@ -8,6 +8,7 @@ missing and left out, so a partial run (``--limit``) is scored on what it covere
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -248,3 +249,172 @@ _TAG_NAMES = (
     ("macro_recall", "macro recall"),
     ("macro_f1", "macro F1"),
 )
+
+
+# --- Relevance ranking (issue 9) ---------------------------------------------------------
+# For each interest, a gold paper is relevant when one of its author keywords (lower-cased) is
+# one of the interest's gold phrases. Every result is ranked by its score for that interest:
+# ``relevance_by[name]``, else ``relevance`` when the results carry no per-criterion scores
+# (a run made with that interest alone). Ties keep the results file's order, so a constant
+# score cannot look better than it is; an errored or unscored result ranks last.
+
+PRECISION_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class InterestGold:
+    """One interest to score: its name and the keywords that make a paper relevant."""
+
+    name: str
+    gold: frozenset[str]
+
+
+@dataclass
+class RelevanceReport:
+    """Mean average precision and precision@10 over interests, with each interest's row."""
+
+    results: int = 0
+    interests: list[dict[str, object]] = field(default_factory=list)
+    map: float = 0.0
+    precision_at_10: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dictionary."""
+        return asdict(self)
+
+
+def load_interest_gold(path: Path) -> list[InterestGold]:
+    """Read a JSON list of ``{"name", "criterion", "gold": [keywords]}``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: invalid JSON: {exc.msg}") from None
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{path}: expected a non-empty JSON list of interests")
+    out: list[InterestGold] = []
+    for i, item in enumerate(data, 1):
+        where = f"{path}: interest {i}"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise InputError(f"{where}: expected an object with a 'name'")
+        gold = _str_list(item.get("gold"), where, "gold")
+        if not gold:
+            raise InputError(f"{where}: 'gold' lists no keywords")
+        out.append(InterestGold(item["name"], frozenset(g.lower().strip() for g in gold)))
+    return out
+
+
+def load_keywords(path: Path) -> dict[str, frozenset[str]]:
+    """Each gold paper's author keywords, lower-cased, keyed by id."""
+    out: dict[str, frozenset[str]] = {}
+    for lineno, row in _jsonl(path):
+        where = f"{path}:{lineno}"
+        words = _str_list(row.get("keywords"), where, "keywords")
+        out.setdefault(_row_id(row, where), frozenset(w.lower().strip() for w in words))
+    return out
+
+
+def load_scores(path: Path) -> list[tuple[str, float | None, dict[str, float]]]:
+    """(id, relevance, relevance_by) of each results line, in file order."""
+    out: list[tuple[str, float | None, dict[str, float]]] = []
+    for lineno, row in _jsonl(path):
+        where = f"{path}:{lineno}"
+        relevance = row.get("relevance")
+        by = row.get("relevance_by") or {}
+        if relevance is not None and not _is_number(relevance):
+            raise InputError(f"{where}: 'relevance' must be a number")
+        if not isinstance(by, dict) or not all(_is_number(v) for v in by.values()):
+            raise InputError(f"{where}: 'relevance_by' must map names to numbers")
+        out.append((_row_id(row, where), relevance, {str(k): float(v) for k, v in by.items()}))
+    return out
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def average_precision(ranked: list[str], relevant: set[str]) -> float:
+    """Mean of precision at each relevant paper's rank, over all relevant papers."""
+    hits = 0
+    total = 0.0
+    for rank, pid in enumerate(ranked, 1):
+        if pid in relevant:
+            hits += 1
+            total += hits / rank
+    return total / len(relevant) if relevant else 0.0
+
+
+def precision_at(ranked: list[str], relevant: set[str], k: int = PRECISION_DEPTH) -> float:
+    """Share of the first ``k`` ranked papers that are relevant (k counts even if fewer)."""
+    return sum(1 for pid in ranked[:k] if pid in relevant) / k
+
+
+def evaluate_relevance(
+    scores: list[tuple[str, float | None, dict[str, float]]],
+    keywords: dict[str, frozenset[str]],
+    interests: list[InterestGold],
+) -> RelevanceReport:
+    """MAP and P@10 of the results' ranking for each interest."""
+    report = RelevanceReport(results=len(scores))
+    matched = [s for s in scores if s[0] in keywords]
+    if not matched:
+        raise InputError("no result id matches a gold id: are these files about the same papers?")
+    aps: list[float] = []
+    p10s: list[float] = []
+    for interest in interests:
+        relevant = {pid for pid, _, _ in scores if keywords.get(pid, frozenset()) & interest.gold}
+        if not relevant:
+            report.notes.append(f"{interest.name}: no relevant paper in the results, left out")
+            continue
+        unscored = 0
+
+        def key(
+            item: tuple[str, float | None, dict[str, float]], name: str = interest.name
+        ) -> float:
+            nonlocal unscored
+            _, relevance, by = item
+            value = by.get(name) if by else relevance
+            if value is None:
+                unscored += 1
+                return math.inf  # sorts last: ranked by -score ascending
+            return -value
+
+        ranked = [pid for pid, _, _ in sorted(scores, key=key)]  # stable: ties keep file order
+        if unscored == len(scores):
+            report.notes.append(f"{interest.name}: no result has a score for it")
+        ap, p10 = average_precision(ranked, relevant), precision_at(ranked, relevant)
+        aps.append(ap)
+        p10s.append(p10)
+        report.interests.append(
+            {"name": interest.name, "relevant": len(relevant), "ap": round(ap, 4), "p_at_10": p10}
+        )
+    if aps:
+        report.map = round(sum(aps) / len(aps), 4)
+        report.precision_at_10 = round(sum(p10s) / len(p10s), 4)
+    return report
+
+
+def evaluate_relevance_files(
+    results_path: Path, gold_path: Path, interests_path: Path
+) -> RelevanceReport:
+    """Load the three files and score the ranking."""
+    return evaluate_relevance(
+        load_scores(results_path), load_keywords(gold_path), load_interest_gold(interests_path)
+    )
+
+
+def format_relevance_table(report: RelevanceReport) -> str:
+    """One row per interest (relevant papers, AP, P@10), then the means."""
+    rows = [
+        (str(r["name"]), str(r["relevant"]), f"{r['ap']:.3f}", f"{r['p_at_10']:.2f}")
+        for r in report.interests
+    ]
+    rows.append(("mean", "", f"{report.map:.3f}", f"{report.precision_at_10:.2f}"))
+    width = max(len("interest"), *(len(r[0]) for r in rows))
+    lines = [f"{'interest':<{width}}  {'relevant':>8}  {'AP':>6}  {'P@10':>5}"]
+    lines += [f"{a:<{width}}  {b:>8}  {c:>6}  {d:>5}" for a, b, c, d in rows]
+    return "\n".join(lines + report.notes)

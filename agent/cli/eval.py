@@ -1,4 +1,4 @@
-"""``paper-agent eval``: score a results file against gold summaries and tags."""
+"""``paper-agent eval``: score a results file against gold summaries, tags or interests."""
 
 from __future__ import annotations
 
@@ -14,11 +14,39 @@ import click
     "--gold",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Gold JSONL: id or paper_id, tldrs and/or summary, tags or categories.",
+    help="Gold JSONL: id or paper_id, tldrs and/or summary, tags or categories (keywords with "
+    "--relevance).",
+)
+@click.option(
+    "--relevance",
+    is_flag=True,
+    help="Score the relevance ranking instead: MAP and precision@10 over the interests.",
+)
+@click.option(
+    "--interests",
+    "interests_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --relevance: JSON list of interests (name, criterion, gold keywords).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_cmd(results: Path, gold: Path, as_json: bool) -> None:
-    """Score RESULTS.jsonl against gold: ROUGE-1/2/L, tag precision/recall/F1, precision@1."""
+def eval_cmd(
+    results: Path, gold: Path, relevance: bool, interests_path: Path | None, as_json: bool
+) -> None:
+    """Score RESULTS.jsonl against gold: ROUGE-1/2/L, tag precision/recall/F1, precision@1;
+    with --relevance, the ranking's mean average precision and precision@10."""
+    if relevance:
+        from agent.eval import evaluate_relevance_files, format_relevance_table
+
+        if interests_path is None:
+            raise click.UsageError("--relevance needs --interests INTERESTS.json")
+        rel_report = evaluate_relevance_files(results, gold, interests_path)
+        if as_json:
+            click.echo(json.dumps(rel_report.to_dict(), indent=2, sort_keys=True))
+        else:
+            click.echo(format_relevance_table(rel_report))
+        return
+    if interests_path is not None:
+        raise click.UsageError("--interests is only used with --relevance")
     from agent.eval import evaluate_files, format_table
 
     report = evaluate_files(results, gold)
