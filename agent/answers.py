@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.taxonomy import Taxonomy
+
+WHY_CHARS = 120  # one short line in a digest
 
 
 class AnswerInvalid(ValueError):
@@ -20,6 +23,17 @@ class RawAnswer(BaseModel):
 
     tags: list[str]
     summary: str
+    relevance: int | None = Field(default=None, ge=0, le=10)  # asked only with interests
+    why: str | None = None
+
+
+class Parsed(NamedTuple):
+    """A valid answer: canonical tags, the summary, and relevance and why with interests."""
+
+    tags: list[str]
+    summary: str
+    relevance: float | None = None
+    why: str | None = None
 
 
 def _strip_fence(text: str) -> str:
@@ -47,8 +61,14 @@ def _embedded_object(text: str) -> object:
 
 
 def parse_answer(
-    raw: str, taxonomy: Taxonomy, *, max_tags: int, summary_words: int, final: bool = False
-) -> tuple[list[str], str]:
+    raw: str,
+    taxonomy: Taxonomy,
+    *,
+    max_tags: int,
+    summary_words: int,
+    final: bool = False,
+    relevance: bool = False,
+) -> Parsed:
     """Canonical tags and the summary from ``raw``, or ``AnswerInvalid`` saying what is wrong.
 
     Tags match case-insensitively and through aliases; the taxonomy's fallback tag is dropped
@@ -98,4 +118,9 @@ def parse_answer(
         if not final:
             raise AnswerInvalid(f"the summary has {len(words)} words; the limit is {summary_words}")
         summary = " ".join(words[:summary_words]).rstrip(",;:") + "…"
-    return tags[:max_tags], summary
+    if not relevance:
+        return Parsed(tags[:max_tags], summary)
+    if answer.relevance is None:
+        raise AnswerInvalid('the answer has no "relevance" (an integer from 0 to 10)')
+    why = " ".join((answer.why or "").split())[:WHY_CHARS]
+    return Parsed(tags[:max_tags], summary, float(answer.relevance), why)

@@ -274,8 +274,7 @@ class Settings:
         """Every file these settings make a run read: config, taxonomy, prompt templates."""
         config = config_path or Path(CONFIG_FILE)
         files = [config] if config.is_file() else []
-        if self.taxonomy is not None:
-            files.append(self.taxonomy)
+        files += [path for path in (self.taxonomy, self.liked) if path is not None]
         if self.prompts_dir is not None and self.prompts_dir.is_dir():
             files.extend(sorted(self.prompts_dir.glob("*.j2")))
         return files

@@ -42,7 +42,7 @@ SERVER_TROUBLE = frozenset(
 # keywords. A request asked in one form more often than this was refused for something else.
 MAX_REFORMS = 6
 # JSON Schema keywords that bound an answer's size; some servers' strict modes refuse them.
-SIZE_KEYWORDS = ("minItems", "maxItems", "maxLength")
+SIZE_KEYWORDS = ("minItems", "maxItems", "maxLength", "minimum", "maximum")
 REPAIR = (
     "Your previous answer could not be used: {error}. Answer again with only the JSON object "
     "described above."

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from agent.answers import WHY_CHARS
 from agent.errors import ConfigError
+from agent.interests import Criterion
 from agent.models import Paper
 from agent.taxonomy import Taxonomy
 
@@ -39,7 +42,9 @@ def default_prompts_dir() -> Path:
     raise ConfigError("the bundled prompt templates are missing; reinstall paper-agent")
 
 
-def answer_schema(taxonomy: Taxonomy, *, max_tags: int, summary_words: int) -> dict[str, Any]:
+def answer_schema(
+    taxonomy: Taxonomy, *, max_tags: int, summary_words: int, relevance: bool = False
+) -> dict[str, Any]:
     """The strict JSON Schema of an answer: 1 to ``max_tags`` tags from the taxonomy, a summary.
 
     The size bounds let servers that enforce them (llama.cpp, vLLM) stop a looping model early.
@@ -52,10 +57,14 @@ def answer_schema(taxonomy: Taxonomy, *, max_tags: int, summary_words: int) -> d
     }
     # About 6 characters a word in English prose; twice that leaves room for long terms.
     summary = {"type": "string", "maxLength": summary_words * 12}
+    properties: dict[str, Any] = {"tags": tags, "summary": summary}
+    if relevance:
+        properties["relevance"] = {"type": "integer", "minimum": 0, "maximum": 10}
+        properties["why"] = {"type": "string", "maxLength": WHY_CHARS}
     return {
         "type": "object",
-        "properties": {"tags": tags, "summary": summary},
-        "required": ["tags", "summary"],
+        "properties": properties,
+        "required": list(properties),
         "additionalProperties": False,
     }
 
@@ -84,6 +93,7 @@ class PromptBuilder:
         response_format: str = "json_schema",
         prompts_dir: Path | None = None,
         max_abstract_chars: int | None = None,
+        criteria: Sequence[Criterion] = (),
     ) -> None:
         directory = prompts_dir or default_prompts_dir()
         if not directory.is_dir():
@@ -100,10 +110,13 @@ class PromptBuilder:
             raise ConfigError(f"prompt template {exc.name} not found in {directory}") from None
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(f"prompt template {exc.name} line {exc.lineno}: {exc}") from None
-        self.schema = answer_schema(taxonomy, max_tags=max_tags, summary_words=summary_words)
-        # Twice the answer's expected size in tokens (tags ~10 each, ~2 a word): a model that
-        # loops stops here instead of filling the context.
-        self.max_tokens = max(256, 2 * (24 + 10 * max_tags + 2 * summary_words))
+        self.schema = answer_schema(
+            taxonomy, max_tags=max_tags, summary_words=summary_words, relevance=bool(criteria)
+        )
+        # Twice the answer's expected size in tokens (tags ~10 each, ~2 a word, and a short
+        # reason): a model that loops stops here instead of filling the context.
+        why = 40 if criteria else 0
+        self.max_tokens = max(256, 2 * (24 + 10 * max_tags + 2 * summary_words + why))
         self.response_format = response_format
         self.max_abstract_chars = max_abstract_chars
         self._static = {
@@ -112,6 +125,8 @@ class PromptBuilder:
             "summary_words": summary_words,
             "response_format": response_format,
             "schema_json": json.dumps(self.schema, indent=1),
+            # The criteria are part of the static prefix: every paper's request shares them.
+            "criteria": list(criteria),
         }
         self._system_text: str | None = None
 

@@ -29,6 +29,7 @@ from agent.taxonomy import Taxonomy
 if TYPE_CHECKING:
     import httpx
 
+    from agent.interests import Interests
     from agent.prefilter import FilterReport, Filters
 
 T = TypeVar("T")
@@ -130,7 +131,9 @@ def _spool(stream: IO[bytes]) -> Path:
     return Path(tmp.name)
 
 
-def build_backend(settings: Settings, taxonomy: Taxonomy, http: object) -> Backend:
+def build_backend(
+    settings: Settings, taxonomy: Taxonomy, http: object, interests: Interests | None = None
+) -> Backend:
     """The backend ``settings`` ask for; an LLM backend without credentials is a config error."""
     kind = settings.resolved_backend()
     if kind == "local":
@@ -140,6 +143,7 @@ def build_backend(settings: Settings, taxonomy: Taxonomy, http: object) -> Backe
             taxonomy,
             max_tags=taxonomy.tag_limit(settings.max_tags),
             summary_words=settings.summary_words,
+            interests=interests,
         )
     if not settings.api_key and not settings.base_url:
         raise ConfigError(
@@ -148,7 +152,7 @@ def build_backend(settings: Settings, taxonomy: Taxonomy, http: object) -> Backe
     from agent.backends.openai import OpenAIBackend
 
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
-    return OpenAIBackend(settings, taxonomy, http, cache)  # type: ignore[arg-type]
+    return OpenAIBackend(settings, taxonomy, http, cache, interests)  # type: ignore[arg-type]
 
 
 async def execute(
@@ -160,6 +164,7 @@ async def execute(
     stats: RunStats,
     on_result: Callable[[PaperResult], None] | None = None,
     digest: DigestRequest | None = None,
+    interests: Interests | None = None,
 ) -> str | None:
     """Run the whole batch into ``output``, then the digest; returns digest text for stdout.
 
@@ -170,7 +175,7 @@ async def execute(
 
     recorder = recorder_from_env()
     async with make_client(settings.timeout, max(settings.concurrency, 8), recorder) as http:
-        backend = build_backend(settings, taxonomy, http)
+        backend = build_backend(settings, taxonomy, http, interests)
         try:
             await run_pipeline(
                 inputs.papers(),
@@ -242,7 +247,9 @@ def quiet_day(settings: Settings, output: Path, digest: DigestRequest) -> None:
         sys.stdout.write(text)
 
 
-def dry_run(settings: Settings, taxonomy: Taxonomy, inputs: Inputs) -> str:
+def dry_run(
+    settings: Settings, taxonomy: Taxonomy, inputs: Inputs, interests: Interests | None = None
+) -> str:
     """The first paper's prompt, and how many requests and tokens the run would need."""
     from agent.digest.text import plural
 
@@ -251,7 +258,7 @@ def dry_run(settings: Settings, taxonomy: Taxonomy, inputs: Inputs) -> str:
     from agent.backends.openai import OpenAIBackend
 
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
-    backend = OpenAIBackend(settings, taxonomy, http=None, cache=cache)  # type: ignore[arg-type]
+    backend = OpenAIBackend(settings, taxonomy, None, cache, interests)  # type: ignore[arg-type]
     first = None
     chars = hits = 0
     skipped = 0

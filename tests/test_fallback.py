@@ -148,7 +148,7 @@ def test_bundled_taxonomies_have_other_last(path: Path | None) -> None:
 
 def parse(raw: dict[str, object], taxonomy: Taxonomy) -> list[str]:
     """The tags ``parse_answer`` keeps from ``raw``."""
-    tags, _ = parse_answer(json.dumps(raw), taxonomy, max_tags=3, summary_words=40)
+    tags = parse_answer(json.dumps(raw), taxonomy, max_tags=3, summary_words=40).tags
     return tags
 
 

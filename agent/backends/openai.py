@@ -9,6 +9,7 @@ import httpx
 from agent.answers import parse_answer
 from agent.cache import AnswerCache
 from agent.config import Settings
+from agent.interests import Interests
 from agent.llm import LLM, Messages, Question
 from agent.models import Annotation, Paper
 from agent.prompts import PromptBuilder
@@ -28,8 +29,17 @@ class OpenAIBackend:
         taxonomy: Taxonomy,
         http: httpx.AsyncClient,
         cache: AnswerCache | None = None,
+        interests: Interests | None = None,
     ) -> None:
         self.llm = LLM(settings, http, cache)
+        self.interests = interests
+        self.criteria = interests.criteria if interests is not None else []
+        # Liked papers count with the LLM too: scored offline, combined with its answer.
+        self.liked = None
+        if interests is not None and interests.liked:
+            from agent.backends.local.relevance import RelevanceModel
+
+            self.liked = RelevanceModel(Interests(liked=interests.liked))
         self.model = settings.model
         self.settings = settings
         self.taxonomy = taxonomy
@@ -48,6 +58,7 @@ class OpenAIBackend:
                 response_format=fmt,
                 prompts_dir=self.settings.prompts_dir,
                 max_abstract_chars=self.settings.max_abstract_chars,
+                criteria=self.criteria,
             )
         return self._prompts[fmt]
 
@@ -67,21 +78,42 @@ class OpenAIBackend:
             return self.prompts(fmt).messages(paper)
 
         def validate(raw: str, final: bool) -> dict[str, Any]:
-            tags, summary = parse_answer(
+            parsed = parse_answer(
                 raw,
                 self.taxonomy,
                 max_tags=self.max_tags,
                 summary_words=self.settings.summary_words,
                 final=final,
+                relevance=bool(self.criteria),
             )
-            return {"tags": tags, "summary": summary}
+            return parsed._asdict()
 
         answer = await self.llm.ask(render, self.question(), validate, label=f"paper {paper.id}")
+        relevance, why = self._relevance(paper, answer.value)
         return Annotation(
             tags=answer.value["tags"],
             summary=answer.value["summary"],
             usage=answer.usage,
             cached=answer.cached,
+            relevance=relevance,
+            why=why,
+        )
+
+    def _relevance(self, paper: Paper, value: dict[str, Any]) -> tuple[float | None, str | None]:
+        """The model's relevance, raised by the liked papers (``combine``); None without
+        interests."""
+        if self.interests is None:
+            return None, None
+        liked = self.liked.liked_score(paper) if self.liked is not None else None
+        if not self.criteria:
+            return liked if liked is not None else (None, None)
+        from agent.backends.local.relevance import combine
+
+        return combine(
+            value.get("relevance") or 0.0,
+            liked[0] if liked else None,
+            value.get("why") or "",
+            liked[1] if liked else "",
         )
 
     async def aclose(self) -> None:

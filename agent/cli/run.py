@@ -116,6 +116,7 @@ def run(
     # Imported here, not at the top: `run --help` stays fast.
     from agent import runner
     from agent.config import flag_values, resolve_settings
+    from agent.interests import load_interests
     from agent.outputs import check_outputs, output_lock
     from agent.pipeline import RunStats
     from agent.redact import scrub
@@ -146,6 +147,7 @@ def run(
     if highlights and settings.resolved_backend() != "openai":
         raise click.UsageError("--highlights needs the LLM backend (an API key or --base-url)")
     tags = load_taxonomy(settings.taxonomy)  # a bad taxonomy fails before inputs are read
+    interests = load_interests(settings.criteria, settings.liked, settings.min_relevance)
     to_stdout = str(output) == "-"
     if to_stdout and digest_format and digest_out is None:
         raise click.UsageError("-o - writes the results to stdout: give the digest --digest-out")
@@ -217,7 +219,7 @@ def run(
         if settings.backend == "auto" and settings.resolved_backend() == "local":
             click.echo(runner.NOTICE_LOCAL, err=True)
         if dry_run:
-            click.echo(runner.dry_run(settings, tags, papers))
+            click.echo(runner.dry_run(settings, tags, papers, interests))
             return
         stats = RunStats()
         try:
@@ -236,6 +238,7 @@ def run(
                     stats=stats,
                     on_result=finished,
                     digest=wanted if (digest_format or webhook) else None,
+                    interests=interests,
                 )
                 text = runner.run_job(job)
         except (KeyboardInterrupt, Interrupted) as exc:
