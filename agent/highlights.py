@@ -130,11 +130,8 @@ async def write_highlights(
     return answer.value["highlights"]
 
 
-def highlight_settings() -> Settings:
-    """LLM settings for ``--highlights`` (env > config), or a config error without an LLM."""
-    from agent.config import resolve_settings
-
-    settings = resolve_settings({})
+def highlight_settings(settings: Settings) -> Settings:
+    """``settings`` when they reach an LLM for ``--highlights``, else a config error."""
     if settings.resolved_backend() != "openai":
         raise ConfigError(
             "--highlights needs an LLM: set OPENAI_API_KEY or OPENAI_BASE_URL (or base_url in "

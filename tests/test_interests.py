@@ -122,3 +122,35 @@ def test_a_bad_interests_section_is_one_line(tmp_path, papers):
     result = CliRunner().invoke(cli, ["run", str(papers)])
     assert result.exit_code == 2
     assert "interests.min_relevance" in result.stderr and "\n" not in result.stderr.strip()
+
+
+def test_digest_takes_the_same_llm_settings_as_run(tmp_path, papers):
+    """`digest --highlights --base-url URL --model M`: the flags reach the highlights call."""
+    assert CliRunner().invoke(cli, ["run", str(papers), "--backend", "local"]).exit_code == 0
+    bullets = {"highlights": ["One.", "Two.", "Three."]}
+    with respx.mock(assert_all_called=False) as router:
+        route = router.post("http://other.test/v1/chat/completions").mock(
+            return_value=httpx.Response(200, json=completion(bullets))
+        )
+        result = CliRunner().invoke(
+            cli,
+            [
+                "digest",
+                "results.jsonl",
+                "--highlights",
+                "--base-url",
+                "http://other.test/v1",
+                "--model",
+                "m-digest",
+            ],
+        )
+    assert result.exit_code == 0, result.stderr
+    assert route.call_count == 1 and sent_json(route.calls[0])["model"] == "m-digest"
+    assert "Three." in result.stdout
+
+
+def test_digest_min_relevance_comes_from_the_flag_or_the_config(tmp_path, papers):
+    args = ["run", str(papers), "--backend", "local", "--interest", "Reinforcement learning"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    shown = CliRunner().invoke(cli, ["digest", "results.jsonl", "--min-relevance", "9.9"])
+    assert shown.exit_code == 0 and "below relevance 9.9 not shown" in shown.stdout

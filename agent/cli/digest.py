@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agent.cli.digest_options import digest_shape_options
-from agent.config import CONFIG_FILE
+from agent.config import settings_options
 from agent.delivery.email import DEFAULT_SENDER
 from agent.digest import (
     FORMATS,
@@ -33,6 +33,7 @@ from agent.redact import register
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
+    from agent.config import Settings
     from agent.delivery.email import SmtpSettings
 
 
@@ -66,9 +67,10 @@ def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 help="Order tag groups as in the taxonomy, or largest first.",
             ),
             click.option(
-                "--taxonomy",
+                "--config",
+                "config_path",
                 type=click.Path(dir_okay=False, path_type=Path),
-                help="Taxonomy TOML giving the group order (default: the bundled one).",
+                help="Config file.  [default: ./paper-agent.toml if present]",
             ),
             click.option(
                 "--date",
@@ -87,10 +89,16 @@ def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return digest_shape_options(command)
 
 
+def _settings(flags: dict[str, Any], config_path: Path | None) -> Settings:
+    from agent.config import flag_values, resolve_settings
+
+    return resolve_settings(flag_values(flags), config_path=config_path)
+
+
 def _build(
     results: str,
+    settings: Settings,
     group_order: str,
-    taxonomy: Path | None,
     date: dt.date | None,
     highlights: bool = False,
     top: int | None = None,
@@ -99,20 +107,22 @@ def _build(
     built = make_digest(
         _read_results(results),
         group_order="size" if group_order == "size" else "taxonomy",
-        taxonomy=taxonomy,
+        taxonomy=settings.taxonomy,
         date=date,
         top=top,
         sort=sort,
+        min_relevance=settings.min_relevance,
     )
     if highlights:
         from agent.highlights import highlight_settings, with_highlights
 
-        built = asyncio.run(with_highlights(built, highlight_settings()))
+        built = asyncio.run(with_highlights(built, highlight_settings(settings)))
     return built
 
 
 @click.command()
 @digest_options
+@settings_options("digest")
 @click.option(
     "-f", "--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True
 )
@@ -122,7 +132,7 @@ def _build(
 def digest(
     results: str,
     group_order: str,
-    taxonomy: Path | None,
+    config_path: Path | None,
     date: dt.date | None,
     highlights: bool,
     top: int | None,
@@ -131,14 +141,15 @@ def digest(
     more_url: str | None,
     fmt: str,
     output: Path | None,
+    **flags: Any,
 ) -> None:
     """Render RESULTS.jsonl as a digest (slack prints a JSON array of webhook payloads)."""
+    settings = _settings(flags, config_path)
     if output is not None:
-        # The config file too: --highlights reads it.
-        check_outputs([results, taxonomy, CONFIG_FILE], {"-o": output})
+        check_outputs([results, *settings.files_read(config_path)], {"-o": output})
         # Held until the command ends (click closes it): one writer per digest file.
         click.get_current_context().with_resource(output_lock(output, "the digest"))
-    built = _build(results, group_order, taxonomy, date, highlights, top, sort)
+    built = _build(results, settings, group_order, date, highlights, top, sort)
     text = render(built, fmt, full=full, more_url=more_url)
     if output is None or str(output) == "-":
         click.echo(text, nl=False)
@@ -149,6 +160,7 @@ def digest(
 
 @click.command()
 @digest_options
+@settings_options("post")
 @click.option(
     "--slack-webhook",
     envvar="SLACK_WEBHOOK_URL",
@@ -166,7 +178,7 @@ def digest(
 def post(
     results: str,
     group_order: str,
-    taxonomy: Path | None,
+    config_path: Path | None,
     date: dt.date | None,
     highlights: bool,
     top: int | None,
@@ -182,8 +194,10 @@ def post(
     starttls: bool,
     resume: bool,
     dry_run: bool,
+    **flags: Any,
 ) -> None:
     """Deliver the digest of RESULTS.jsonl to Slack and/or by email."""
+    run_settings = _settings(flags, config_path)
     if not slack_webhook and not email_to and not dry_run:
         raise click.UsageError("give --slack-webhook (or set SLACK_WEBHOOK_URL) and/or --email")
     from agent.delivery.email import SmtpSettings, build_email, parse_smtp_address, preview
@@ -203,7 +217,7 @@ def post(
 
         slack_webhook = check_webhook(slack_webhook)
 
-    built = _build(results, group_order, taxonomy, date, highlights, top, sort)
+    built = _build(results, run_settings, group_order, date, highlights, top, sort)
     messages = slack_messages(built, full=full, more_url=more_url)
     email = None
     if email_to:
