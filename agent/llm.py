@@ -24,7 +24,7 @@ from agent.config import Settings
 from agent.errors import BackendError, PaperFailed
 from agent.models import Usage
 from agent.redact import redact
-from agent.retry import RetryPolicy, call_with_retry
+from agent.retry import Deadline, RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -130,7 +130,9 @@ class LLM:
         self.model = settings.model
         self.http = http
         self.cache = cache
-        self.policy = RetryPolicy(max_attempts=settings.max_attempts)
+        self.policy = RetryPolicy(
+            max_attempts=settings.max_attempts, attempt_deadline=settings.timeout * 2
+        )
         self.base_url = (settings.base_url or OPENAI_URL).rstrip("/")
         # What the server accepts, learned from its 400s during the run.
         self.format = settings.response_format
@@ -299,8 +301,8 @@ class LLM:
         except openai.APIStatusError as exc:
             self._adapt_to(exc, params, question)
             raise self._status_error(exc, usage) from None
-        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            timeout = isinstance(exc, openai.APITimeoutError)
+        except (openai.APITimeoutError, openai.APIConnectionError, Deadline) as exc:
+            timeout = isinstance(exc, openai.APITimeoutError | Deadline)
             cause = redact(str(exc.__cause__ or exc), [self.settings.api_key])
             if not self._proven and not timeout:
                 raise BackendError(

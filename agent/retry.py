@@ -33,6 +33,13 @@ class RetryPolicy:
     max_delay: float = 30.0  # the longest wait a server's Retry-After is granted
     max_backoff: float = 8.0  # the longest wait of our own: more tries beat longer naps
     max_total_wait: float = 90.0
+    # One attempt, whole: a server that drips a byte now and then never trips httpx's
+    # per-read timeout, so each attempt also has a deadline of its own.
+    attempt_deadline: float = 120.0
+
+
+class Deadline(httpx.TimeoutException):
+    """An attempt ran past its policy's deadline (retried like any timeout)."""
 
 
 async def sleep(seconds: float) -> None:
@@ -164,6 +171,13 @@ async def call_with_retry(
         if on_retry is not None and exc is not None:
             on_retry(exc, state.upcoming_sleep)
 
+    async def bounded() -> T:
+        try:
+            async with asyncio.timeout(policy.attempt_deadline):
+                return await fn()
+        except TimeoutError:
+            raise Deadline(f"no complete answer within {policy.attempt_deadline:g}s") from None
+
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_retryable),
         wait=_waiter(policy),
@@ -172,4 +186,4 @@ async def call_with_retry(
         sleep=lambda seconds: sleep(seconds),
         reraise=True,
     )
-    return await retrying(fn)
+    return await retrying(bounded)

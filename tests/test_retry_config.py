@@ -159,3 +159,30 @@ def test_every_flag_and_key_comes_from_the_one_declaration(tmp_path):
     (tmp_path / "typo.toml").write_text("concurency = 3\n")
     with pytest.raises(ConfigError, match="concurency"):
         resolve_settings({}, config_path=tmp_path / "typo.toml")
+
+
+async def test_a_server_that_drips_bytes_is_cut_off_by_the_attempt_deadline():
+    """httpx's read timeout restarts with every byte; the attempt's deadline does not."""
+    import asyncio
+    import time
+
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
+        try:
+            for _ in range(100):  # bounded: 10 s at most
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.sleep(0.1)
+        except ConnectionError:
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(drip, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    policy = retry.RetryPolicy(max_attempts=2, base_delay=0.01, attempt_deadline=0.5)
+    started = time.monotonic()
+    async with server, httpx.AsyncClient(timeout=5) as client:
+        with pytest.raises(retry.Deadline):
+            await retry.call_with_retry(lambda: client.get(url), policy)
+    assert time.monotonic() - started < 3  # two half-second attempts, not 2 x 10 s

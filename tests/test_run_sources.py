@@ -214,3 +214,40 @@ def test_an_unknown_category_sends_nothing(servers):
 def test_no_inputs_and_no_source_is_a_usage_error():
     result = CliRunner().invoke(cli, ["run"])
     assert result.exit_code == 2 and "--source" in result.stderr
+
+
+def test_one_paper_from_two_sources_is_run_once(servers, tmp_path):
+    """arXiv's 2611.00001, Hugging Face's "arXiv:2611.00001", and a title-only copy."""
+    hf_items = [
+        {"paper": {"id": "arXiv:2611.00001", "title": "Another title", "summary": "S."}},
+        {"paper": {"id": "hf-only-7", "title": paper(2)["title"] + "!", "summary": "S."}},
+    ]
+    servers.get(url__startswith=HF).respond(200, json=hf_items)
+    args = ("run", "--source", "arxiv:cs.LG", "--source", "hf:2026-11-30", "--backend", "local")
+    result = invoke(*args, "-o", "r.jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert [r["id"] for r in rows(tmp_path / "r.jsonl")] == [f"2611.0000{n}" for n in (1, 2, 3)]
+
+
+def test_a_file_id_with_version_or_prefix_is_the_bare_arxiv_id(tmp_path):
+    path = tmp_path / "ids.jsonl"
+    path.write_text(
+        '{"id": "arXiv:2611.00001v2", "title": "A", "abstract": "x"}\n'
+        '{"id": "2611.00001", "title": "A again", "abstract": "x"}\n'
+    )
+    result = invoke("run", str(path), "--backend", "local", "-o", "r.jsonl")
+    assert result.exit_code == 0
+    (row,) = rows(tmp_path / "r.jsonl")
+    assert (row["id"], row["url"]) == ("2611.00001", "https://arxiv.org/abs/2611.00001")
+    assert "1 duplicate" in result.stderr
+
+
+def test_a_source_cut_short_runs_what_came_and_exits_1(servers, tmp_path, sleeps):
+    servers.arxiv.side_effect = [
+        httpx.Response(200, text=atom([paper(1)], total=5)),
+        *[httpx.Response(200, text=atom([], total=5))] * 10,
+    ]
+    result = invoke("run", "--source", "arxiv:cs.LG", "--backend", "local", "-o", "r.jsonl")
+    assert result.exit_code == 1
+    assert [r["id"] for r in rows(tmp_path / "r.jsonl")] == ["2611.00001"]
+    assert "may be missing" in result.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import logging
 import re
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from agent.http import make_client
 from agent.models import Paper
 from agent.sources import SourceError, SourceOptions, Window, parse_source
 from agent.sources.arxiv import ARXIV_POLICY, EMPTY_PAGE_RETRIES, ArxivSource
+from agent.sources.base import SourceIncomplete
 
 API = SourceOptions.__dataclass_fields__["arxiv_api_url"].default
 NOW = dt.datetime(2026, 11, 30, 4, 0, tzinfo=dt.UTC)  # a Monday: the last day holds a Sunday
@@ -209,12 +209,13 @@ async def test_empty_page_midway_is_asked_again(arxiv_api, feed, options) -> Non
 
 async def test_empty_pages_give_up_after_bounded_retries(arxiv_api, feed, options, caplog) -> None:
     arxiv_api.side_effect = [feed("window_page_0")] + [feed("window_page_2_empty")] * 10
-    with caplog.at_level(logging.WARNING, logger="agent.sources.arxiv"):
-        papers = await fetch("arxiv:cs.LG,cs.CL", options)
+    with pytest.raises(SourceIncomplete) as incomplete:
+        await fetch("arxiv:cs.LG,cs.CL", options)
     assert sent(arxiv_api, "start") == ["0"] + ["2"] * (1 + EMPTY_PAGE_RETRIES)
-    assert [p.id for p in papers] == PAGED_IDS[:2]
-    assert "arxiv:cs.LG,cs.CL" in caplog.text
-    assert "3 paper(s) may be missing" in caplog.text
+    # What came back is kept (the run goes on with it), and the run is not a quiet success.
+    assert [p.id for p in incomplete.value.papers] == PAGED_IDS[:2]
+    assert "arxiv:cs.LG,cs.CL" in str(incomplete.value)
+    assert "3 paper(s) may be missing" in str(incomplete.value)
 
 
 @pytest.mark.parametrize(

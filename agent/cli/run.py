@@ -184,8 +184,9 @@ def run(
             max_papers=max_papers,
             announce=announce,
         )
-        for line in fresh.notes():
-            click.echo(scrub(f"paper-agent: {line}"), err=True)
+        if fresh.papers or inputs:  # a quiet day says so in one line, below
+            for line in fresh.notes():
+                click.echo(scrub(f"paper-agent: {line}"), err=True)
         failed = fresh.error()
         if failed is not None and failed.exit_code == 2 and not inputs:
             raise failed  # every source failed and nothing else to run: that is the story

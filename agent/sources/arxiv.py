@@ -17,7 +17,14 @@ import httpx
 from agent.errors import InputError
 from agent.models import Paper
 from agent.retry import Pacer, RetryPolicy, call_with_retry
-from agent.sources.base import SourceError, SourceOptions, abs_url, collapse, parse_xml
+from agent.sources.base import (
+    SourceError,
+    SourceIncomplete,
+    SourceOptions,
+    abs_url,
+    collapse,
+    parse_xml,
+)
 from agent.sources.categories import ARCHIVES, check_categories
 
 log = logging.getLogger(__name__)
@@ -104,16 +111,12 @@ class ArxivSource:
                 empty += 1
                 if empty > EMPTY_PAGE_RETRIES:
                     missing = min(max(total, page.total) - received, limit - len(papers))
-                    log.warning(
-                        "%s: arXiv answered an empty page at %d of %d results %d times; "
-                        "%d paper(s) may be missing",
-                        self.spec,
-                        received,
-                        max(total, page.total),
-                        empty,
-                        missing,
+                    raise SourceIncomplete(
+                        f"{self.spec}: arXiv answered an empty page at {received} of "
+                        f"{max(total, page.total)} results {empty} times; {missing} paper(s) "
+                        "may be missing (the rest were run; try again later)",
+                        list(papers.values())[:limit],
                     )
-                    break
                 log.info("%s: empty page at %d, asking again", self.spec, received)
                 continue
             empty = 0

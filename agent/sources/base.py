@@ -15,6 +15,7 @@ from agent.errors import PaperAgentError
 from agent.models import Paper
 
 ARXIV_ABS = "https://arxiv.org/abs/"
+ARXIV_BEGAN = dt.date(1991, 8, 1)
 MAX_SPAN = dt.timedelta(days=3660)  # arXiv's query window; anything longer is a typo
 _SINCE = re.compile(r"^(\d+)([hd])$")
 
@@ -23,12 +24,22 @@ class SourceError(PaperAgentError):
     """A source could not be fetched (network, 5xx after retries, an error it reported)."""
 
 
+class SourceIncomplete(SourceError):
+    """A source gave part of what it has: its papers are run, and the run says what is
+    missing (exit 1, not a quiet success)."""
+
+    def __init__(self, message: str, papers: list[Paper]) -> None:
+        super().__init__(message)
+        self.papers = papers
+
+
 @dataclass(frozen=True)
 class Window:
     """The UTC span a fetch covers, both ends inclusive."""
 
     start: dt.datetime
     end: dt.datetime
+    dated: bool = False  # given as --from/--to days, not as a span back from now
 
     @classmethod
     def parse(
@@ -43,12 +54,16 @@ class Window:
         if since is not None and (start is not None or end is not None):
             raise ValueError("use --since or --from/--to, not both")
         if start is not None:
+            if start > now.date():
+                raise ValueError(f"--from {start} is in the future")
+            if start < ARXIV_BEGAN:
+                raise ValueError(f"--from {start}: arXiv begins in {ARXIV_BEGAN:%Y}")
             last = end or now.date()
             if last < start:
                 raise ValueError(f"--to {last} is before --from {start}")
             begin = dt.datetime.combine(start, dt.time(), dt.UTC)
             finish = dt.datetime.combine(last, dt.time(23, 59, 59), dt.UTC)
-            return cls(begin, min(finish, now))
+            return cls(begin, min(finish, now), dated=True)
         if end is not None:
             raise ValueError("--to needs --from")
         match = _SINCE.match((since or "1d").strip().lower())
@@ -61,7 +76,9 @@ class Window:
         return cls(now - span, now)
 
     def describe(self) -> str:
-        """How the window reads in a message: "since 2026-11-30 04:00 UTC"."""
+        """How the window reads in a message: "since 2026-11-30 04:00 UTC" (or "from ... to")."""
+        if self.dated:
+            return f"from {self.start:%Y-%m-%d} to {self.end:%Y-%m-%d} (UTC)"
         return f"since {self.start:%Y-%m-%d %H:%M} UTC"
 
     def has_weekend(self) -> bool:

@@ -11,7 +11,7 @@ import httpx
 
 from agent.errors import InputError
 from agent.models import Paper
-from agent.sources.base import Source, SourceError, Window
+from agent.sources.base import Source, SourceError, SourceIncomplete, Window
 
 if TYPE_CHECKING:
     from agent.config import Settings
@@ -33,18 +33,22 @@ class Fetched:
         if not self.failures:
             return None
         error = SourceError("; ".join(str(f) for f in self.failures))
-        if len(self.failures) < sources:
-            error.exit_code = 1
+        if len(self.failures) < sources or self.papers:
+            error.exit_code = 1  # papers came (from others, or part of this one): they ran
         return error
 
     def add(self, papers: list[Paper]) -> None:
-        """Append ``papers``, keeping the first of any id already fetched."""
-        known = {p.id for p in self.papers}
+        """Append ``papers``, keeping the first of any paper already fetched: the same id, or
+        the same title (a source that gives no arXiv id)."""
+        from agent.sources.seen import title_key
+
+        known = {p.id for p in self.papers} | {title_key(p.title) for p in self.papers}
         for paper in papers:
-            if paper.id in known:
+            title = title_key(paper.title)
+            if paper.id in known or (title is not None and title in known):
                 self.repeats += 1
                 continue
-            known.add(paper.id)
+            known |= {paper.id, title}
             self.papers.append(paper)
 
 
@@ -55,6 +59,12 @@ async def fetch_sources(sources: list[Source], http: httpx.AsyncClient) -> Fetch
     for source in sources:
         try:
             papers = await source.fetch(http)
+        except SourceIncomplete as exc:
+            # What came back is kept and run; the source still counts as failed (exit 1).
+            log.warning("%s", exc)
+            fetched.failures.append(exc)
+            fetched.add(exc.papers)
+            continue
         except SourceError as exc:
             log.warning("%s", exc)
             fetched.failures.append(exc)

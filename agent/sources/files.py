@@ -81,13 +81,24 @@ def unique_papers(papers: Iterable[Paper], duplicates: list[str]) -> Iterator[Pa
 
 
 def paper_id(given: object, url: str | None, title: str) -> str:
-    """The given id, else an arXiv id in the URL, else ``t-`` and a hash of the title."""
+    """The given id (an arXiv id without version or ``arXiv:``), else an arXiv id in the URL,
+    else ``t-`` and a hash of the title."""
     if given is not None and (text := str(given).strip()):
-        return text
+        return canonical_arxiv_id(text) or text
     if url and (found := arxiv_id(url)):
         return found
     normalized = _NON_WORD.sub(" ", title.casefold()).strip()
     return "t-" + hashlib.sha256(normalized.encode("utf-8")).hexdigest()[:12]
+
+
+def canonical_arxiv_id(text: str) -> str | None:
+    """``2401.00001`` for ``2401.00001v2``, ``arXiv:2401.00001`` or ``arxiv:2401.00001v1``;
+    None when ``text`` is not an arXiv id."""
+    bare = text.strip()
+    if bare[:6].lower() == "arxiv:":
+        bare = bare[6:].strip()
+    match = _ARXIV_NEW.fullmatch(bare) or _ARXIV_OLD.fullmatch(bare)
+    return match.group(1) if match else None
 
 
 def is_arxiv_id(text: str) -> bool:

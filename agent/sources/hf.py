@@ -13,7 +13,7 @@ from agent.errors import InputError
 from agent.models import Paper
 from agent.retry import RetryPolicy, call_with_retry
 from agent.sources.base import SourceError, SourceOptions, abs_url, collapse
-from agent.sources.files import is_arxiv_id
+from agent.sources.files import canonical_arxiv_id, is_arxiv_id
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,8 @@ class HuggingFaceSource:
         if not isinstance(item, dict) or not isinstance(inner, dict):
             log.warning("%s: item %d is not a paper; skipped", self.spec, number)
             return None
-        pid = _VERSION.sub("", str(inner.get("id") or "").strip())
+        given = str(inner.get("id") or "").strip()
+        pid = canonical_arxiv_id(given) or _VERSION.sub("", given)
         title = collapse(_text(inner.get("title")) or _text(item.get("title")))
         if not pid or not title:
             log.warning("%s: item %d has no id or title; skipped", self.spec, number)
