@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agent.cli.digest_options import digest_shape_options
+from agent.cli.types import iso_date
 from agent.config import settings_options
 from agent.delivery.email import DEFAULT_SENDER
 from agent.digest import (
@@ -45,15 +46,6 @@ def _read_results(source: str) -> list[PaperResult]:
     return load_results(source)
 
 
-def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter("use YYYY-MM-DD", ctx, param) from None
-
-
 def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that shape a digest, shared by ``digest`` and ``post``."""
     for option in reversed(
@@ -74,7 +66,7 @@ def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--date",
-                callback=_parse_date,
+                callback=iso_date,
                 metavar="YYYY-MM-DD",
                 help="Date shown in the header (default: today).",
             ),

@@ -13,14 +13,7 @@ from typing import Any
 
 import click
 
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter("use YYYY-MM-DD", ctx, param) from None
+from agent.cli.types import iso_date
 
 
 def _announce(
@@ -36,10 +29,14 @@ def source_options(command: Callable[..., Any]) -> Callable[..., Any]:
         [
             click.option("--since", metavar="1d|36h|7d", help="How far back.  [default: 1d]"),
             click.option(
-                "--from", "from_date", callback=_date, metavar="YYYY-MM-DD", help="First day (UTC)."
+                "--from",
+                "from_date",
+                callback=iso_date,
+                metavar="YYYY-MM-DD",
+                help="First day (UTC).",
             ),
             click.option(
-                "--to", "to_date", callback=_date, metavar="YYYY-MM-DD", help="Last day (UTC)."
+                "--to", "to_date", callback=iso_date, metavar="YYYY-MM-DD", help="Last day (UTC)."
             ),
             click.option(
                 "--max",
