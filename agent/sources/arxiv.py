@@ -16,13 +16,15 @@ import httpx
 
 from agent.errors import InputError
 from agent.models import Paper
-from agent.retry import Pacer, RetryPolicy, call_with_retry
+from agent.retry import Pacer, RetryPolicy
 from agent.sources.base import (
     SourceError,
     SourceIncomplete,
     SourceOptions,
     abs_url,
     collapse,
+    fetch_url,
+    host_of,
     parse_xml,
 )
 from agent.sources.categories import ARCHIVES, check_categories
@@ -155,29 +157,23 @@ class ArxivSource:
             "max_results": str(size),
         }
 
-        async def attempt() -> httpx.Response:
-            # Paced per request, so a retry keeps its distance from the request before it.
-            await pacer.wait()
-            response = await http.get(self.options.arxiv_api_url, params=params)
-            response.raise_for_status()  # the error carries .response for Retry-After
-            return response
-
         try:
-            response = await call_with_retry(attempt, ARXIV_POLICY)
-        except httpx.HTTPStatusError as exc:
-            raise self._status_error(exc.response) from None
-        except httpx.HTTPError as exc:
-            raise SourceError(
-                f"{self.spec}: cannot reach {self._host}: {type(exc).__name__}: {exc}"
-            ) from None
+            response = await fetch_url(
+                http,
+                self.options.arxiv_api_url,
+                self.spec,
+                ARXIV_POLICY,
+                params=params,
+                pacer=pacer,
+            )
+        except SourceError as exc:
+            answer = getattr(exc, "response", None)
+            raise (self._status_error(answer) if answer is not None else exc) from None
         return self._parse(response.content)
 
     @property
     def _host(self) -> str:
-        try:
-            return httpx.URL(self.options.arxiv_api_url).host or "the arXiv API"
-        except httpx.InvalidURL:
-            return "the arXiv API"
+        return host_of(self.options.arxiv_api_url)
 
     def _status_error(self, response: httpx.Response) -> SourceError:
         # arXiv explains a rejected query in an Atom entry titled "Error"; show its words.

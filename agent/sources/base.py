@@ -13,6 +13,7 @@ import httpx
 from agent.config import Settings
 from agent.errors import PaperAgentError
 from agent.models import Paper
+from agent.retry import Pacer, RetryPolicy, call_with_retry
 
 ARXIV_ABS = "https://arxiv.org/abs/"
 ARXIV_BEGAN = dt.date(1991, 8, 1)
@@ -139,6 +140,50 @@ def parse_xml(content: bytes) -> ET.Element | None:
         return ET.fromstring(content)
     except ET.ParseError:
         return None
+
+
+async def fetch_url(
+    http: httpx.AsyncClient,
+    url: str,
+    spec: str,
+    policy: RetryPolicy,
+    *,
+    params: dict[str, str] | None = None,
+    pacer: Pacer | None = None,
+) -> httpx.Response:
+    """One GET for source ``spec`` under the one retry policy (paced per attempt when a pacer
+    is given). A failure after retries is a ``SourceError`` naming the source and the host,
+    never the URL (a mirror's may hold a key); a status error keeps its response on
+    ``.response`` for a source that reads the body."""
+
+    async def attempt() -> httpx.Response:
+        if pacer is not None:
+            await pacer.wait()  # per attempt: a retry keeps its distance too
+        response = await http.get(url, params=params)
+        response.raise_for_status()  # the error carries .response: Retry-After is read
+        return response
+
+    host = host_of(url)
+    try:
+        return await call_with_retry(attempt, policy)
+    except httpx.HTTPStatusError as exc:
+        error = SourceError(
+            f"{spec}: {host} answered HTTP {exc.response.status_code} "
+            f"{exc.response.reason_phrase}".rstrip()
+        )
+        error.response = exc.response  # type: ignore[attr-defined]
+        raise error from None
+    except httpx.HTTPError as exc:
+        reason = str(exc) or type(exc).__name__
+        raise SourceError(f"{spec}: cannot reach {host} ({reason})") from None
+
+
+def host_of(url: str) -> str:
+    """The host of ``url``, for messages (the rest may hold a key)."""
+    try:
+        return httpx.URL(url).host or url
+    except httpx.InvalidURL:
+        return "the server"
 
 
 def collapse(text: str | None) -> str:

@@ -11,8 +11,8 @@ import httpx
 
 from agent.errors import InputError
 from agent.models import Paper
-from agent.retry import RetryPolicy, call_with_retry
-from agent.sources.base import SourceError, SourceOptions, abs_url, collapse
+from agent.retry import RetryPolicy
+from agent.sources.base import SourceError, SourceOptions, abs_url, collapse, fetch_url, host_of
 from agent.sources.files import canonical_arxiv_id, is_arxiv_id
 
 log = logging.getLogger(__name__)
@@ -94,25 +94,13 @@ class HuggingFaceSource:
         url = self.options.hf_api_url
         params = {"date": self.day.isoformat(), "limit": str(PAGE_SIZE), "p": str(page)}
 
-        async def get() -> httpx.Response:
-            response = await http.get(url, params=params)
-            response.raise_for_status()  # the error carries .response: Retry-After is read
-            return response
-
-        try:
-            response = await call_with_retry(get, RetryPolicy())
-        except httpx.HTTPStatusError as exc:
-            status = exc.response.status_code
-            raise SourceError(f"{self.spec}: {url} answered HTTP {status}") from None
-        except httpx.HTTPError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise SourceError(f"{self.spec}: cannot reach {url} ({reason})") from None
+        response = await fetch_url(http, url, self.spec, RetryPolicy(), params=params)
         try:
             items = response.json()
         except ValueError:
-            raise SourceError(f"{self.spec}: {url} did not return JSON") from None
+            raise SourceError(f"{self.spec}: {host_of(url)} did not return JSON") from None
         if not isinstance(items, list):
-            raise SourceError(f"{self.spec}: {url} did not return a list of papers")
+            raise SourceError(f"{self.spec}: {host_of(url)} did not return a list of papers")
         return items
 
     def _paper(self, item: object, number: int) -> Paper | None:

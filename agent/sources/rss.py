@@ -12,9 +12,8 @@ import httpx
 
 from agent.errors import InputError
 from agent.models import Paper
-from agent.retry import call_with_retry
 from agent.sources.arxiv import ARXIV_POLICY, arxiv_pacer
-from agent.sources.base import SourceError, SourceOptions, abs_url, collapse, parse_xml
+from agent.sources.base import SourceError, SourceOptions, abs_url, collapse, fetch_url, parse_xml
 from agent.sources.categories import check_categories
 from agent.sources.files import arxiv_id, is_arxiv_id, split_authors
 
@@ -93,22 +92,8 @@ class ArxivRssSource:
         return f"no new papers from {self.spec} (arXiv's feed is empty on weekends and holidays)"
 
     async def _download(self, http: httpx.AsyncClient) -> bytes:
-        pacer = arxiv_pacer(http, self.options.arxiv_delay)
-
-        async def get() -> httpx.Response:
-            await pacer.wait()  # arXiv's terms hold for its feeds too, retries included
-            response = await http.get(self.url)
-            response.raise_for_status()  # the error carries .response: Retry-After is read
-            return response
-
-        try:
-            response = await call_with_retry(get, ARXIV_POLICY)
-        except httpx.HTTPStatusError as exc:
-            status = exc.response.status_code
-            raise SourceError(f"{self.spec}: {self.url} answered HTTP {status}") from None
-        except httpx.HTTPError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise SourceError(f"{self.spec}: cannot reach {self.url} ({reason})") from None
+        pacer = arxiv_pacer(http, self.options.arxiv_delay)  # arXiv's terms hold for feeds too
+        response = await fetch_url(http, self.url, self.spec, ARXIV_POLICY, pacer=pacer)
         # Bytes, not text: the XML declaration names the encoding, ElementTree honours it.
         return response.content
 
