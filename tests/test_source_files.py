@@ -398,3 +398,15 @@ def test_an_arxiv_id_gets_its_link_even_without_a_url(tmp_path: Path) -> None:
         None,
         "https://example.test/d",
     ]
+
+
+def test_authors_written_as_a_sentence_are_split(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "a.jsonl",
+        '{"title": "T", "abstract": "x", "authors": "Ada Lovelace, Alan Turing and Grace Hopper"}\n'
+        '{"title": "U", "abstract": "x", "authors": "Ada Lovelace, and Alan Turing"}\n',
+    )
+    first, second = read(path)
+    assert first.authors == ["Ada Lovelace", "Alan Turing", "Grace Hopper"]
+    assert second.authors == ["Ada Lovelace", "Alan Turing"]

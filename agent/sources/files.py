@@ -418,7 +418,10 @@ def split_authors(value: object, at: str) -> list[str]:
     if isinstance(value, str):
         # "A, B and C" is common, but "Smith, J." is too: ';' wins when present.
         parts = value.split(";") if ";" in value else value.split(",")
-        return [p.strip() for p in parts if p.strip()]
+        names = [p.strip() for p in parts if p.strip()]
+        if len(names) > 1 and " and " in names[-1]:  # "A, B and C": the last two
+            names[-1:] = [n.strip() for n in names[-1].split(" and ") if n.strip()]
+        return [n.removeprefix("and ").strip() for n in names]
     if isinstance(value, list):
         names = [a.get("name") if isinstance(a, dict) else a for a in value]
         if all(isinstance(n, str) for n in names):

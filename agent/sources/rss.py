@@ -130,10 +130,12 @@ class ArxivRssSource:
 
 def _identify(item: ET.Element, description: str) -> tuple[str, str] | None:
     """(id without version, version number or "") from the guid, else the link."""
-    guid = _GUID.match((item.findtext("guid") or "").strip())
+    guid_text = (item.findtext("guid") or "").strip()
+    guid = _GUID.match(guid_text)
     if guid and is_arxiv_id(guid.group("id")):
         return guid.group("id"), guid.group("version") or ""
-    found = arxiv_id((item.findtext("link") or "").strip())
+    # A guid may also be the abstract page's URL; else the link says which paper it is.
+    found = arxiv_id(guid_text) or arxiv_id((item.findtext("link") or "").strip())
     if found is None:
         return None
     stated = _DESCRIPTION_ID.search(description)
