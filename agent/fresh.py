@@ -3,7 +3,6 @@ seen only once their results are written (a failed or interrupted run never hide
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from dataclasses import dataclass, field
 from agent.config import Settings
 from agent.errors import PaperAgentError
 from agent.models import Paper
-from agent.sources.fetching import Fetched
+from agent.sources.fetching import Fetched, FetchRequest
 
 log = logging.getLogger(__name__)
 
@@ -65,30 +64,25 @@ class Fresh:
         return True
 
 
-def fresh_papers(
-    specs: list[str],
-    settings: Settings,
-    *,
-    include_seen: bool,
-    since: str | None,
-    from_date: dt.date | None,
-    to_date: dt.date | None,
-    max_papers: int,
-    announce: frozenset[str] | None,
-) -> Fresh:
-    """Fetch ``specs`` and keep what no earlier run annotated (all of it with ``include_seen``)."""
-    from agent.sources.fetching import fetch_papers
+def fetch_now(request: FetchRequest, settings: Settings) -> Fetched:
+    """Fetch ``request`` on a client of its own, with SIGTERM handled as for a run."""
+    from agent.http import make_client
+    from agent.runner import run_job
+    from agent.sources.fetching import fetch_sources
 
-    fetched = fetch_papers(
-        specs,
-        settings,
-        since=since,
-        from_date=from_date,
-        to_date=to_date,
-        max_papers=max_papers,
-        announce=announce,
-    )
-    fresh = Fresh(list(fetched.papers), fetched, len(specs))
+    sources = request.sources(settings)  # every spec checked before any request
+
+    async def go() -> Fetched:
+        async with make_client(settings.timeout) as http:
+            return await fetch_sources(sources, http)
+
+    return run_job(go())
+
+
+def fresh_papers(request: FetchRequest, settings: Settings, *, include_seen: bool) -> Fresh:
+    """Fetch ``request`` and keep what no earlier run annotated (all with ``include_seen``)."""
+    fetched = fetch_now(request, settings)
+    fresh = Fresh(list(fetched.papers), fetched, len(request.specs))
     if include_seen or not fetched.papers:
         return fresh
     from agent.sources.seen import DB_NAME, SeenStore

@@ -87,22 +87,16 @@ def fetch(
 ) -> None:
     """Fetch papers from SOURCE (arxiv:CATS, arxiv-rss:CATS, hf:DATE|today|yesterday)."""
     from agent.config import resolve_settings
+    from agent.fresh import fetch_now
     from agent.outputs import check_outputs, output_lock, write_atomic
     from agent.redact import scrub
-    from agent.sources.fetching import fetch_papers
+    from agent.sources.fetching import FetchRequest
 
     settings = resolve_settings({}, config_path=config_path)
     check_outputs(settings.files_read(config_path), {"-o": output})
     click.get_current_context().with_resource(output_lock(output, "papers"))
-    got = fetch_papers(
-        list(sources),
-        settings,
-        since=since,
-        from_date=from_date,
-        to_date=to_date,
-        max_papers=max_papers,
-        announce=announce,
-    )
+    request = FetchRequest(list(sources), since, from_date, to_date, max_papers, announce)
+    got = fetch_now(request, settings)
     failed = got.error(len(sources))
     if failed is not None and failed.exit_code == 2:
         raise failed  # every source failed: an earlier output stays as it was

@@ -173,17 +173,10 @@ def run(
     fresh = None
     if source_specs:
         from agent.fresh import fresh_papers
+        from agent.sources.fetching import FetchRequest
 
-        fresh = fresh_papers(
-            list(source_specs),
-            settings,
-            include_seen=include_seen,
-            since=since,
-            from_date=from_date,
-            to_date=to_date,
-            max_papers=max_papers,
-            announce=announce,
-        )
+        request = FetchRequest(list(source_specs), since, from_date, to_date, max_papers, announce)
+        fresh = fresh_papers(request, settings, include_seen=include_seen)
         if fresh.papers or inputs:  # a quiet day says so in one line, below
             for line in fresh.notes():
                 click.echo(scrub(f"paper-agent: {line}"), err=True)

@@ -77,30 +77,24 @@ async def fetch_sources(sources: list[Source], http: httpx.AsyncClient) -> Fetch
     return fetched
 
 
-def fetch_papers(
-    specs: list[str],
-    settings: Settings,
-    *,
-    since: str | None,
-    from_date: dt.date | None,
-    to_date: dt.date | None,
-    max_papers: int,
-    announce: frozenset[str] | None,
-) -> Fetched:
-    """Check every spec (no request before all are valid), then fetch them in turn."""
-    from agent.http import make_client
-    from agent.runner import run_job
-    from agent.sources import parse_source
+@dataclass(frozen=True)
+class FetchRequest:
+    """What to fetch: the specs, and the window, limit and announce types they share."""
 
-    try:
-        window = Window.parse(since, from_date, to_date)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    options = settings.source_options(window, max_papers, announce)
-    sources = [parse_source(spec, options) for spec in specs]
+    specs: list[str]
+    since: str | None = None
+    from_date: dt.date | None = None
+    to_date: dt.date | None = None
+    max_papers: int = 500
+    announce: frozenset[str] | None = None
 
-    async def go() -> Fetched:
-        async with make_client(settings.timeout) as http:
-            return await fetch_sources(sources, http)
+    def sources(self, settings: Settings) -> list[Source]:
+        """Every source, checked before any request (a bad spec or window: ``InputError``)."""
+        from agent.sources import parse_source
 
-    return run_job(go())
+        try:
+            window = Window.parse(self.since, self.from_date, self.to_date)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        options = settings.source_options(window, self.max_papers, self.announce)
+        return [parse_source(spec, options) for spec in self.specs]
