@@ -344,7 +344,7 @@ def test_top_picks_then_contents_then_sections(fmt):
     top = text[picks:contents]
     assert top.index("Paper agents") < top.index("Paper 2401.00003")
     assert "Paper 2401.00001" not in top  # third by relevance: only in its section
-    assert "relevance 9/10" in top and "relevance 6.5/10" in top
+    assert "relevance 9.0/10" in top and "relevance 6.5/10" in top
     if fmt == "markdown":
         assert r"*Why:* \<!channel\> RL \*agents\*" in top
         assert "[LLMs (2)](#group-1) · [Agents (1)](#group-2) · [Other (1)](#group-3)" in text
@@ -369,7 +369,7 @@ def test_min_relevance_leaves_papers_out_and_says_so_in_every_format():
     assert [e.result.id for e in digest.ranked][-1] == "2401.00001"
     for fmt in ("markdown", "mrkdwn", "html", "text"):
         text = render(digest, fmt)
-        assert "1 paper below relevance 3 not shown" in text
+        assert "1 paper below relevance 3.0 not shown" in text
         assert "Paper 2401.00004" not in text
     assert json.loads(render(digest, "json"))["below_min_relevance"] == 1
 

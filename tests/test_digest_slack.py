@@ -9,6 +9,7 @@ import re
 import pytest
 
 from agent.digest import SlackLimits, build_digest, build_slack_messages
+from agent.digest.slack import build_slack_message
 from agent.models import ErrorInfo, PaperResult
 
 DATE = dt.date(2026, 3, 6)
@@ -263,7 +264,7 @@ def test_sort_by_upvotes_and_by_tag():
     assert [t.split("|")[0][-5:] for t in pick_texts(by_tag)] == ["00001", "00002", "00003"]
     assert by_tag["blocks"][1]["text"]["text"] == "*3 papers*"  # all of them: no "first"
     first_two = one_screen(results, sort="tag", top=2)
-    assert first_two["blocks"][1]["text"]["text"] == "*First 2* of 3 papers, by tag"
+    assert first_two["blocks"][1]["text"]["text"] == "*2* of 3 papers, a few from each tag"
 
 
 def test_without_relevance_slack_still_shows_the_first_papers_and_top_zero_shows_none():
@@ -318,9 +319,28 @@ def test_the_fallback_group_is_last_and_min_relevance_is_counted():
     ]
     digest = build_digest(results, tag_order=TAGS, date=DATE, fallback="other", min_relevance=4)
     assert [g.tag for g in digest.groups] == ["Agents", "Zeta", "Untagged", "Other"]
-    assert digest.below == 1 and digest.below_note == "1 paper below relevance 4 not shown"
+    assert digest.below == 1 and digest.below_note == "1 paper below relevance 4.0 not shown"
     by_size = build_digest(results * 2, fallback="Other", group_order="size", date=DATE)
     assert by_size.groups[-1].tag == "Other"
     message = one_screen(results, fallback="Other", min_relevance=4.5, top=0)
     assert "1 paper below relevance 4.5 not shown" in message["blocks"][1]["text"]["text"]
     assert json.dumps(message).index("in Untagged") < json.dumps(message).index("in Other")
+
+
+def test_without_a_ranking_the_one_message_shows_a_few_from_each_tag():
+    results = [
+        PaperResult(id=f"p{i}", title=f"Paper {i}", tags=[tag], summary="s", backend="local")
+        for i, tag in enumerate(["LLMs"] * 20 + ["Agents"] * 3 + ["Code"] * 2)
+    ]
+    digest = build_digest(results, tag_order=["LLMs", "Agents", "Code"])
+    assert [e.result.tags[0] for e in digest.ranked[:6]] == [
+        "LLMs",
+        "Agents",
+        "Code",
+        "LLMs",
+        "Agents",
+        "Code",
+    ]
+    text = json.dumps(build_slack_message(digest))
+    assert "a few from each tag" in text
+    assert "Paper 20" in text and "Paper 23" in text  # Agents' and Code's first papers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -123,6 +124,11 @@ class Digest:
         return self.total - self.failed
 
     @property
+    def top_title(self) -> str:
+        """The heading of the papers shown first: ranked picks, or a sample of every tag."""
+        return "A few from each tag" if self.sort == "tag" else "Top picks"
+
+    @property
     def top(self) -> list[Entry]:
         """The top picks, shown before the tag sections."""
         return self.ranked[: self.top_count]
@@ -241,7 +247,13 @@ def build_digest(
     elif sort == "upvotes":
         ranked = sorted(in_groups, key=lambda e: upvotes_key(e.result))
     else:
-        ranked = in_groups
+        # No ranking: the first papers shown are a few from every tag, not one tag's first.
+        ranked = [
+            e
+            for row in itertools.zip_longest(*(g.entries for g in groups))
+            for e in row
+            if e is not None
+        ]
 
     return Digest(
         title=title,

@@ -82,5 +82,5 @@ def split_below(results: Sequence[R], min_relevance: float | None) -> tuple[list
 
 
 def score_text(value: float | None) -> str:
-    """``"8.5"`` for a score (one decimal, none when whole), ``""`` for None."""
-    return "" if value is None else f"{round(value, 1):g}"
+    """``"8.5"`` for a score (always one decimal: 5.0 beside 5.2), ``""`` for None."""
+    return "" if value is None else f"{value:.1f}"

@@ -243,7 +243,7 @@ def _one_screen_intro(digest: Digest, shown: int, limits: SlackLimits) -> list[B
         # Nothing picked, or every annotated paper fits: no "first" or "top" to speak of.
         text = f"*{papers}*" + (f", by {digest.sort}" if shown and digest.sort != "tag" else "")
     elif digest.sort == "tag":
-        text = f"*First {shown}* of {papers}, by tag"
+        text = f"*{shown}* of {papers}, a few from each tag"
     else:
         text = f"*Top {shown}* of {papers}, by {digest.sort}"
     if digest.failed:
