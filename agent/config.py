@@ -78,10 +78,10 @@ class Settings:
 
     backend: str = setting(
         "auto",
-        "auto: the LLM when a key or base URL is set, else offline",
+        "Backend: the LLM (openai), offline (local), or auto: the LLM when a key or base URL "
+        "is set",
         flag="--backend",
         choices=("auto", "openai", "local"),
-        shown="auto (LLM when a key or base URL is set, else offline)",
     )
     model: str = setting(
         DEFAULT_MODEL, "Model name", flag="--model", env="PAPER_AGENT_MODEL", commands=LLM

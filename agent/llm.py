@@ -295,6 +295,14 @@ class LLM:
 
         def count_retry(exc: BaseException, wait: float) -> None:
             usage.retries += 1
+            if not self._proven and usage.retries == 1:
+                # The run waits on this one request: say why nothing is happening yet.
+                log.warning(
+                    "no answer from %s yet (%s); retrying for up to %.0f s",
+                    self.base_url,
+                    _reason(exc),
+                    self.policy.max_total_wait,
+                )
 
         try:
             response = await call_with_retry(call, self.policy, count_retry)
@@ -396,6 +404,11 @@ class LLM:
 
 class _Reconfigured(Exception):
     """The request was adapted to what the server accepts; the question is asked again."""
+
+
+def _reason(exc: BaseException) -> str:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return f"HTTP {status}" if isinstance(status, int) else type(exc).__name__
 
 
 def _first_problem(exc: ValueError) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from agent.config import Settings
 from agent.errors import PaperAgentError
 from agent.models import Paper
 from agent.retry import Pacer, RetryPolicy, call_with_retry
+
+log = logging.getLogger(__name__)
 
 ARXIV_ABS = "https://arxiv.org/abs/"
 ARXIV_BEGAN = dt.date(1991, 8, 1)
@@ -164,8 +167,17 @@ async def fetch_url(
         return response
 
     host = host_of(url)
+
+    retries = 0
+
+    def waiting(exc: BaseException, wait: float) -> None:
+        nonlocal retries
+        retries += 1
+        if retries == 1:  # once: a cron log should say why a fetch is slow, not every wait
+            log.warning("%s: no answer from %s yet (%s); retrying", spec, host, type(exc).__name__)
+
     try:
-        return await call_with_retry(attempt, policy)
+        return await call_with_retry(attempt, policy, waiting)
     except httpx.HTTPStatusError as exc:
         error = SourceError(
             f"{spec}: {host} answered HTTP {exc.response.status_code} "

@@ -60,13 +60,12 @@ async def fetch_sources(sources: list[Source], http: httpx.AsyncClient) -> Fetch
         try:
             papers = await source.fetch(http)
         except SourceIncomplete as exc:
-            # What came back is kept and run; the source still counts as failed (exit 1).
-            log.warning("%s", exc)
+            # What came back is kept and run; the source still counts as failed (exit 1). The
+            # caller says so, once.
             fetched.failures.append(exc)
             fetched.add(exc.papers)
             continue
         except SourceError as exc:
-            log.warning("%s", exc)
             fetched.failures.append(exc)
             continue
         log.info("%s: %d paper(s)", source.spec, len(papers))
