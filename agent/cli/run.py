@@ -144,8 +144,10 @@ def run(
         raise click.UsageError(f"--digest-out: no such directory: {digest_out.parent}")
     if highlights and not (digest_format or webhook):
         raise click.UsageError("--highlights needs --digest FORMAT or --post-slack")
-    if highlights and settings.resolved_backend() != "openai":
-        raise click.UsageError("--highlights needs the LLM backend (an API key or --base-url)")
+    if highlights:
+        from agent.highlights import highlight_settings
+
+        highlight_settings(settings)  # one message for run and digest: it needs an LLM
     tags = load_taxonomy(settings.taxonomy)  # a bad taxonomy fails before inputs are read
     interests = load_interests(settings.criteria, settings.liked, settings.min_relevance)
     to_stdout = str(output) == "-"
