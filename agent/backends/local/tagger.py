@@ -26,6 +26,14 @@ KEYWORD_WEIGHT = 2.0
 DESCRIPTION_WEIGHT = 1.0
 TITLE_WEIGHT = 3.0  # a title term counts as much as three abstract occurrences
 BIGRAM_BOOST = 1.5  # a phrase match ("language model") says more than its two words apart
+# A word of a multi-word keyword or label, met alone, is weak evidence: "genetic programming"
+# is about evolution, yet its "programming" alone is in every code paper, and "user experience"
+# would claim any paper that learns "from experience". Each word still counts in full when the
+# tag lists it on its own. arXiv dev P@1 0.645 -> 0.664 at 0.35 (0.656 at 0.75, 0.661 at 0.5).
+PHRASE_PART_WEIGHT = 0.35
+# The paper side's IDF exponent: the tag side already weighs each word by IDF, and squaring it
+# let a rare word a tag mentions in passing outweigh the common words a paper is about.
+PAPER_IDF_POWER = 0.75
 TF_SATURATION = 1.2  # BM25's k1: the tenth "robot" adds little after the third
 
 # A prior that is sure of itself: temperature of the softmax turning prior scores into
@@ -84,16 +92,16 @@ class PriorTagger:
                 continue  # "papers outside every other tag" has no words of its own to match
             weights: Counter[str] = Counter()
             for label in (tag.name, *tag.aliases):
-                self._add(weights, label, NAME_WEIGHT)
+                self._add(weights, label, NAME_WEIGHT, PHRASE_PART_WEIGHT)
             for keyword in tag.keywords:
-                self._add(weights, keyword, KEYWORD_WEIGHT)
+                self._add(weights, keyword, KEYWORD_WEIGHT, PHRASE_PART_WEIGHT)
             self._add(weights, tag.description, DESCRIPTION_WEIGHT)
             # Normalise by the square root of the tag's mass: a tag with forty keywords should
             # not win every paper, yet a richly described tag may still score a little higher.
             norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
             for term, weight in weights.items():
                 # The paper side's IDF is folded in here, once, instead of per paper term.
-                value = weight / math.sqrt(norm) * self._df.idf(term)
+                value = weight / math.sqrt(norm) * self._df.idf(term) ** PAPER_IDF_POWER
                 index.setdefault(term, []).append((pos, value))
         self._index = index
         self._bar = COVERAGE_FRACTION * self._typical_coverage()
@@ -130,10 +138,14 @@ class PriorTagger:
             return 1.0
         return self.coverage(counts) / self._bar
 
-    def _add(self, weights: Counter[str], text: str, field_weight: float) -> None:
-        feats = features(text)
-        for term in set(feats):
-            boost = BIGRAM_BOOST if " " in term else 1.0
+    def _add(
+        self, weights: Counter[str], text: str, field_weight: float, part: float = 1.0
+    ) -> None:
+        feats = set(features(text))
+        # ``part`` weighs the single words of a multi-word text (a keyword or label).
+        word_boost = part if any(" " in term for term in feats) else 1.0
+        for term in feats:
+            boost = BIGRAM_BOOST if " " in term else word_boost
             # One vote per field and term: a description repeating "image" is not more visual.
             weights[term] = max(weights[term], field_weight * boost * self._df.idf(term))
 
