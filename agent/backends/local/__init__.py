@@ -58,13 +58,13 @@ class LocalBackend:
 
     @cached_property
     def learned(self) -> ExampleModel | None:
-        """The model trained on the taxonomy's examples, built on first use (None without any)."""
+        """The model learned from the taxonomy's examples (None without any): on first use,
+        read from the state dir, else trained once and stored there."""
         if self.taxonomy.examples is None:
             return None
-        from agent.backends.local.learned import ExampleModel, load_examples
+        from agent.backends.local.model_cache import cached_model
 
-        examples = load_examples(self.taxonomy.examples, self.taxonomy)
-        return ExampleModel(examples, len(self.taxonomy.tags)) if examples else None
+        return cached_model(self.taxonomy)
 
     def tag_scores(self, paper: Paper | Parsed) -> list[TagScore]:
         """The chosen tags with their probabilities, best first."""

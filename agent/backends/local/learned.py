@@ -32,13 +32,28 @@ EPOCHS = 1000
 SECONDARY_WEIGHT = 0.5  # a paper's later categories count half as much as its first one
 
 
-def load_examples(path: Path, taxonomy: Taxonomy) -> list[tuple[Counter[str], list[int]]]:
-    """Read labelled papers (JSONL: title, abstract, tags or categories) as (terms, tag indices)."""
+def read_examples(path: Path) -> bytes:
+    """The examples file's bytes (what the model cache keys on); unreadable is a ConfigError."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read taxonomy examples {path}: {exc}") from None
+
+
+def load_examples(
+    path: Path, taxonomy: Taxonomy, data: bytes | None = None
+) -> list[tuple[Counter[str], list[int]]]:
+    """Read labelled papers (JSONL: title, abstract, tags or categories) as (terms, tag indices).
+
+    ``data`` is the file's content when the caller has already read it (the model cache does,
+    so the model it stores is trained on exactly the bytes its key names).
+    """
     position = {name: i for i, name in enumerate(taxonomy.names)}
     examples: list[tuple[Counter[str], list[int]]] = []
+    raw = read_examples(path) if data is None else data
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read taxonomy examples {path}: {exc}") from None
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
@@ -70,11 +85,8 @@ class ExampleModel:
         for counts, _ in examples:
             df.update(counts.keys())
         vocab = sorted(t for t, c in df.items() if c >= MIN_DF)
-        self.vocab = {t: i for i, t in enumerate(vocab)}
         n = len(examples)
-        self.idf = {t: math.log((n + 1) / (df[t] + 1)) + 1.0 for t in vocab}
-        # term -> (column, idf) in one dict: one lookup per term on the per-paper hot path.
-        self._features = {t: (i, self.idf[t]) for i, t in enumerate(vocab)}
+        self._index(vocab, [math.log((n + 1) / (df[t] + 1)) + 1.0 for t in vocab])
         rows = [self._vector(counts) for counts, _ in examples]
         targets = np.zeros((n, n_tags))
         for i, (_, tags) in enumerate(examples):
@@ -89,6 +101,31 @@ class ExampleModel:
             weights[idx] += np.outer(vals, a).astype(np.float32)
         self.weights = weights
         self.bias = alpha.sum(axis=0)
+
+    @classmethod
+    def from_arrays(
+        cls, terms: list[str], idf: np.ndarray, weights: np.ndarray, bias: np.ndarray
+    ) -> ExampleModel:
+        """A trained model rebuilt from what ``arrays`` gave (no training)."""
+        model = cls.__new__(cls)
+        model.n_tags = len(bias)
+        model._index(terms, idf.tolist())
+        model.weights = weights
+        model.bias = bias
+        return model
+
+    def arrays(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Everything a trained model is: vocabulary, idf, weights (terms x tags) and bias."""
+        import numpy as np
+
+        terms = list(self.vocab)  # in column order: the dict was built that way
+        return terms, np.asarray([self.idf[t] for t in terms]), self.weights, self.bias
+
+    def _index(self, vocab: list[str], idf: list[float]) -> None:
+        self.vocab = {t: i for i, t in enumerate(vocab)}
+        self.idf = dict(zip(vocab, idf, strict=True))
+        # term -> (column, idf) in one dict: one lookup per term on the per-paper hot path.
+        self._features = {t: (i, w) for i, (t, w) in enumerate(zip(vocab, idf, strict=True))}
 
     def _vector(self, counts: Counter[str]) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
