@@ -1,0 +1,111 @@
+"""The defect check flags what a reader sees is wrong, and nothing in a clean sentence."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.defects import defects, has_defects
+
+
+def kinds(summary: str) -> set[str]:
+    """The kinds of defect found, without their details."""
+    return {found.split(":", 1)[0] for found in defects(summary)}
+
+
+# Each from issue 10 (the bundled sample on main) or from the offline backend's SciTLDR output,
+# placed in an otherwise clean sentence: the one defect is all that is flagged.
+FLAGGED = [
+    ("We compare adapters including LoRA,^3, and prompt tuning.", "markup"),
+    ("We derive Transfer Q^*, which bounds the regret.", "markup"),
+    ("The estimate depends on rho_{BL} only.", "markup"),
+    ("It yields a 5\\% improvement on GSM8K.", "markup"),
+    ("We build a Q\\&A architecture for clinical notes.", "markup"),
+    ("We calibrate the model's ``confidence'' on unseen tasks.", "markup"),
+    ("The loss decays as $x^2$ near the optimum.", "markup"),
+    ("We follow prior work~\\cite{smith2020} on pruning.", "markup"),
+    ("We adapt \\textbf{spectral} methods to graphs.", "markup"),
+    ("We report Q&amp;A accuracy on five benchmarks.", "markup"),
+    ("Following this motivation, we design a sparse attention kernel.", "dangling opening"),
+    ("In response to this gap, we release a benchmark of 500 tasks.", "dangling opening"),
+    ("Yet, as we demonstrate, scaling alone does not close the gap.", "dangling opening"),
+    ("Then we propose a two-stage training recipe.", "dangling opening"),
+    ("However, the method fails on long documents.", "dangling opening"),
+    ("And ranking losses in retrieval, we introduce a listwise objective.", "dangling opening"),
+    ("By contrast, humans learn from a few examples.", "dangling opening"),
+    ("In light of this, our study revisits the causes of collapse.", "dangling opening"),
+    ("This framework improves recall by 12% on BEIR.", "dangling reference"),
+    ("We extend these techniques to video generation.", "dangling reference"),
+    ("We propose BAM, a simple yet effective method that addresses this shortcoming.",
+     "dangling reference"),
+    ("We treat this challenge as a segmentation problem.", "dangling reference"),
+    ("We investigate whether such pruned models transfer to new tasks.", "dangling reference"),
+    ("We introduce two principal techniques.", "dangling reference"),
+    ("we propose a sparse attention kernel for long inputs.", "lowercase start"),
+    ("We present a method for binary (+1/- and ternary weights.", "brackets"),
+    ("We present a method for binary weights) and ternary ones.", "brackets"),
+    ("We compress the cache to four bits per token but.", "cut ending"),
+    ("We study the robustness of.", "cut ending"),
+    ("We propose a new optimizer and.", "cut ending"),
+    ("We propose a sparse attention kernel for long inputs", "cut ending"),
+    ("We propose a sparse attention kernel,.", "cut ending"),
+    ("We propose a new optimizer and. It converges faster than Adam.", "cut ending"),
+    ("Quantization, and stability challenges, we develop block-wise dynamic quantization.",
+     "cut start"),
+]  # fmt: skip
+
+CLEAN = [
+    "We propose BAM, a simple yet effective method that removes the need for labelled data.",
+    "Fine-tuning with (IA)^3 matches full fine-tuning at 0.01% of the parameters.",
+    "word2vec embeddings still help low-resource tagging.",
+    "k-means clustering of activations reveals three regimes: (i) memorisation, (ii) "
+    "generalisation and (iii) collapse.",
+    "The method works in two steps: i) retrieve candidates, ii) rerank them.",
+    "mBERT transfers across 40 languages without parallel data.",
+    "In this paper, we propose a graph transformer for molecules.",
+    "This paper proposes two methods of biasing agents towards coordinated behaviour.",
+    "Besides improving accuracy, the method halves inference cost.",
+    "In contrast to prior work, we train on unlabeled video.",
+    "Instead of aligning distributions, we reweight the source samples.",
+    "SO(3)-equivariant networks learn rotation-invariant features.",
+    "Next-generation sequencing reads are denoised with a diffusion model.",
+    "We propose FLUX, a framework for retrieval. This framework reduces latency by 40%.",
+    "We study neural networks for multi-instance learning and show that these models are "
+    "universal approximators.",
+    "Training costs $5 per hour and $10 per day at most.",
+    "We release the dataset that the model was trained on.",
+    "Code is available at https://github.com/example/flux.",
+    "Our method improves top-1 accuracy by 3.2% (from 71.0 to 74.2) on ImageNet.",
+    "We show that GPT-4 solves most tasks, e.g. sorting and parsing, without tools.",
+    "We compare against Smith et al. The results hold across five seeds.",
+    'Do transformers need attention? We find that "mixing" layers suffice.',
+    "Our approach outperforms such baselines as BM25 and DPR.",
+    "A 7B model trained on 2T tokens matches a 70B one on code [1].",
+    "Workers send gradient signs to the server. We show that this algorithm converges.",
+]
+
+
+@pytest.mark.parametrize(("summary", "kind"), FLAGGED)
+def test_issue_examples_are_flagged(summary: str, kind: str) -> None:
+    assert kinds(summary) == {kind}, defects(summary)
+    assert has_defects(summary)
+
+
+@pytest.mark.parametrize("summary", CLEAN)
+def test_clean_sentences_pass(summary: str) -> None:
+    assert defects(summary) == []
+    assert not has_defects(summary)
+
+
+def test_each_defect_is_named_with_what_was_found() -> None:
+    found = defects("however, we gain 5\\% (on average")
+    assert found == [
+        "markup: TeX escape '\\\\%'",
+        "brackets: '(' never closed",
+        "dangling opening: 'however'",
+        "lowercase start: 'however'",
+        "cut ending: no final punctuation after 'gain 5\\\\% (on average'",
+    ]
+
+
+def test_blank_summary() -> None:
+    assert defects("  ") == ["empty: no summary"]
