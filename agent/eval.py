@@ -1,5 +1,8 @@
 """Score a results file against gold summaries and tags: ROUGE as in SciTLDR, tag P/R/F1, P@1.
 
+Summaries are also read for visible defects (``agent.defects``), which needs no gold: every
+result with a summary counts, in the gold or not.
+
 Papers are matched by id. A result with an error counts as an empty prediction (zero ROUGE, no
 tags), so failures cannot flatter a backend; a gold paper with no result at all is reported as
 missing and left out, so a partial run (``--limit``) is scored on what it covered.
@@ -47,11 +50,53 @@ class Report:
     extra: int = 0
     summary: dict[str, float] | None = None
     tags: dict[str, float] | None = None
+    defects: dict[str, object] | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dictionary."""
         return asdict(self)
+
+
+def defect_report(results: dict[str, Prediction]) -> dict[str, object] | None:
+    """How many summaries have a visible defect, by kind, and each flagged paper's defects.
+
+    Over the results with a summary (an errored or empty one has nothing to read); None when
+    there is none.
+    """
+    from agent.defects import defects
+
+    summaries = 0
+    flagged: dict[str, list[str]] = {}
+    kinds: dict[str, int] = {}
+    for pid, pred in results.items():
+        if pred.errored or not pred.summary.strip():
+            continue
+        summaries += 1
+        found = defects(pred.summary)
+        if found:
+            flagged[pid] = found
+        for kind in dict.fromkeys(f.split(":", 1)[0] for f in found):
+            kinds[kind] = kinds.get(kind, 0) + 1
+    if not summaries:
+        return None
+    return {
+        "summaries": summaries,
+        "with_defects": len(flagged),
+        "percent": round(100.0 * len(flagged) / summaries, 1),
+        "kinds": dict(sorted(kinds.items())),
+        "papers": flagged,
+    }
+
+
+def format_defects(defects: dict[str, object] | None) -> str:
+    """The one line people read: "summaries with visible defects: N of M (x%)"."""
+    if defects is None:
+        return "summaries with visible defects: no summaries to read"
+    return (
+        f"summaries with visible defects: {defects['with_defects']} of {defects['summaries']} "
+        f"({defects['percent']:.1f}%)"
+    )
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
@@ -184,7 +229,7 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 
 def evaluate(results: dict[str, Prediction], gold: dict[str, Gold]) -> Report:
     """Match results to gold by id and compute every metric the gold supports."""
-    report = Report(gold=len(gold), results=len(results))
+    report = Report(gold=len(gold), results=len(results), defects=defect_report(results))
     report.extra = sum(1 for pid in results if pid not in gold)
     summary_pairs: list[tuple[str, list[str]]] = []
     tag_pairs: list[tuple[list[str], list[str]]] = []
@@ -236,6 +281,8 @@ def format_table(report: Report) -> str:
     width = max(len(name) for name, _ in rows)
     lines = [f"{'metric':<{width}}  {'value':>8}"]
     lines += [f"{name:<{width}}  {value:>8}" for name, value in rows]
+    if report.defects is not None:
+        lines.append(format_defects(report.defects))
     return "\n".join(lines + report.notes)
 
 

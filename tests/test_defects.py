@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from agent.cli.eval import eval_cmd
 from agent.defects import defects, has_defects
 
 
@@ -109,3 +114,47 @@ def test_each_defect_is_named_with_what_was_found() -> None:
 
 def test_blank_summary() -> None:
     assert defects("  ") == ["empty: no summary"]
+
+
+def results_file(tmp_path: Path) -> Path:
+    """Four results: two clean summaries, one with a defect, one errored, one empty."""
+    rows = [
+        {"id": "1", "title": "a", "tags": [], "summary": "We propose a sparse attention kernel."},
+        {"id": "2", "title": "b", "tags": [], "summary": "However, it yields a 5\\% gain."},
+        {"id": "3", "title": "c", "tags": [], "summary": "We release a benchmark of 500 tasks."},
+        {"id": "4", "title": "d", "tags": [], "summary": "", "error": {"kind": "x"}},
+        {"id": "5", "title": "e", "tags": [], "summary": ""},
+    ]
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_eval_reports_defects_with_gold(tmp_path: Path) -> None:
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"id": "1", "tldrs": ["A sparse attention kernel."]}) + "\n")
+    out = CliRunner().invoke(eval_cmd, [str(results_file(tmp_path)), "--gold", str(gold)])
+    assert out.exit_code == 0, out.output
+    # Every result with a summary is read, in the gold or not.
+    assert out.output.splitlines()[-1] == "summaries with visible defects: 1 of 3 (33.3%)"
+    as_json = CliRunner().invoke(
+        eval_cmd, [str(results_file(tmp_path)), "--gold", str(gold), "--json"]
+    )
+    assert json.loads(as_json.output)["defects"] == {
+        "summaries": 3,
+        "with_defects": 1,
+        "percent": 33.3,
+        "kinds": {"dangling opening": 1, "markup": 1},
+        "papers": {"2": ["markup: TeX escape '\\\\%'", "dangling opening: 'However'"]},
+    }
+
+
+def test_eval_without_gold_counts_defects_only(tmp_path: Path) -> None:
+    results = str(results_file(tmp_path))
+    out = CliRunner().invoke(eval_cmd, [results])
+    assert out.exit_code == 0, out.output
+    assert out.output == "summaries with visible defects: 1 of 3 (33.3%)\n"
+    as_json = json.loads(CliRunner().invoke(eval_cmd, [results, "--json"]).output)
+    assert as_json["defects"]["with_defects"] == 1
+    refused = CliRunner().invoke(eval_cmd, [results, "--relevance"])
+    assert refused.exit_code == 2 and "--relevance needs --gold" in refused.output

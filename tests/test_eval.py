@@ -140,6 +140,7 @@ def test_cli_table_and_json(tmp_path: Path) -> None:
         "ROUGE-1 F1 x100        100.00\n"
         "ROUGE-2 F1 x100        100.00\n"
         "ROUGE-L F1 x100        100.00\n"
+        "summaries with visible defects: 0 of 8 (0.0%)\n"
     )
     as_json = runner.invoke(eval_cmd, [str(results), "--gold", str(gold), "--json"])
     data = json.loads(as_json.output)

@@ -1,4 +1,5 @@
-"""``paper-agent eval``: score a results file against gold summaries, tags or interests."""
+"""``paper-agent eval``: score a results file against gold summaries, tags or interests, and
+count summaries with visible defects (which needs no gold)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ import click
 @click.argument("results", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--gold",
-    required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help="Gold JSONL: id or paper_id, tldrs and/or summary, tags or categories (keywords with "
-    "--relevance).",
+    "--relevance). Without it, only the summaries' visible defects are counted.",
 )
 @click.option(
     "--relevance",
@@ -30,10 +30,22 @@ import click
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def eval_cmd(
-    results: Path, gold: Path, relevance: bool, interests_path: Path | None, as_json: bool
+    results: Path, gold: Path | None, relevance: bool, interests_path: Path | None, as_json: bool
 ) -> None:
-    """Score RESULTS.jsonl against gold: ROUGE-1/2/L, tag precision/recall/F1, precision@1;
-    with --relevance, the ranking's mean average precision and precision@10."""
+    """Score RESULTS.jsonl against gold: ROUGE-1/2/L, tag precision/recall/F1, precision@1,
+    summaries with visible defects; with --relevance, the ranking's mean average precision and
+    precision@10."""
+    if gold is None:
+        if relevance or interests_path is not None:
+            raise click.UsageError("--relevance needs --gold GOLD.jsonl")
+        from agent.eval import defect_report, format_defects, load_results
+
+        defects = defect_report(load_results(results))
+        if as_json:
+            click.echo(json.dumps({"defects": defects}, indent=2, sort_keys=True))
+        else:
+            click.echo(format_defects(defects))
+        return
     if relevance:
         from agent.eval import evaluate_relevance_files, format_relevance_table
 
