@@ -58,12 +58,13 @@ _DEMONSTRATIVE_OPENING = re.compile(
     r"^(?:[A-Z][a-z]+(?:ing|ed)|In|Within|Under|Despite|With|Without|Beyond|From|To|For|"
     r"Through|By|On|At|After|Against|Because|Due|Along|Unlike|Like|Besides|Toward|Towards|Of|"
     r"Amid|Among|Upon|Via|Given|Throughout|Across|Over|Into|During|Before|Since|As)"
-    r"(?:\s+[a-z]+){0,3}\s+(?:this|these|those|such)\b([^,.;:]{0,60}),"
+    r"(?:\s+[a-z]+){0,3}\s+(?:this|these|those|such(?!\s+as\b))\b([^,.;:]{0,60}),"
 )
 # "this" and "these" that name the paper itself are not anaphora.
 _SELF = re.compile(
     r"^\s*(?:[\w-]+\s+){0,2}?(?:paper|work|study|article|letter|note|survey|report|thesis|"
-    r"tutorial|review|manuscript|chapter|position paper|technical report)s?\b"
+    r"tutorial|review|manuscript|chapter|abstract|submission|dissertation|book|talk|"
+    r"proposal|project)s?\b"
 )
 # Nouns a dangling "this ..." names, in groups of near-synonyms: "these models" has an
 # antecedent in "a family of neural networks", "this task" in "the set ranking problem".

@@ -86,6 +86,8 @@ CLEAN = [
     "Our approach outperforms such baselines as BM25 and DPR.",
     "A 7B model trained on 2T tokens matches a 70B one on code [1].",
     "Workers send gradient signs to the server. We show that this algorithm converges.",
+    "In this extended abstract, we sketch a proof of convergence.",
+    "For generator classes such as mixtures of Gaussians, we prove a sample bound.",
 ]
 
 
