@@ -120,30 +120,79 @@ def features(text: str) -> list[str]:
     return toks + bigrams(toks)
 
 
-# LaTeX: math spans and commands are noise for matching and unreadable in a summary.
+# LaTeX: math spans and commands are noise for matching and unreadable in a summary. Short math
+# ("$x^2$", "$\\ell_1$", "$O(n \\log n)$") becomes plain Unicode text; long formulas are dropped.
 _LATEX_MATH = re.compile(r"\$\$.*?\$\$|\$[^$]{0,200}\$|\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
 _LATEX_CMD_ARG = re.compile(
-    r"\\(?:textbf|textit|emph|texttt|mathrm|mathbf|text|url|cite\w*)\{([^{}]*)\}"
+    r"\\(?:textbf|textit|textsc|emph|texttt|mathrm|mathbf|mathit|mathsf|mathcal|mathbb|"
+    r"operatorname|boldsymbol|bm|bar|hat|tilde|vec|overline|widehat|widetilde|text|url|cite\w*|ref|eqref|citep|citet)\{([^{}]*)\}"
 )
 _LATEX_CMD = re.compile(r"\\[a-zA-Z]+\*?")
+_TEX_ESCAPE = re.compile(r"\\([%&_#$])")
+_GREEK_TEXT = """alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda
+    mu nu xi pi rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma
+    Phi Psi Omega"""
+_GREEK_NAMES = _GREEK_TEXT.split()
+_GREEK_CHARS = "αβγδεεζηθθικλμνξπρστυφφχψωΓΔΘΛΞΠΣΦΨΩ"
+_SYMBOLS = dict(zip(_GREEK_NAMES, _GREEK_CHARS, strict=True)) | {
+    "ell": "ℓ", "infty": "∞", "times": "×", "cdot": "·", "sim": "∼", "approx": "≈", "leq": "≤",
+    "le": "≤", "geq": "≥", "ge": "≥", "neq": "≠", "pm": "±", "to": "→", "rightarrow": "→",
+    "in": "∈", "log": "log", "exp": "exp", "min": "min", "max": "max", "partial": "∂",
+    "nabla": "∇", "sqrt": "√", "ln": "ln", "sum": "Σ", "prod": "Π", "propto": "∝",
+}  # fmt: skip
+_MATH_CMD = re.compile(r"\\([a-zA-Z]+)")
+# A Greek letter written out before a sub/superscript ("rho_{BL}" on a page that lost its $).
+_BARE_GREEK = re.compile(r"\b(" + "|".join([*_GREEK_NAMES, "ell"]) + r")(?=[_^])")
+_SUP = str.maketrans(
+    "0123456789+-=()abcdefghijklmnoprstuvwxyzABDEGHIJKLMNOPRTUVW",
+    "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻᴬᴮᴰᴱᴳᴴᴵᴶᴷᴸᴹᴺᴼᴾᴿᵀᵁⱽᵂ",
+)
+_SUB = str.maketrans("0123456789+-=()aeoxhklmnpstijruv", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑₒₓₕₖₗₘₙₚₛₜᵢⱼᵣᵤᵥ")
+# "x^2", "(IA)^3", "Q^*", "3^{rd}", "W_2", "p_{t}": the mark must follow a letter, digit or ")".
+_SCRIPT = re.compile(r"(?<=[\w)\]*′])([\^_])(\{([^{}]{1,12})\}|-?\d+|[A-Za-z*](?![A-Za-z0-9]))")
+_TEX_QUOTES = re.compile(r"``|''|(?<!\w)`(?=\w)")
 
 
 def clean_latex(text: str) -> str:
-    """Replace LaTeX math with a short placeholder and unwrap formatting commands."""
-    if "\\" not in text and "$" not in text:
+    """Readable plain text from LaTeX: escapes, quotes, short math as Unicode, no commands."""
+    plain = "\\" not in text and "$" not in text and "^" not in text and "`" not in text
+    if plain and ("_" not in text or not _SCRIPT.search(text)):
         return text
+    text = _TEX_ESCAPE.sub(r"\1", text)
     text = _LATEX_CMD_ARG.sub(r"\1", text)
     text = _LATEX_MATH.sub(_math_placeholder, text)
+    text = _BARE_GREEK.sub(lambda m: _SYMBOLS[m.group(1)], text)
+    text = _SCRIPT.sub(_script, text)
     text = _LATEX_CMD.sub(" ", text)
+    text = _TEX_QUOTES.sub(lambda m: "'" if m.group(0) == "`" else '"', text)
     text = text.replace("{", "").replace("}", "").replace("~", " ")
+    if '""' in text:
+        text = re.sub(r'"{2,}', '"', text)  # a run of TeX quotes is one quote
     return " ".join(text.split())
 
 
+def _script(match: re.Match[str]) -> str:
+    """A sub- or superscript in Unicode where every character has one, else written inline."""
+    mark, body = match.group(1), match.group(3) or match.group(2)
+    body = body.strip()
+    if mark == "^" and body in ("st", "nd", "rd", "th"):
+        return body  # "3^{rd}" -> "3rd"
+    table = _SUP if mark == "^" else _SUB
+    mapped = body.translate(table)
+    if all(a != b or a == "*" for a, b in zip(body, mapped, strict=True)):
+        return mapped
+    return f"^{body}" if mark == "^" else body  # "rho_{BL}" -> "ρBL"; "2^{|S|}" stays
+
+
 def _math_placeholder(match: re.Match[str]) -> str:
-    # Keep short numeric math such as "$2\times$" or "$95\%$" readable; drop the rest.
-    inner = match.group(0).replace("\\times", "×").replace("\\%", "%")
-    inner = re.sub(r"\\[a-zA-Z]+|[{}$\\]", "", inner).strip()
-    if inner and len(inner) <= 12 and re.fullmatch(r"[\w.%×x+\-\s^]*", inner):
+    # Short math stays, in plain Unicode ("$2\\times$", "$95\\%$", "$\\ell_1$"); long formulas go.
+    inner = match.group(0).strip("$")
+    if inner.startswith(("\\(", "\\[")):
+        inner = inner[2:-2]
+    inner = _MATH_CMD.sub(lambda m: _SYMBOLS.get(m.group(1), "\\" + m.group(1)), inner)
+    inner = _SCRIPT.sub(_script, inner)
+    inner = inner.replace("{", "").replace("}", "").replace("\\,", " ").strip()
+    if inner and len(inner) <= 20 and "\\" not in inner and "^" not in inner:
         return inner
     return ""
 

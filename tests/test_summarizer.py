@@ -1,0 +1,88 @@
+"""The offline summarizer reads like a careful human wrote it: plain text, whole sentences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.backends.local.summarizer import compress, summarize
+from agent.backends.local.text import clean_latex
+from agent.defects import defects
+from agent.models import Paper
+from agent.sources import read_papers
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def sample_papers() -> list[Paper]:
+    """The 202 papers of the bundled sample page."""
+    return list(read_papers([str(FIXTURES / "hf-daily-papers-page.txt")]))
+
+
+@pytest.mark.parametrize(
+    ("raw", "plain"),
+    [
+        (r"a 5\% gain", "a 5% gain"),
+        (r"a Q\&A model", "a Q&A model"),
+        ("``confidence'' scores", '"confidence" scores'),
+        ("LoRA, (IA)^3, and prompts", "LoRA, (IA)³, and prompts"),
+        ("Transfer Q^*, a method", "Transfer Q*, a method"),
+        ("ranks 3^{rd} on", "ranks 3rd on"),
+        ("H_2O and ell_1-loss", "H₂O and ℓ₁-loss"),
+        (r"the $\ell_2$ norm of $x^2$", "the ℓ₂ norm of x²"),
+        ("snake_case and model_v2", "snake_case and model_v2"),
+    ],
+)
+def test_markup_becomes_plain_text(raw: str, plain: str) -> None:
+    assert clean_latex(raw) == plain
+
+
+def test_names_with_brackets_survive_compression() -> None:
+    text = compress("We compare LoRA, (IA)³ (Liu et al.) and prompt tuning.")
+    assert text == "We compare LoRA, (IA)³ and prompt tuning."
+
+
+@pytest.mark.parametrize(
+    ("sentence", "repaired"),
+    [
+        ("Following this motivation, we propose X.", "We propose X."),
+        ("In response to this gap, we introduce Y.", "We introduce Y."),
+        ("Yet, as we demonstrate, scaling helps.", "As we demonstrate, scaling helps."),
+        ("Then we propose group fusion.", "We propose group fusion."),
+        ("First, we show a bound.", "We show a bound."),
+        # A lead-in cut at the wrong comma would leave a list's tail: keep the sentence whole.
+        (
+            "To overcome the computational, quantization, and stability challenges, we develop Z.",
+            "To overcome the computational, quantization, and stability challenges, we develop Z.",
+        ),
+    ],
+)
+def test_dangling_openings_are_repaired(sentence: str, repaired: str) -> None:
+    assert compress(sentence) == repaired
+
+
+def test_sentence_naming_nothing_is_passed_over() -> None:
+    abstract = (
+        "Flash memory is slow to read. Within this flash memory-informed framework, we "
+        "introduce two principal techniques. Windowing reuses activations and row-column "
+        "bundling reads larger chunks from flash memory."
+    )
+    summary = summarize("LLM in a flash: inference with limited memory", abstract)
+    assert "two principal techniques" not in summary
+    assert not defects(summary)
+
+
+@pytest.mark.parametrize("limit", [5, 8, 12, 20, 40])
+def test_summaries_are_whole_sentences_at_any_limit(sample_papers: list[Paper], limit: int) -> None:
+    for paper in sample_papers:
+        text = summarize(paper.title, paper.abstract, limit)
+        assert 1 <= len(text.split()) <= limit
+        assert not text.endswith((" but.", " and.", " or.", " the.", " of."))
+        assert text.count("(") == text.count(")")
+
+
+def test_no_visible_defects_on_the_sample(sample_papers: list[Paper]) -> None:
+    bad = [s for p in sample_papers if defects(s := summarize(p.title, p.abstract))]
+    assert bad == []
