@@ -86,3 +86,12 @@ def test_summaries_are_whole_sentences_at_any_limit(sample_papers: list[Paper], 
 def test_no_visible_defects_on_the_sample(sample_papers: list[Paper]) -> None:
     bad = [s for p in sample_papers if defects(s := summarize(p.title, p.abstract))]
     assert bad == []
+
+
+def test_no_visible_defects_on_scitldr_dev() -> None:
+    """The issue's second set: 619 SciTLDR dev abstracts (shipped in examples/)."""
+    path = Path(__file__).parent.parent / "examples" / "scitldr-a-dev.jsonl"
+    bad = [
+        (p.id, s) for p in read_papers([str(path)]) if defects(s := summarize(p.title, p.abstract))
+    ]
+    assert bad == []
