@@ -365,9 +365,7 @@ async def test_network_failure_names_the_source_and_cause(arxiv_api, options) ->
     arxiv_api.side_effect = httpx.ConnectError("connection refused")
     with pytest.raises(SourceError) as raised:
         await fetch("arxiv:cs.LG", options)
-    assert str(raised.value) == (
-        "arxiv:cs.LG: cannot reach export.arxiv.org (connection refused)"
-    )
+    assert str(raised.value) == ("arxiv:cs.LG: cannot reach export.arxiv.org (connection refused)")
     assert arxiv_api.call_count == ARXIV_POLICY.max_attempts
 
 
