@@ -93,18 +93,13 @@ class PaperResult(BaseModel):
     def ok(cls, paper: Paper, ann: Annotation, backend: str, model: str | None) -> PaperResult:
         """A successful result for ``paper``."""
         return cls(
-            id=paper.id,
-            title=paper.title,
-            url=paper.url,
-            authors=paper.authors,
-            source=paper.source,
+            **_carried(paper),
             tags=ann.tags,
             summary=ann.summary,
             backend=backend,
             model=model,
             cached=ann.cached,
             usage=ann.usage,
-            metadata=paper.metadata,
             relevance=ann.relevance,
             why=ann.why,
             relevance_by=ann.relevance_by,
@@ -122,17 +117,24 @@ class PaperResult(BaseModel):
     ) -> PaperResult:
         """An error record for ``paper``."""
         return cls(
-            id=paper.id,
-            title=paper.title,
-            url=paper.url,
-            authors=paper.authors,
-            source=paper.source,
+            **_carried(paper),
             backend=backend,
             model=model,
             usage=usage or Usage(),
             error=ErrorInfo(type=kind, message=message),
-            metadata=paper.metadata,
         )
+
+
+def _carried(paper: Paper) -> dict[str, object]:
+    """The fields every result carries over from its paper, ok or failed."""
+    return {
+        "id": paper.id,
+        "title": paper.title,
+        "url": paper.url,
+        "authors": paper.authors,
+        "source": paper.source,
+        "metadata": paper.metadata,
+    }
 
 
 class ResultRecord(PaperResult):

@@ -39,6 +39,13 @@ def stats(url: str) -> dict:
         return json.load(response)
 
 
+def run_command(fixtures: Path, stub_url: str, limit: int) -> list[str]:
+    """``paper-agent run`` on the first ``limit`` sample papers against the stub, two in flight."""
+    page = str(fixtures / "hf-daily-papers-page.txt")
+    run = ["run", page, "--limit", str(limit), "--concurrency", "2", "--base-url", stub_url]
+    return [sys.executable, "-m", "agent", *run, "-o", "out.jsonl"]
+
+
 def wait_for_a_result(run: subprocess.Popen, partial: Path, timeout: float = 30.0) -> None:
     """Return once the run has streamed at least one finished result to ``partial``."""
     deadline = time.monotonic() + timeout
@@ -59,21 +66,7 @@ def test_a_signal_keeps_finished_results_and_the_rerun_resumes(
     stub_url, fixtures, tmp_path, signum, code, word
 ):
     env = {**os.environ, "OPENAI_API_KEY": "sk-interrupt-test", "PAPER_AGENT_HOME": str(tmp_path)}
-    command = [
-        sys.executable,
-        "-m",
-        "agent",
-        "run",
-        str(fixtures / "hf-daily-papers-page.txt"),
-        "--limit",
-        "60",
-        "--concurrency",
-        "2",
-        "--base-url",
-        stub_url,
-        "-o",
-        "out.jsonl",
-    ]
+    command = run_command(fixtures, stub_url, limit=60)
     run = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     wait_for_a_result(run, tmp_path / "out.jsonl.partial")
     run.send_signal(signum)
@@ -107,21 +100,7 @@ def test_a_second_run_on_the_same_output_refuses_at_once(stub_url, fixtures, tmp
     """Two real paper-agent runs: the second exits 2 naming the first's pid, and the first's
     results are complete and clean (no garbage line from the second)."""
     env = {**os.environ, "OPENAI_API_KEY": "sk-lock-test", "PAPER_AGENT_HOME": str(tmp_path)}
-    command = [
-        sys.executable,
-        "-m",
-        "agent",
-        "run",
-        str(fixtures / "hf-daily-papers-page.txt"),
-        "--limit",
-        "20",
-        "--concurrency",
-        "2",
-        "--base-url",
-        stub_url,
-        "-o",
-        "out.jsonl",
-    ]
+    command = run_command(fixtures, stub_url, limit=20)
     first = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     wait_for_a_result(first, tmp_path / "out.jsonl.partial")
     second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agent.cli.digest_options import digest_shape_options
-from agent.cli.types import iso_date
+from agent.cli.types import config_option, iso_date
 from agent.config import settings_options
 from agent.delivery.email import DEFAULT_SENDER
 from agent.digest import (
@@ -58,12 +58,7 @@ def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 show_default=True,
                 help="Order tag groups as in the taxonomy, or largest first.",
             ),
-            click.option(
-                "--config",
-                "config_path",
-                type=click.Path(dir_okay=False, path_type=Path),
-                help="Config file.  [default: ./paper-agent.toml if present]",
-            ),
+            config_option,
             click.option(
                 "--date",
                 callback=iso_date,

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from agent.cli.types import iso_date
+from agent.cli.types import config_option, iso_date
 
 
 def _announce(
@@ -69,12 +69,7 @@ def source_options(command: Callable[..., Any]) -> Callable[..., Any]:
     default=Path("-"),
     help="Write the papers here (JSONL).  [default: stdout]",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Config file.  [default: ./paper-agent.toml if present]",
-)
+@config_option
 def fetch(
     sources: tuple[str, ...],
     since: str | None,

@@ -17,6 +17,7 @@ import click
 
 from agent.cli.digest_options import digest_shape_options
 from agent.cli.fetch import source_options
+from agent.cli.types import config_option
 from agent.config import settings_options
 from agent.errors import Interrupted, OutputError, PaperAgentError
 
@@ -54,13 +55,7 @@ DIGEST_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", 
     help="Results file (JSONL).",
 )
 @settings_options("run")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Config file.  [default: ./paper-agent.toml if present]",
-)
+@config_option
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N papers.")
 @click.option("--dry-run", is_flag=True, help="Show the first prompt and the cost; call nothing.")
 @click.option(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,3 +18,14 @@ def iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> d
         return dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter("use YYYY-MM-DD", ctx, param) from None
+
+
+def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config FILE`` (as ``config_path``): the one declaration every command shares."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Config file.  [default: ./paper-agent.toml if present]",
+    )(command)
