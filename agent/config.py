@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
-from agent.redact import register
+from agent.llm.redact import register
 
 if TYPE_CHECKING:  # this module stays light: `run --help` imports it
     from pydantic import BaseModel

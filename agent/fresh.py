@@ -66,7 +66,7 @@ class Fresh:
 
 def fetch_now(request: FetchRequest, settings: Settings) -> Fetched:
     """Fetch ``request`` on a client of its own, with SIGTERM handled as for a run."""
-    from agent.http import make_client
+    from agent.llm.http import make_client
     from agent.runner import run_job
     from agent.sources.fetching import fetch_sources
 

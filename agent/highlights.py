@@ -12,14 +12,14 @@ import httpx
 import jinja2
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agent.answers import AnswerInvalid
-from agent.cache import AnswerCache, cache_dir
 from agent.config import Settings
 from agent.digest.model import Digest
 from agent.errors import BackendError, ConfigError, PaperFailed
-from agent.llm import LLM, Messages, Question
+from agent.llm.answers import AnswerInvalid
+from agent.llm.cache import AnswerCache, cache_dir
+from agent.llm.client import LLM, Messages, Question
+from agent.llm.prompts import default_prompts_dir, defuse
 from agent.models import PaperResult
-from agent.prompts import default_prompts_dir, defuse
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ async def write_highlights(
     if not any(r.error is None and r.summary for r in results):
         return []
     if http is None:
-        from agent.http import make_client
+        from agent.llm.http import make_client
 
         async with make_client(settings.timeout) as client:
             return await write_highlights(results, settings, client)

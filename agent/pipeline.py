@@ -21,10 +21,10 @@ from typing import IO
 from agent.backends import Backend
 from agent.config import Settings
 from agent.errors import OutputError, PaperFailed
-from agent.llm import SERVER_TROUBLE
+from agent.llm.client import SERVER_TROUBLE
+from agent.llm.prompts import clip_abstract
 from agent.models import Paper, PaperResult, Usage
 from agent.outputs import commit, partial_path
-from agent.prompts import clip_abstract
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from agent.backends import Backend
-from agent.cache import MISS, AnswerCache, cache_dir
 from agent.config import Settings
 from agent.errors import ConfigError, InputError, Interrupted, OutputError
+from agent.llm.cache import MISS, AnswerCache, cache_dir
 from agent.models import Paper, PaperResult
 from agent.pipeline import RunStats, run_pipeline
 from agent.sources import read_papers, unique_papers
@@ -170,8 +170,8 @@ async def execute(
 
     One HTTP client serves the LLM, the highlights and Slack (DESIGN 1).
     """
-    from agent.http import make_client
-    from agent.recording import recorder_from_env
+    from agent.llm.http import make_client
+    from agent.llm.recording import recorder_from_env
 
     recorder = recorder_from_env()
     async with make_client(settings.timeout, max(settings.concurrency, 8), recorder) as http:
@@ -231,7 +231,7 @@ def run_job(job: Coroutine[Any, Any, T]) -> T:
 
 def quiet_day(settings: Settings, output: Path, digest: DigestRequest) -> None:
     """A day with no new paper: an empty results file, and the digest only if asked for."""
-    from agent.http import make_client
+    from agent.llm.http import make_client
     from agent.outputs import write_atomic
 
     write_atomic(output, "")

@@ -33,7 +33,7 @@ def isolated_env(tmp_path, monkeypatch):
 @pytest.fixture
 def sleeps(monkeypatch) -> list[float]:
     """Every retry wait or message spacing, recorded instead of slept."""
-    from agent import retry
+    from agent.llm import retry
 
     waited: list[float] = []
 

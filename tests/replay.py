@@ -1,4 +1,4 @@
-"""Replay a cassette (see agent/recording.py) through respx: match on method, URL and body."""
+"""Replay a cassette (see agent/llm/recording.py) through respx: match on method, URL and body."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import respx
 
-from agent.recording import request_key
+from agent.llm.recording import request_key
 
 CASSETTES = Path(__file__).parent.parent / "cassettes"
 

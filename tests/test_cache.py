@@ -12,8 +12,8 @@ import pytest
 import respx
 from click.testing import CliRunner
 
-from agent.cache import MISS, AnswerCache, cache_dir, cache_key
 from agent.cli import cli
+from agent.llm.cache import MISS, AnswerCache, cache_dir, cache_key
 from tests.llm import API_KEY, BASE_URL, answer
 
 ANSWER = {"tags": ["LLMs"], "summary": "It does a thing and finds it works."}

@@ -67,7 +67,7 @@ class FakeClock:
 @pytest.fixture
 def clock(sleeps, monkeypatch) -> FakeClock:
     """A fake clock that the retry sleep advances (after ``sleeps``, so this patch wins)."""
-    from agent import retry
+    from agent.llm import retry
 
     fake = FakeClock()
     monkeypatch.setattr(retry, "sleep", fake.sleep)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.answers import parse_answer
 from agent.backends.local import LocalBackend
 from agent.errors import ConfigError
+from agent.llm.answers import parse_answer
+from agent.llm.prompts import PromptBuilder, answer_schema
 from agent.models import Paper
-from agent.prompts import PromptBuilder, answer_schema
 from agent.sources import read_papers
 from agent.taxonomy import FALLBACK_DESCRIPTION, Tag, Taxonomy, load_taxonomy
 
@@ -166,7 +166,7 @@ def test_fallback_beside_real_tags_is_dropped() -> None:
 
 
 def test_without_a_fallback_other_is_unknown() -> None:
-    from agent.answers import AnswerInvalid
+    from agent.llm.answers import AnswerInvalid
 
     taxonomy = Taxonomy(tags=[Tag(name="A", description="a")])
     with pytest.raises(AnswerInvalid, match="unknown tag"):

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import respx
 
-from agent.http import ShardedTransport, make_client
+from agent.llm.http import ShardedTransport, make_client
 
 
 async def test_requests_go_to_the_least_busy_pool():

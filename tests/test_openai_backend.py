@@ -7,9 +7,9 @@ import pytest
 import respx
 
 from agent.backends.openai import OpenAIBackend
-from agent.cache import AnswerCache, cache_dir
 from agent.config import Settings
 from agent.errors import BackendError, PaperFailed
+from agent.llm.cache import AnswerCache, cache_dir
 from agent.models import Paper
 from agent.taxonomy import load_taxonomy
 from tests.llm import API_KEY, BASE_URL, answer, completion, error, sent_json
@@ -281,7 +281,7 @@ async def test_cache_misses_when_model_changes(mocked_llm, make_backend):
 
 
 async def test_cache_misses_when_template_changes(mocked_llm, make_backend, tmp_path):
-    from agent.prompts import default_prompts_dir
+    from agent.llm.prompts import default_prompts_dir
 
     custom = tmp_path / "prompts"
     custom.mkdir()

@@ -365,7 +365,7 @@ async def test_a_huge_abstract_is_cut_at_a_sentence_and_logged(mocked_llm, caplo
     route = mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
     sentence = "We study a model that does a thing well. "
     huge = PAPER.model_copy(update={"abstract": sentence * 25_000})  # ~1 MB
-    caplog.set_level(logging.INFO, logger="agent.prompts")
+    caplog.set_level(logging.INFO, logger="agent.llm.prompts")
     from agent.pipeline import annotate_one
 
     async with httpx.AsyncClient() as client:

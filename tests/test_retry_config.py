@@ -7,9 +7,9 @@ import email.utils
 import httpx
 import pytest
 
-from agent import retry
 from agent.config import resolve_settings
 from agent.errors import ConfigError
+from agent.llm import retry
 
 
 def status_error(status: int, body: dict | None = None, **headers: str) -> httpx.HTTPStatusError:

@@ -11,9 +11,9 @@ import httpx
 import pytest
 import respx
 
-from agent import retry
 from agent.errors import InputError
-from agent.http import make_client
+from agent.llm import retry
+from agent.llm.http import make_client
 from agent.models import Paper
 from agent.sources import SourceError, SourceOptions, Window, parse_source
 from agent.sources.arxiv import ARXIV_POLICY, EMPTY_PAGE_RETRIES, ArxivSource

@@ -6,13 +6,13 @@ from typing import Any
 
 import httpx
 
-from agent.answers import parse_answer
-from agent.cache import AnswerCache
 from agent.config import Settings
 from agent.interests import Interests
-from agent.llm import LLM, Messages, Question
+from agent.llm.answers import parse_answer
+from agent.llm.cache import AnswerCache
+from agent.llm.client import LLM, Messages, Question
+from agent.llm.prompts import PromptBuilder
 from agent.models import Annotation, Paper
-from agent.prompts import PromptBuilder
 from agent.taxonomy import Taxonomy
 
 SCHEMA_NAME = "paper_annotation"

@@ -10,7 +10,7 @@ import click
 
 from agent import __version__
 from agent.errors import PaperAgentError
-from agent.redact import ScrubbingFormatter, scrub, scrub_logs
+from agent.llm.redact import ScrubbingFormatter, scrub, scrub_logs
 
 # command name -> "module:attribute"; each command lives in its own module.
 COMMANDS = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from agent.cache import AnswerCache, cache_dir
 from agent.config import state_dir
+from agent.llm.cache import AnswerCache, cache_dir
 
 
 @click.group()

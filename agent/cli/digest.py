@@ -27,9 +27,9 @@ from agent.digest import (
     slack_messages,
 )
 from agent.errors import ConfigError, DeliveryError
+from agent.llm.redact import register
 from agent.models import PaperResult
 from agent.outputs import check_outputs, output_lock, write_atomic
-from agent.redact import register
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -239,7 +239,7 @@ async def _deliver(
 ) -> None:
     from agent.delivery.email import send_email
     from agent.delivery.slack import post_to_slack
-    from agent.http import make_client
+    from agent.llm.http import make_client
 
     failures: list[DeliveryError] = []
     if webhook:

@@ -83,8 +83,8 @@ def fetch(
     """Fetch papers from SOURCE (arxiv:CATS, arxiv-rss:CATS, hf:DATE|today|yesterday)."""
     from agent.config import resolve_settings
     from agent.fresh import fetch_now
+    from agent.llm.redact import scrub
     from agent.outputs import check_outputs, output_lock, write_atomic
-    from agent.redact import scrub
     from agent.sources.fetching import FetchRequest
 
     settings = resolve_settings({}, config_path=config_path)

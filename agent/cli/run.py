@@ -112,9 +112,9 @@ def run(
     from agent import runner
     from agent.config import flag_values, resolve_settings
     from agent.interests import load_interests
+    from agent.llm.redact import scrub
     from agent.outputs import check_outputs, output_lock
     from agent.pipeline import RunStats
-    from agent.redact import scrub
     from agent.taxonomy import load_taxonomy
 
     settings = resolve_settings(flag_values(flags), config_path=config_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from agent.redact import scrub
+from agent.llm.redact import scrub
 from agent.sources.seen import SeenEntry, SeenStore, default_path
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 
-from agent import retry
 from agent.delivery.journal import DeliveryLog, destination_id, digest_hash
 from agent.errors import ConfigError, DeliveryError
-from agent.redact import redact, register
+from agent.llm import retry
+from agent.llm.redact import redact, register
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class SlackHTTPError(Exception):
     """Slack answered with an error status; the message holds Slack's text, never the URL."""
 
     def __init__(self, response: httpx.Response) -> None:
-        self.response = response  # read by agent.retry for the status and Retry-After
+        self.response = response  # read by agent.llm.retry for the status and Retry-After
         self.status = response.status_code
         self.reason = response.text.strip()[:200] or response.reason_phrase
         super().__init__(f"{self.reason} (HTTP {self.status})")

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from agent.errors import InputError
+from agent.llm.retry import Pacer, RetryPolicy
 from agent.models import Paper
-from agent.retry import Pacer, RetryPolicy
 from agent.sources.base import (
     SourceError,
     SourceIncomplete,

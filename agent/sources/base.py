@@ -13,8 +13,8 @@ import httpx
 
 from agent.config import Settings
 from agent.errors import PaperAgentError
+from agent.llm.retry import Pacer, RetryPolicy, call_with_retry
 from agent.models import Paper
-from agent.retry import Pacer, RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 

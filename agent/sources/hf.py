@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from agent.errors import InputError
+from agent.llm.retry import RetryPolicy
 from agent.models import Paper
-from agent.retry import RetryPolicy
 from agent.sources.base import SourceError, SourceOptions, abs_url, collapse, fetch_url, host_of
 from agent.sources.files import canonical_arxiv_id, is_arxiv_id
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from agent.cache import is_damage
 from agent.config import state_dir
 from agent.errors import ConfigError
+from agent.llm.cache import is_damage
 from agent.models import Paper
 from agent.sources.files import arxiv_id, is_arxiv_id
 

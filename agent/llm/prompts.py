@@ -11,9 +11,9 @@ from typing import Any
 
 import jinja2
 
-from agent.answers import WHY_CHARS
 from agent.errors import ConfigError
 from agent.interests import Criterion
+from agent.llm.answers import WHY_CHARS
 from agent.models import Paper
 from agent.taxonomy import Taxonomy
 
@@ -35,8 +35,8 @@ def defuse(text: str) -> str:
 
 def default_prompts_dir() -> Path:
     """The bundled templates: inside the package when installed, beside it in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "prompts", here.parent / "prompts"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "prompts", package.parent / "prompts"):
         if (candidate / "system.j2").is_file():
             return candidate
     raise ConfigError("the bundled prompt templates are missing; reinstall paper-agent")

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from agent.redact import redact
+from agent.llm.redact import redact
 
 RECORD_ENV = "PAPER_AGENT_RECORD"
 

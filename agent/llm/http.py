@@ -7,7 +7,7 @@ import urllib.request
 import httpx
 
 from agent import __version__
-from agent.recording import Recorder
+from agent.llm.recording import Recorder
 
 USER_AGENT = f"paper-agent/{__version__}"
 

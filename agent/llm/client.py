@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agent.answers import AnswerInvalid
-from agent.cache import MISS, AnswerCache, cache_key
 from agent.config import Settings
 from agent.errors import BackendError, PaperFailed
+from agent.llm.answers import AnswerInvalid
+from agent.llm.cache import MISS, AnswerCache, cache_key
+from agent.llm.redact import redact
+from agent.llm.retry import Deadline, RetryPolicy, call_with_retry
 from agent.models import Usage
-from agent.redact import redact
-from agent.retry import Deadline, RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
