@@ -10,7 +10,7 @@ from agent.config import Settings
 from agent.interests import Interests
 from agent.llm.answers import parse_answer
 from agent.llm.cache import AnswerCache
-from agent.llm.client import LLM, Messages, Question
+from agent.llm.client import LLM, Completion, Messages, Question
 from agent.llm.prompts import PromptBuilder
 from agent.models import Annotation, Paper
 from agent.taxonomy import Taxonomy
@@ -71,24 +71,31 @@ class OpenAIBackend:
         """The cache key of a paper's first request, from its rendered messages."""
         return self.llm.key(messages, self.question())
 
-    async def annotate(self, paper: Paper) -> Annotation:
-        """Tags and summary for ``paper``; raises PaperFailed or BackendError."""
+    def validate(self, raw: str, final: bool) -> dict[str, Any]:
+        """The answer checked against the taxonomy and limits, or ``AnswerInvalid``."""
+        parsed = parse_answer(
+            raw,
+            self.taxonomy,
+            max_tags=self.max_tags,
+            summary_words=self.settings.summary_words,
+            final=final,
+            relevance=bool(self.criteria),
+        )
+        return parsed._asdict()
+
+    async def annotate(self, paper: Paper, *, answered: Completion | None = None) -> Annotation:
+        """Tags and summary for ``paper``; raises PaperFailed or BackendError.
+
+        ``answered``: the paper's completion from a batch output file, validated like an
+        online answer (and repaired online when invalid).
+        """
 
         def render(fmt: str) -> Messages:
             return self.prompts(fmt).messages(paper)
 
-        def validate(raw: str, final: bool) -> dict[str, Any]:
-            parsed = parse_answer(
-                raw,
-                self.taxonomy,
-                max_tags=self.max_tags,
-                summary_words=self.settings.summary_words,
-                final=final,
-                relevance=bool(self.criteria),
-            )
-            return parsed._asdict()
-
-        answer = await self.llm.ask(render, self.question(), validate, label=f"paper {paper.id}")
+        answer = await self.llm.ask(
+            render, self.question(), self.validate, label=f"paper {paper.id}", answered=answered
+        )
         relevance, why = self._relevance(paper, answer.value)
         return Annotation(
             tags=answer.value["tags"],

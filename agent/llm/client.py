@@ -168,31 +168,52 @@ class LLM:
             params["response_format"] = {"type": "json_object"}
         return params
 
+    def body(self, messages: Messages, question: Question) -> dict[str, Any]:
+        """The JSON body of a chat completion request: the same online and in a batch file."""
+        return {"model": self.model, "messages": messages, **self.params(question)}
+
     def key(self, messages: Messages, question: Question) -> str:
         """The cache key of a first request (never includes the API key)."""
         params = self.params(question)
         return cache_key(model=self.model, messages=messages, schema=question.schema, params=params)
 
     async def ask(
-        self, render: Render, question: Question, validate: Validate, *, label: str = ""
+        self,
+        render: Render,
+        question: Question,
+        validate: Validate,
+        *,
+        label: str = "",
+        answered: Completion | None = None,
     ) -> Answer:
-        """A cached answer, or ask and re-ask with the validation error, boundedly."""
+        """A cached answer, or ask and re-ask with the validation error, boundedly.
+
+        ``answered`` is a completion already in hand (a batch output line): it is validated as
+        the first attempt's answer, and only its repair is asked online.
+        """
         # A request in flight when the server's refusal was learned is asked again too; the
         # requests every form costs are counted in one Usage.
         usage = Usage()
         for _ in range(MAX_REFORMS):
             try:
-                return await self._ask(render, question, validate, label, usage)
+                return await self._ask(render, question, validate, label, usage, answered)
             except _Reconfigured:
+                answered = None
                 continue
         raise PaperFailed("http_error", "the server kept refusing the request's form", usage=usage)
 
     async def _ask(
-        self, render: Render, question: Question, validate: Validate, label: str, usage: Usage
+        self,
+        render: Render,
+        question: Question,
+        validate: Validate,
+        label: str,
+        usage: Usage,
+        answered: Completion | None,
     ) -> Answer:
         messages = render(self.format)
         key = self.key(messages, question)
-        if self.cache is not None:
+        if self.cache is not None and answered is None:
             hit = self.cache.get(key)
             if hit is not MISS:
                 return Answer(hit, usage, cached=True)
@@ -200,7 +221,10 @@ class LLM:
         conversation = messages
         attempts = self.settings.max_repairs + 1
         for attempt in range(1, attempts + 1):
-            completion = await self._complete(conversation, question, usage)
+            if attempt == 1 and answered is not None:
+                completion = answered
+            else:
+                completion = await self._complete(conversation, question, usage)
             raw = self._content(completion, usage)
             cut_off = completion.choices[0].finish_reason == "length"
             try:
@@ -283,8 +307,8 @@ class LLM:
         import openai
 
         client = self._client()
-        params = self.params(question)
-        body = {"model": self.model, "messages": messages, **params}
+        body = self.body(messages, question)
+        params = {k: v for k, v in body.items() if k not in ("model", "messages")}
 
         async def call() -> httpx.Response:
             usage.requests += 1
