@@ -146,6 +146,19 @@ class Settings:
         bounds={"ge": 1, "le": 20},
     )
     max_repairs: int = setting(2, "Re-asks after an invalid answer", int, bounds={"ge": 0, "le": 5})
+    batch_api: bool = setting(
+        False,
+        "Send the papers through OpenAI's Batch API: half the price, answers within 24 h",
+        bool,
+        flag="--batch-api",
+        shown="off",
+    )
+    batch_poll_seconds: float = setting(
+        30.0,
+        "First wait between Batch API status checks (grows to 10 min)",
+        float,
+        bounds={"gt": 0},
+    )
     temperature: float = setting(0.0, "Sampling temperature", float, bounds={"ge": 0, "le": 2})
     max_tokens: int | None = setting(
         None,
@@ -440,9 +453,9 @@ def settings_options(command: str) -> Callable[[Callable[..., Any]], Callable[..
             help_text = f"{spec.help}.  [default: {shown}]" if not spec.negate else spec.help + "."
             if spec.env:
                 help_text = help_text.replace("  [", f"  [env {spec.env}; ", 1)
-            if spec.negate:
+            if spec.kind is bool:
                 option = click.option(
-                    spec.flag, name, flag_value=False, default=None, help=help_text
+                    spec.flag, name, flag_value=not spec.negate, default=None, help=help_text
                 )
             else:
                 option = click.option(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import httpx
 
     from agent.interests import Interests
+    from agent.llm.batch import BatchAnswer
     from agent.prefilter import FilterReport, Filters
 
 T = TypeVar("T")
@@ -132,10 +133,19 @@ def _spool(stream: IO[bytes]) -> Path:
 
 
 def build_backend(
-    settings: Settings, taxonomy: Taxonomy, http: object, interests: Interests | None = None
+    settings: Settings,
+    taxonomy: Taxonomy,
+    http: object,
+    interests: Interests | None = None,
+    *,
+    batch: bool = False,
 ) -> Backend:
-    """The backend ``settings`` ask for; an LLM backend without credentials is a config error."""
-    kind = settings.resolved_backend()
+    """The backend ``settings`` ask for; an LLM backend without credentials is a config error.
+
+    ``batch``: the answers come from batch files, so it is the LLM backend whatever the
+    settings say, and it needs a server only to repair invalid answers.
+    """
+    kind = "openai" if batch else settings.resolved_backend()
     if kind == "local":
         from agent.backends.local import LocalBackend
 
@@ -145,9 +155,11 @@ def build_backend(
             summary_words=settings.summary_words,
             interests=interests,
         )
-    if not settings.api_key and not settings.base_url:
+    online = not batch or settings.batch_api or settings.max_repairs > 0
+    if online and not settings.api_key and not settings.base_url:
+        why = " to repair invalid answers (or pass --no-repair)" if batch else ""
         raise ConfigError(
-            "--backend openai needs OPENAI_API_KEY (or --base-url for a local server)"
+            f"--backend openai needs OPENAI_API_KEY (or --base-url for a local server){why}"
         )
     from agent.backends.openai import OpenAIBackend
 
@@ -165,18 +177,31 @@ async def execute(
     on_result: Callable[[PaperResult], None] | None = None,
     digest: DigestRequest | None = None,
     interests: Interests | None = None,
+    answers: dict[str, BatchAnswer] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> str | None:
     """Run the whole batch into ``output``, then the digest; returns digest text for stdout.
 
-    One HTTP client serves the LLM, the highlights and Slack (DESIGN 1).
+    One HTTP client serves the LLM, the highlights and Slack (DESIGN 1). With ``answers``
+    (imported batch output), the answers come from there and only repairs go online; with
+    ``settings.batch_api``, OpenAI's Batch API answers first.
     """
     from agent.llm.http import make_client
     from agent.llm.recording import recorder_from_env
 
     recorder = recorder_from_env()
     async with make_client(settings.timeout, max(settings.concurrency, 8), recorder) as http:
-        backend = build_backend(settings, taxonomy, http, interests)
+        batch = answers is not None or settings.batch_api
+        backend = build_backend(settings, taxonomy, http, interests, batch=batch)
         try:
+            if batch:
+                from agent.llm.batch import BatchAnswers
+
+                if answers is None:
+                    from agent.llm.batch_api import answer_by_batch
+
+                    answers = await answer_by_batch(backend, inputs.papers(), notify)  # type: ignore[arg-type]
+                backend = BatchAnswers(backend, answers)  # type: ignore[arg-type]
             await run_pipeline(
                 inputs.papers(),
                 backend,

@@ -67,6 +67,21 @@ def reply(request: httpx.Request) -> httpx.Response:
     return answer([schema["properties"]["tags"]["items"]["enum"][0]])
 
 
+def fake_run_batch(words: list[str], where: Path) -> None:
+    """What ``vllm run-batch -i IN -o OUT`` writes: a completion per request line, any order."""
+    source = where / words[words.index("-i") + 1]
+    lines = []
+    for line in reversed(source.read_text(encoding="utf-8").splitlines()):
+        request = json.loads(line)
+        response = reply(httpx.Request("POST", request["url"], json=request["body"]))
+        body = {"status_code": 200, "request_id": "r", "body": json.loads(response.content)}
+        lines.append(
+            {"id": "b", "custom_id": request["custom_id"], "response": body, "error": None}
+        )
+    target = where / words[words.index("-o") + 1]
+    target.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working directory laid out as the README assumes: the checkout's examples and tests,
@@ -151,6 +166,9 @@ def test_every_readme_command_runs_as_written(workdir: Path, smtp_server) -> Non
                 if name == "SLACK_WEBHOOK_URL":
                     value = FAKE_WEBHOOK
                 env[name] = value
+                continue
+            if line.startswith("vllm run-batch"):
+                fake_run_batch(shlex.split(line), workdir)
                 continue
             if "paper-agent" not in line and not line.startswith("python"):
                 continue

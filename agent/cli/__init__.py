@@ -21,6 +21,7 @@ COMMANDS = {
     "eval": "agent.cli.eval:eval_cmd",
     "digest": "agent.cli.digest:digest",
     "post": "agent.cli.digest:post",
+    "batch": "agent.cli.batch:batch",
 }
 
 HELP = {
@@ -31,6 +32,7 @@ HELP = {
     "eval": "Score results against gold tags and summaries.",
     "digest": "Render a digest (slack, mrkdwn, markdown, html, json).",
     "post": "Deliver a digest to Slack or by email.",
+    "batch": "Batch files (OpenAI Batch API, vllm run-batch) and Batch API jobs.",
 }
 
 

@@ -230,6 +230,7 @@ def run(
                     on_result=finished,
                     digest=wanted if (digest_format or webhook) else None,
                     interests=interests,
+                    notify=lambda line: click.echo(scrub(f"paper-agent: {line}"), err=True),
                 )
                 text = runner.run_job(job)
         except (KeyboardInterrupt, Interrupted) as exc:

@@ -223,6 +223,7 @@ class LLM:
         for attempt in range(1, attempts + 1):
             if attempt == 1 and answered is not None:
                 completion = answered
+                _record_usage(answered, usage)
             else:
                 completion = await self._complete(conversation, question, usage)
             raw = self._content(completion, usage)
@@ -254,7 +255,8 @@ class LLM:
             return Answer(value, usage, cached=False)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _client(self) -> AsyncOpenAI:
+    def sdk(self) -> AsyncOpenAI:
+        """The SDK client on our shared httpx client (made on first use)."""
         # Imported on first use: a fully cached run never pays for loading the SDK.
         if self._sdk is None:
             from openai import AsyncOpenAI
@@ -306,7 +308,7 @@ class LLM:
         """Send one request (with retries) and map every failure to a paper or run error."""
         import openai
 
-        client = self._client()
+        client = self.sdk()
         body = self.body(messages, question)
         params = {k: v for k, v in body.items() if k not in ("model", "messages")}
 

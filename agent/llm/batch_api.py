@@ -1,0 +1,334 @@
+"""OpenAI's Batch API end to end: upload, create, poll, download, then import (DESIGN 14).
+
+Every job is saved in the state dir (``batches/jobs.json``) as soon as the API gives it an id:
+the upload's file id, then the batch id. A request file is known by the sha256 of its content,
+so a rerun of an interrupted run finds its batches by their files and never uploads the same
+work twice; a batch that failed, expired or was cancelled is not reused, and the rerun's
+export (only papers without a cached answer) resubmits exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import BackendError, ConfigError, InputError
+from agent.llm import retry
+from agent.llm.batch import (
+    ENDPOINT,
+    BatchAnswer,
+    export_requests,
+    read_batch_output,
+    split_custom_id,
+)
+from agent.llm.redact import redact
+from agent.llm.retry import call_with_retry
+from agent.models import Paper
+from agent.outputs import write_atomic
+
+if TYPE_CHECKING:
+    from agent.backends.openai import OpenAIBackend
+    from agent.llm.client import LLM
+
+log = logging.getLogger(__name__)
+
+WINDOW = "24h"
+MAX_POLL_SECONDS = 600.0
+ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
+DONE = ("completed", "expired", "cancelled")  # these have output and error files to read
+# A batch in these states is not reused: its missing answers are exported and sent again.
+SPENT = ("failed", "expired", "cancelled")
+
+Notify = Callable[[str], None]
+
+
+@dataclass
+class Job:
+    """One request file and the batch that answers it."""
+
+    sha256: str
+    requests_file: str
+    requests: int
+    input_file_id: str | None = None
+    batch_id: str | None = None
+    status: str = "uploading"
+    completed: int = 0
+    failed: int = 0
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    problem: str = ""  # why a batch failed (its validation errors)
+    created: float = 0.0
+
+    def label(self) -> str:
+        """The batch id, or the request file while it has none."""
+        return self.batch_id or Path(self.requests_file).name
+
+
+def jobs_dir(home: Path) -> Path:
+    """Where request files, downloaded outputs and the job list live in the state dir."""
+    return home / "batches"
+
+
+class Jobs:
+    """The saved job list, shared by processes through a lock file."""
+
+    def __init__(self, home: Path) -> None:
+        self.directory = jobs_dir(home)
+        self.path = self.directory / "jobs.json"
+
+    @contextlib.contextmanager
+    def locked(self) -> Any:
+        """Hold the job list for a read-modify-write (other processes wait)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / "jobs.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def load(self) -> list[Job]:
+        """Every saved job, oldest first."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the batch job list {self.path}: {exc}") from None
+        names = {f.name for f in fields(Job)}
+        return [Job(**{k: v for k, v in item.items() if k in names}) for item in data]
+
+    def save(self, job: Job) -> None:
+        """Add or update ``job`` (known by its request file's hash and creation time)."""
+        with self.locked():
+            jobs = [j for j in self.load() if (j.sha256, j.created) != (job.sha256, job.created)]
+            jobs.append(job)
+            write_atomic(self.path, json.dumps([asdict(j) for j in jobs], indent=1) + "\n")
+
+    def find(self, sha256: str) -> Job | None:
+        """The reusable job for a request file: not failed, expired or cancelled."""
+        for job in reversed(self.load()):
+            if job.sha256 == sha256 and job.status not in SPENT:
+                return job
+        return None
+
+    def pick(self, batch_id: str | None) -> list[Job]:
+        """The job with ``batch_id``, or every job still running when None."""
+        jobs = self.load()
+        if batch_id is None:
+            return [j for j in jobs if j.batch_id and j.status in ACTIVE]
+        found = [j for j in jobs if j.batch_id == batch_id]
+        if not found:
+            raise InputError(f"no batch {batch_id} in {self.path}")
+        return found
+
+
+class BatchAPI:
+    """The Batch API calls we make, through the SDK on our httpx client, each retried."""
+
+    def __init__(self, llm: LLM, notify: Notify, poll_seconds: float) -> None:
+        self.llm = llm
+        self.notify = notify
+        self.poll_seconds = poll_seconds
+
+    async def call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """One API call with the retry policy; a refusal stops the run with one line."""
+        import openai
+
+        try:
+            return await call_with_retry(fn, self.llm.policy)
+        except openai.APIStatusError as exc:
+            detail = redact(str(getattr(exc, "message", exc)), [self.llm.settings.api_key])
+            raise BackendError(
+                f"the Batch API refused to {what} (HTTP {exc.status_code}): {detail}"
+            ) from None
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise BackendError(f"cannot reach {self.llm.base_url} to {what}: {exc}") from None
+
+    async def submit(self, path: Path, requests: int, jobs: Jobs) -> Job:
+        """Upload ``path`` and create its batch, unless a live job already has this file."""
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        job = jobs.find(sha)
+        if job is not None and job.batch_id:
+            self.notify(f"batch {job.batch_id} already has {path.name}: resuming it")
+            return job
+        job = job or Job(sha, str(path), requests, created=time.time())
+        sdk = self.llm.sdk()
+        if job.input_file_id is None:
+
+            async def upload() -> Any:
+                with path.open("rb") as stream:
+                    return await sdk.files.create(file=(path.name, stream), purpose="batch")
+
+            uploaded = await self.call(f"upload {path.name}", upload)
+            job.input_file_id = uploaded.id
+            jobs.save(job)  # from here on a rerun reuses the upload
+        created = await self.call(
+            "create a batch",
+            lambda: sdk.batches.create(
+                input_file_id=job.input_file_id,
+                endpoint=ENDPOINT,
+                completion_window=WINDOW,
+                metadata={"paper_agent_sha256": sha[:64]},
+            ),
+        )
+        self._update(job, created)
+        jobs.save(job)
+        self.notify(f"batch {job.batch_id} created for {requests} request(s)")
+        return job
+
+    async def refresh(self, job: Job, jobs: Jobs) -> Job:
+        """The job with its batch's current status."""
+        sdk = self.llm.sdk()
+        batch = await self.call(
+            f"check batch {job.batch_id}", lambda: sdk.batches.retrieve(job.batch_id)
+        )
+        self._update(job, batch)
+        jobs.save(job)
+        return job
+
+    async def wait(self, pending: list[Job], jobs: Jobs) -> None:
+        """Poll until every job is finished: the first wait is ``poll_seconds``, doubling to
+        10 minutes, with one progress line per change."""
+        delay = self.poll_seconds
+        shown: dict[str, str] = {}
+        while True:
+            for job in pending:
+                if job.status in ACTIVE or job.status == "uploading":
+                    await self.refresh(job, jobs)
+                line = f"batch {job.label()}: {job.status}, {job.completed}/{job.requests} done" + (
+                    f", {job.failed} failed" if job.failed else ""
+                )
+                if shown.get(job.label()) != line:
+                    shown[job.label()] = line
+                    self.notify(line)
+            if all(job.status not in ACTIVE for job in pending):
+                return
+            await retry.sleep(delay)
+            delay = min(delay * 2, MAX_POLL_SECONDS)
+
+    async def cancel(self, job: Job, jobs: Jobs) -> Job:
+        """Ask the API to cancel the job's batch."""
+        sdk = self.llm.sdk()
+        batch = await self.call(
+            f"cancel batch {job.batch_id}", lambda: sdk.batches.cancel(job.batch_id)
+        )
+        self._update(job, batch)
+        jobs.save(job)
+        return job
+
+    async def download(self, job: Job, directory: Path) -> list[Path]:
+        """The job's output and error files, downloaded once into ``directory``."""
+        sdk = self.llm.sdk()
+        paths = []
+        for kind, file_id in (("output", job.output_file_id), ("errors", job.error_file_id)):
+            if not file_id:
+                continue
+            target = directory / f"{job.batch_id}-{kind}.jsonl"
+            if not target.exists():
+                content = await self.call(
+                    f"download {file_id}", lambda file_id=file_id: sdk.files.content(file_id)
+                )
+                partial = target.with_name(target.name + ".partial")
+                partial.write_bytes(content.content)
+                os.replace(partial, target)
+            paths.append(target)
+        return paths
+
+    @staticmethod
+    def _update(job: Job, batch: Any) -> None:
+        job.batch_id = batch.id
+        job.status = batch.status
+        counts = batch.request_counts
+        if counts is not None:
+            job.completed, job.failed = counts.completed, counts.failed
+        job.output_file_id = batch.output_file_id
+        job.error_file_id = batch.error_file_id
+        errors = getattr(batch.errors, "data", None) or []
+        job.problem = "; ".join(str(e.message) for e in errors if getattr(e, "message", None))
+
+
+def failed_answers(job: Job) -> dict[str, BatchAnswer]:
+    """An error for every request of a batch that failed as a whole (its file was refused)."""
+    why = job.problem or "the batch failed"
+    answers: dict[str, BatchAnswer] = {}
+    with contextlib.suppress(OSError), open(job.requests_file, encoding="utf-8") as stream:
+        for line in stream:
+            ids = split_custom_id(json.loads(line).get("custom_id", ""))
+            if ids is not None:
+                answers[ids[0]] = BatchAnswer(
+                    error=("batch_failed", f"batch {job.batch_id}: {why}")
+                )
+    return answers
+
+
+async def answer_by_batch(
+    backend: OpenAIBackend, papers: Iterable[Paper], notify: Notify | None = None
+) -> dict[str, BatchAnswer]:
+    """Export the uncached papers, run them through the Batch API and return the answers.
+
+    Cached papers never leave the machine; when every paper is cached nothing is uploaded.
+    """
+    notify = notify or log.warning
+    settings = backend.settings
+    jobs = Jobs(settings.home)
+    directory = jobs.directory
+    directory.mkdir(parents=True, exist_ok=True)
+    scratch = directory / f"export-{os.getpid()}.jsonl"
+    exported = export_requests(backend, papers, scratch)
+    if not exported.files:
+        notify(f"batch: all {exported.cached} answer(s) are cached; nothing to send")
+        return {}
+    api = BatchAPI(backend.llm, notify, settings.batch_poll_seconds)
+    pending = []
+    for path, requests in zip(exported.files, _line_counts(exported.files), strict=True):
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        named = directory / f"requests-{sha[:16]}.jsonl"
+        os.replace(path, named)
+        pending.append(await api.submit(named, requests, jobs))
+    await api.wait(pending, jobs)
+    return await collect(api, pending)
+
+
+async def collect(api: BatchAPI, finished: list[Job]) -> dict[str, BatchAnswer]:
+    """The answers and per-paper errors of finished jobs (outputs downloaded once)."""
+    answers: dict[str, BatchAnswer] = {}
+    for job in finished:
+        if job.status == "failed":
+            api.notify(f"batch {job.batch_id} failed: {job.problem or 'no reason given'}")
+            answers.update(failed_answers(job))
+            continue
+        paths = await api.download(job, Path(job.requests_file).parent)
+        for key, answer in read_batch_output(paths).items():
+            if key not in answers or answers[key].completion is None:
+                answers[key] = answer
+    return answers
+
+
+def _line_counts(paths: list[Path]) -> list[int]:
+    counts = []
+    for path in paths:
+        with path.open("rb") as stream:
+            counts.append(sum(1 for _ in stream))
+    return counts
+
+
+@contextlib.asynccontextmanager
+async def batch_api(settings: Any, notify: Notify) -> AsyncIterator[tuple[BatchAPI, Jobs]]:
+    """A ``BatchAPI`` and the job list for the ``batch`` commands (status, resume, cancel)."""
+    from agent.llm.client import LLM
+    from agent.llm.http import make_client
+
+    if not settings.api_key and not settings.base_url:
+        raise ConfigError("the Batch API needs OPENAI_API_KEY (or --base-url)")
+    async with make_client(settings.timeout) as http:
+        yield (
+            BatchAPI(LLM(settings, http), notify, settings.batch_poll_seconds),
+            Jobs(settings.home),
+        )
