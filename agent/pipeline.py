@@ -20,8 +20,9 @@ from typing import IO
 
 from agent.backends import Backend
 from agent.config import Settings
-from agent.errors import OutputError, PaperFailed
+from agent.errors import NOT_RUN, OutputError, PaperFailed
 from agent.llm.client import SERVER_TROUBLE
+from agent.llm.cost import Price, usd
 from agent.llm.prompts import clip_abstract
 from agent.models import Paper, PaperResult, Usage
 from agent.outputs import commit, partial_path
@@ -40,6 +41,8 @@ class RunStats:
     usage: Usage = field(default_factory=Usage)
     started: float = field(default_factory=time.monotonic)
     stopped: str | None = None  # why the run stopped launching papers, if it did
+    priced: bool = False  # an LLM run: the summary says what it cost, or that it is unknown
+    price: Price | None = None  # the model's price, when known
 
     @property
     def total(self) -> int:
@@ -65,8 +68,16 @@ class RunStats:
             f"{self.ok} ok, {self.failed} failed{skipped}; {u.requests} requests, "
             f"{u.retries} retries, {self.cache_hits} cache hits; tokens: {u.prompt_tokens} "
             f"prompt, {u.completion_tokens} completion, {u.cached_tokens} cached; "
-            f"{time.monotonic() - self.started:.1f}s"
+            f"{self.cost()}{time.monotonic() - self.started:.1f}s"
         )
+
+    def cost(self) -> str:
+        """What the real usage cost ("cost unknown" without a price), for the summary."""
+        if not self.priced:
+            return ""
+        if self.price is None:
+            return "cost unknown; "
+        return f"cost {usd(self.price.of(self.usage))}; "
 
 
 class CircuitBreaker:
@@ -82,7 +93,11 @@ class CircuitBreaker:
         error = result.error
         if self.reason is not None:
             return  # tripped already: papers still finishing do not change why
-        if halt and error is not None:
+        if halt and error is not None and error.type == "skipped":
+            # Not run because the run stops for a reason of its own (--max-cost), which its
+            # message gives.
+            self.reason = error.message.removeprefix(NOT_RUN)
+        elif halt and error is not None:
             self.reason = f"the LLM server failed the run's first request ({error.message})"
         elif error is not None and error.type in SERVER_TROUBLE:
             self.streak += 1
@@ -215,7 +230,7 @@ async def run_pipeline(
     def skip_the_rest(reason: str) -> None:
         """Give every paper that did not finish a ``skipped`` record."""
         for index, paper in _unfinished(in_flight, source):
-            message = f"not run: {reason}; run again to retry it"
+            message = f"{NOT_RUN}{reason}; run again to retry it"
             writer.put(index, _failed(backend, paper, "skipped", message))
 
     def finish() -> None:
@@ -232,7 +247,7 @@ async def run_pipeline(
         except _Tripped:
             stats.stopped = breaker.reason
             log.warning("stopped launching papers: %s", breaker.reason)
-            skip_the_rest(f"the run stopped after {breaker.reason}")
+            skip_the_rest(f"the run stopped: {breaker.reason}")
         except _WriteFailed:
             raise
         except BaseException as exc:
