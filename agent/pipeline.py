@@ -81,12 +81,14 @@ class RunStats:
 
 
 class CircuitBreaker:
-    """Trips after ``limit`` papers in a row failed for the server's sake (0: never)."""
+    """Trips after ``limit`` papers in a row failed for the server's sake (0: never), or when a
+    paper was not run because the run stops (--max-cost)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.streak = 0
         self.reason: str | None = None
+        self.drain = False  # papers in flight finish (the run stopped, not the server)
 
     def record(self, result: PaperResult, halt: bool) -> None:
         """Count one finished paper; a cache hit says nothing about the server."""
@@ -97,6 +99,7 @@ class CircuitBreaker:
             # Not run because the run stops for a reason of its own (--max-cost), which its
             # message gives.
             self.reason = error.message.removeprefix(NOT_RUN)
+            self.drain = True  # what is in flight is paid for already: let it finish
         elif halt and error is not None:
             self.reason = f"the LLM server failed the run's first request ({error.message})"
         elif error is not None and error.type in SERVER_TROUBLE:
@@ -187,7 +190,8 @@ async def run_pipeline(
 
     At most ``concurrency`` papers are in flight and at most ``4 * concurrency`` finished results
     wait for a slow predecessor, so memory stays bounded however long the input. When the
-    circuit breaker trips, the run stops launching papers and the rest get ``skipped`` records;
+    circuit breaker trips, the run stops launching papers and the rest get ``skipped`` records
+    (for --max-cost, papers in flight finish first: their requests are paid for);
     when it is interrupted or the backend fails for good, the same happens before the error
     goes up, so a rerun retries exactly the papers that did not finish.
     """
@@ -225,7 +229,8 @@ async def run_pipeline(
             breaker.record(result, halt)
             for _ in range(writer.put(index, result)):
                 window.release()
-        raise _Tripped
+        if not breaker.drain:
+            raise _Tripped
 
     def skip_the_rest(reason: str) -> None:
         """Give every paper that did not finish a ``skipped`` record."""
@@ -245,9 +250,7 @@ async def run_pipeline(
         try:
             await _gather_or_cancel([asyncio.create_task(worker()) for _ in range(concurrency)])
         except _Tripped:
-            stats.stopped = breaker.reason
-            log.warning("stopped launching papers: %s", breaker.reason)
-            skip_the_rest(f"the run stopped: {breaker.reason}")
+            pass  # the breaker says why, below
         except _WriteFailed:
             raise
         except BaseException as exc:
@@ -258,6 +261,10 @@ async def run_pipeline(
                 finish()
                 _replace(partial, output)
             raise
+        if breaker.reason is not None:
+            stats.stopped = breaker.reason
+            log.warning("stopped launching papers: %s", breaker.reason)
+            skip_the_rest(f"the run stopped: {breaker.reason}")
         finish()
     except _WriteFailed as exc:
         with contextlib.suppress(OSError):
