@@ -122,7 +122,9 @@ async def annotate_one(
     except PaperFailed as exc:
         usage = exc.usage if isinstance(exc.usage, Usage) else None
         requests = usage.requests if usage else 0
-        log.warning("paper %s failed after %d request(s): %s", paper.id, requests, exc.message)
+        # A paper the run did not get to is not a failure: the run's own line says why.
+        level = logging.INFO if exc.kind == "skipped" else logging.WARNING
+        log.log(level, "paper %s failed after %d request(s): %s", paper.id, requests, exc.message)
         if exc.last_raw is not None:
             log.debug("paper %s: last answer was %r", paper.id, exc.last_raw[:500])
         return _failed(backend, paper, exc.kind, exc.message, usage), exc.halt
@@ -263,7 +265,7 @@ async def run_pipeline(
             raise
         if breaker.reason is not None:
             stats.stopped = breaker.reason
-            log.warning("stopped launching papers: %s", breaker.reason)
+            log.info("stopped launching papers: %s", breaker.reason)  # the caller says it
             skip_the_rest(f"the run stopped: {breaker.reason}")
         finish()
     except _WriteFailed as exc:

@@ -244,6 +244,7 @@ def test_max_cost_stops_launching_keeps_finished_and_skips_the_rest(priced_llm, 
     line = "the next request would pass --max-cost $0.20 (spent $0.12)"
     assert out[4]["error"]["message"] == f"not run: {line}"
     assert f"paper-agent: stopped early: {line}; 1 paper(s) marked skipped" in result.stderr
+    assert result.stderr.count("--max-cost") == 1  # one line says it
     assert "; cost $0.12; " in result.stderr and "Traceback" not in result.stderr
 
 
