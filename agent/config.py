@@ -49,7 +49,9 @@ class Spec:
     shown: str | None = None  # the default as --help and the README show it
     negate: bool = False  # a flag that turns the setting off (--no-cache)
     many: bool = False  # a repeatable flag and a list in the config file
-    config_kind: Any = None  # what the config file may hold, when it differs from ``kind``
+    # What the config file may hold, when it differs from ``kind``: a type, or "module:name"
+    # of one, imported only when a config file is read (this module stays light).
+    config_kind: Any = None
 
 
 def setting(default: Any = None, help: str = "", kind: type = str, **spec: Any) -> Any:
@@ -57,8 +59,8 @@ def setting(default: Any = None, help: str = "", kind: type = str, **spec: Any) 
     meta = {"spec": Spec(kind=kind, help=help, **spec)}
     if callable(default):
         return field(default_factory=default, metadata=meta)
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -180,6 +182,23 @@ class Settings:
     )
     max_abstract_chars: int = setting(
         12_000, "Longer abstracts are cut at a sentence end", int, bounds={"ge": 200}
+    )
+    max_cost: float | None = setting(
+        None,
+        "Stop launching requests before the estimated spend in USD would pass this",
+        float,
+        flag="--max-cost",
+        bounds={"gt": 0},
+        shown="none",
+    )
+    prices: dict[str, dict[str, float]] = setting(
+        {},
+        'USD per 1M tokens for a model: [prices."MODEL"] with input, output, cached_input, '
+        "batch_discount",
+        dict,
+        config_kind="agent.llm.cost:PriceTables",
+        commands=(),
+        shown="OpenAI list prices of common models (agent/llm/cost.py)",
     )
     arxiv_api_url: str = setting(
         "https://export.arxiv.org/api/query",
@@ -357,7 +376,7 @@ def file_config() -> type[BaseModel]:
             continue
         kind: Any = list[spec.kind] if spec.many else spec.kind
         if spec.config_kind is not None:
-            kind = spec.config_kind
+            kind = _named_type(spec.config_kind)
         if spec.choices:
             from typing import Literal
 
@@ -368,6 +387,16 @@ def file_config() -> type[BaseModel]:
         model = create_model(f"{section.title()}Config", __config__=strict, **members)
         top[section] = (model | None, None)
     return create_model("FileConfig", __config__=strict, **top)
+
+
+def _named_type(kind: Any) -> Any:
+    """``kind`` itself, or the type a "module:name" string names."""
+    if not isinstance(kind, str):
+        return kind
+    import importlib
+
+    module, _, name = kind.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def read_config_file(path: Path | None) -> dict[str, Any]:
@@ -393,9 +422,10 @@ def read_config_file(path: Path | None) -> dict[str, Any]:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"config file {file}: {where}: {first['msg']}") from None
+    sections = {spec.section for _, spec, _ in specs() if spec.section}
     values: dict[str, Any] = {}
     for key, value in config.model_dump(exclude_none=True).items():
-        values.update(value if isinstance(value, dict) else {key: value})
+        values.update(value if key in sections else {key: value})
     for name, spec, _ in specs():
         if spec.kind is Path and name in values and not Path(values[name]).is_absolute():
             values[name] = file.parent / values[name]

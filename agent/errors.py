@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# How a skipped paper's error message starts; what follows says why it was not run.
+NOT_RUN = "not run: "
+
 
 class PaperAgentError(Exception):
     """Base class for errors a user can act on; ``exit_code`` follows DESIGN 9."""

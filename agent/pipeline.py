@@ -20,8 +20,9 @@ from typing import IO
 
 from agent.backends import Backend
 from agent.config import Settings
-from agent.errors import OutputError, PaperFailed
+from agent.errors import NOT_RUN, OutputError, PaperFailed
 from agent.llm.client import SERVER_TROUBLE
+from agent.llm.cost import Price, usd
 from agent.llm.prompts import clip_abstract
 from agent.models import Paper, PaperResult, Usage
 from agent.outputs import commit, partial_path
@@ -40,6 +41,9 @@ class RunStats:
     usage: Usage = field(default_factory=Usage)
     started: float = field(default_factory=time.monotonic)
     stopped: str | None = None  # why the run stopped launching papers, if it did
+    priced: bool = False  # an LLM run: the summary says what it cost, or that it is unknown
+    price: Price | None = None  # the model's price, when known
+    batch: bool = False  # the answers came from a batch: priced at the Batch API's rate
 
     @property
     def total(self) -> int:
@@ -65,24 +69,40 @@ class RunStats:
             f"{self.ok} ok, {self.failed} failed{skipped}; {u.requests} requests, "
             f"{u.retries} retries, {self.cache_hits} cache hits; tokens: {u.prompt_tokens} "
             f"prompt, {u.completion_tokens} completion, {u.cached_tokens} cached; "
-            f"{time.monotonic() - self.started:.1f}s"
+            f"{self.cost()}{time.monotonic() - self.started:.1f}s"
         )
+
+    def cost(self) -> str:
+        """What the real usage cost ("cost unknown" without a price), for the summary."""
+        if not self.priced:
+            return ""
+        if self.price is None:
+            return "cost unknown; "
+        rate = " at Batch API prices" if self.batch else ""
+        return f"cost {usd(self.price.of(self.usage, self.batch))}{rate}; "
 
 
 class CircuitBreaker:
-    """Trips after ``limit`` papers in a row failed for the server's sake (0: never)."""
+    """Trips after ``limit`` papers in a row failed for the server's sake (0: never), or when a
+    paper was not run because the run stops (--max-cost)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.streak = 0
         self.reason: str | None = None
+        self.drain = False  # papers in flight finish (the run stopped, not the server)
 
     def record(self, result: PaperResult, halt: bool) -> None:
         """Count one finished paper; a cache hit says nothing about the server."""
         error = result.error
         if self.reason is not None:
             return  # tripped already: papers still finishing do not change why
-        if halt and error is not None:
+        if halt and error is not None and error.type == "skipped":
+            # Not run because the run stops for a reason of its own (--max-cost), which its
+            # message gives.
+            self.reason = error.message.removeprefix(NOT_RUN)
+            self.drain = True  # what is in flight is paid for already: let it finish
+        elif halt and error is not None:
             self.reason = f"the LLM server failed the run's first request ({error.message})"
         elif error is not None and error.type in SERVER_TROUBLE:
             self.streak += 1
@@ -104,7 +124,9 @@ async def annotate_one(
     except PaperFailed as exc:
         usage = exc.usage if isinstance(exc.usage, Usage) else None
         requests = usage.requests if usage else 0
-        log.warning("paper %s failed after %d request(s): %s", paper.id, requests, exc.message)
+        # A paper the run did not get to is not a failure: the run's own line says why.
+        level = logging.INFO if exc.kind == "skipped" else logging.WARNING
+        log.log(level, "paper %s failed after %d request(s): %s", paper.id, requests, exc.message)
         if exc.last_raw is not None:
             log.debug("paper %s: last answer was %r", paper.id, exc.last_raw[:500])
         return _failed(backend, paper, exc.kind, exc.message, usage), exc.halt
@@ -172,7 +194,8 @@ async def run_pipeline(
 
     At most ``concurrency`` papers are in flight and at most ``4 * concurrency`` finished results
     wait for a slow predecessor, so memory stays bounded however long the input. When the
-    circuit breaker trips, the run stops launching papers and the rest get ``skipped`` records;
+    circuit breaker trips, the run stops launching papers and the rest get ``skipped`` records
+    (for --max-cost, papers in flight finish first: their requests are paid for);
     when it is interrupted or the backend fails for good, the same happens before the error
     goes up, so a rerun retries exactly the papers that did not finish.
     """
@@ -210,12 +233,13 @@ async def run_pipeline(
             breaker.record(result, halt)
             for _ in range(writer.put(index, result)):
                 window.release()
-        raise _Tripped
+        if not breaker.drain:
+            raise _Tripped
 
     def skip_the_rest(reason: str) -> None:
         """Give every paper that did not finish a ``skipped`` record."""
         for index, paper in _unfinished(in_flight, source):
-            message = f"not run: {reason}; run again to retry it"
+            message = f"{NOT_RUN}{reason}; run again to retry it"
             writer.put(index, _failed(backend, paper, "skipped", message))
 
     def finish() -> None:
@@ -230,9 +254,7 @@ async def run_pipeline(
         try:
             await _gather_or_cancel([asyncio.create_task(worker()) for _ in range(concurrency)])
         except _Tripped:
-            stats.stopped = breaker.reason
-            log.warning("stopped launching papers: %s", breaker.reason)
-            skip_the_rest(f"the run stopped after {breaker.reason}")
+            pass  # the breaker says why, below
         except _WriteFailed:
             raise
         except BaseException as exc:
@@ -243,6 +265,10 @@ async def run_pipeline(
                 finish()
                 _replace(partial, output)
             raise
+        if breaker.reason is not None:
+            stats.stopped = breaker.reason
+            log.info("stopped launching papers: %s", breaker.reason)  # the caller says it
+            skip_the_rest(f"the run stopped: {breaker.reason}")
         finish()
     except _WriteFailed as exc:
         with contextlib.suppress(OSError):

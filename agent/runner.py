@@ -21,6 +21,14 @@ from agent.backends import Backend
 from agent.config import Settings
 from agent.errors import ConfigError, InputError, Interrupted, OutputError
 from agent.llm.cache import MISS, AnswerCache, cache_dir
+from agent.llm.cost import (
+    Budget,
+    make_budget,
+    per_million,
+    settings_price,
+    unknown_price,
+    usd,
+)
 from agent.models import Paper, PaperResult
 from agent.pipeline import RunStats, run_pipeline
 from agent.sources import read_papers, unique_papers
@@ -137,6 +145,7 @@ def build_backend(
     taxonomy: Taxonomy,
     http: object,
     interests: Interests | None = None,
+    budget: Budget | None = None,
     *,
     batch: bool = False,
 ) -> Backend:
@@ -164,7 +173,7 @@ def build_backend(
     from agent.backends.openai import OpenAIBackend
 
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
-    return OpenAIBackend(settings, taxonomy, http, cache, interests)  # type: ignore[arg-type]
+    return OpenAIBackend(settings, taxonomy, http, cache, interests, budget)  # type: ignore[arg-type]
 
 
 async def execute(
@@ -189,10 +198,16 @@ async def execute(
     from agent.llm.http import make_client
     from agent.llm.recording import recorder_from_env
 
+    budget = None
+    batch = answers is not None or settings.batch_api
+    stats.batch = batch
+    if batch or settings.resolved_backend() == "openai":
+        # Before anything is sent: --max-cost without a price is a config error.
+        budget = make_budget(settings)
+        stats.priced, stats.price = True, settings_price(settings)
     recorder = recorder_from_env()
     async with make_client(settings.timeout, max(settings.concurrency, 8), recorder) as http:
-        batch = answers is not None or settings.batch_api
-        backend = build_backend(settings, taxonomy, http, interests, batch=batch)
+        backend = build_backend(settings, taxonomy, http, interests, budget, batch=batch)
         try:
             if batch:
                 from agent.llm.batch import BatchAnswers
@@ -282,6 +297,7 @@ def dry_run(
         return f"offline backend: {plural(inputs.count, 'paper')}, no requests, no tokens"
     from agent.backends.openai import OpenAIBackend
 
+    make_budget(settings)  # --max-cost without a price fails here as it would in the run
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
     backend = OpenAIBackend(settings, taxonomy, None, cache, interests)  # type: ignore[arg-type]
     first = None
@@ -309,7 +325,28 @@ def dry_run(
         f"(model {settings.model}), {hits} cached; about {prompt_tokens} prompt and "
         f"{completion_tokens} completion tokens. Nothing was sent."
     )
+    lines.append(estimate_line(settings, prompt_tokens, completion_tokens))
     return "\n".join(lines)
+
+
+def estimate_line(settings: Settings, prompt_tokens: int, completion_tokens: int) -> str:
+    """The dry run's cost estimate, online and with the Batch API (no prompt cache hits)."""
+    price = settings_price(settings)
+    if price is None:
+        return f"Estimated cost: unknown ({unknown_price(settings)})."
+    online = price.cost(prompt_tokens, completion_tokens)
+    batch = price.cost(prompt_tokens, completion_tokens, batch=True)
+    line = (
+        f"Estimated cost: {usd(online)}, or {usd(batch)} with the Batch API "
+        f"({settings.model}: {per_million(price.input)} input, {per_million(price.output)} "
+        "output per 1M tokens)."
+    )
+    if settings.max_cost is not None:
+        verdict = (
+            "within it" if online <= settings.max_cost else "over it, the run would stop early"
+        )
+        line += f" --max-cost {usd(settings.max_cost)}: {verdict}."
+    return line
 
 
 @dataclass(frozen=True)

@@ -680,7 +680,7 @@ def test_dry_run_counts_neither_empty_records_nor_cut_text(tmp_path):
     )
     result = invoke("run", str(path), "--dry-run")
     assert result.exit_code == 0, result.stderr
-    tail = result.stdout.strip().splitlines()[-1]
+    tail = result.stdout.strip().splitlines()[-2]  # the last line is the cost estimate
     assert "1 request to" in tail
     prompt_tokens = int(re.search(r"about (\d+) prompt", tail).group(1))
     assert prompt_tokens < 6_000  # the 12,000-character cut, not 1 MB / 4

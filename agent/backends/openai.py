@@ -11,6 +11,7 @@ from agent.interests import Interests
 from agent.llm.answers import parse_answer
 from agent.llm.cache import AnswerCache
 from agent.llm.client import LLM, Completion, Messages, Question
+from agent.llm.cost import Budget
 from agent.llm.prompts import PromptBuilder
 from agent.models import Annotation, Paper
 from agent.taxonomy import Taxonomy
@@ -30,8 +31,9 @@ class OpenAIBackend:
         http: httpx.AsyncClient,
         cache: AnswerCache | None = None,
         interests: Interests | None = None,
+        budget: Budget | None = None,
     ) -> None:
-        self.llm = LLM(settings, http, cache)
+        self.llm = LLM(settings, http, cache, budget)
         self.interests = interests
         self.criteria = interests.criteria if interests is not None else []
         # Liked papers count with the LLM too: scored offline, combined with its answer.

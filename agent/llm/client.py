@@ -19,9 +19,10 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.config import Settings
-from agent.errors import BackendError, PaperFailed
+from agent.errors import NOT_RUN, BackendError, PaperFailed
 from agent.llm.answers import AnswerInvalid
 from agent.llm.cache import MISS, AnswerCache, cache_key
+from agent.llm.cost import Budget, OverBudget
 from agent.llm.redact import redact
 from agent.llm.retry import Deadline, RetryPolicy, call_with_retry
 from agent.models import Usage
@@ -124,12 +125,17 @@ class LLM:
     """
 
     def __init__(
-        self, settings: Settings, http: httpx.AsyncClient, cache: AnswerCache | None = None
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        cache: AnswerCache | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.settings = settings
         self.model = settings.model
         self.http = http
         self.cache = cache
+        self.budget = budget  # the run's --max-cost, checked at every request launch
         self.policy = RetryPolicy(
             max_attempts=settings.max_attempts, attempt_deadline=settings.timeout * 2
         )
@@ -298,9 +304,8 @@ class LLM:
                         raise
                     except PaperFailed as exc:
                         if exc.halt:  # the run stops: the papers waiting here are not run
-                            self._stopped = PaperFailed(
-                                "skipped", f"not run: {exc.message}", halt=True
-                            )
+                            reason = exc.message.removeprefix(NOT_RUN)
+                            self._stopped = PaperFailed("skipped", NOT_RUN + reason, halt=True)
                         raise
         return await self._send(messages, question, usage)
 
@@ -312,12 +317,27 @@ class LLM:
         body = self.body(messages, question)
         params = {k: v for k, v in body.items() if k not in ("model", "messages")}
 
+        launched = 0.0  # the budget's estimate of the attempt that got an answer
+
         async def call() -> httpx.Response:
+            nonlocal launched
+            # Every attempt, retries and repairs included, is checked against --max-cost.
+            estimate = self.budget.launch(body, question.max_tokens) if self.budget else 0.0
             usage.requests += 1
-            # The SDK's documented low-level post: same auth and error mapping as
-            # chat.completions.create, without re-walking our already-plain JSON body. The
-            # body is validated here, so a 200 that is not a completion fails only its paper.
-            return await client.post("/chat/completions", cast_to=httpx.Response, body=body)
+            try:
+                # The SDK's documented low-level post: same auth and error mapping as
+                # chat.completions.create, without re-walking our already-plain JSON body.
+                # The body is validated here, so a 200 that is not a completion fails only
+                # its paper.
+                response = await client.post("/chat/completions", cast_to=httpx.Response, body=body)
+            except BaseException as exc:
+                if self.budget is not None:  # an error status is not billed; a lost answer may be
+                    self.budget.land(
+                        estimate, 0.0 if isinstance(exc, openai.APIStatusError) else None
+                    )
+                raise
+            launched = estimate
+            return response
 
         def count_retry(exc: BaseException, wait: float) -> None:
             usage.retries += 1
@@ -332,6 +352,8 @@ class LLM:
 
         try:
             response = await call_with_retry(call, self.policy, count_retry)
+        except OverBudget as exc:
+            raise PaperFailed("skipped", f"{NOT_RUN}{exc}", usage=usage, halt=True) from None
         except openai.APIStatusError as exc:
             self._adapt_to(exc, params, question)
             raise self._status_error(exc, usage) from None
@@ -356,12 +378,16 @@ class LLM:
             if not completion.choices:
                 raise ValueError("no choices")
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            if self.budget is not None:
+                self.budget.land(launched, None)
             problem = _first_problem(exc)
             raise PaperFailed(
                 "bad_response",
                 f"the server's answer is not a chat completion ({problem})",
                 usage=usage,
             ) from None
+        if self.budget is not None:
+            self.budget.land(launched, _billed(completion, self.budget))
         _record_usage(completion, usage)
         return completion
 
@@ -454,6 +480,16 @@ def _error_message(exc: Any) -> str:
         if isinstance(error, str):
             return error
     return str(getattr(exc, "message", exc))
+
+
+def _billed(completion: Completion, budget: Budget) -> float | None:
+    """What one completion cost, from its usage (None when the server did not say)."""
+    counted = completion.usage
+    if counted is None or counted.prompt_tokens is None:
+        return None
+    details = counted.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details else 0
+    return budget.price.cost(counted.prompt_tokens, counted.completion_tokens or 0, cached)
 
 
 def _record_usage(completion: Completion, usage: Usage) -> None:
