@@ -186,6 +186,7 @@ async def execute(
                 stats=stats,
                 max_failures=settings.max_consecutive_failures,
                 max_abstract_chars=settings.max_abstract_chars,
+                papers_per_request=backend.papers_per_request,
             )
         finally:
             await backend.aclose()
