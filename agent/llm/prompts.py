@@ -144,6 +144,8 @@ class PromptBuilder:
         self._env = env
         self._directory = directory
         self._group: tuple[jinja2.Template, jinja2.Template] | None = None
+        if group_size > 1:
+            self._group_templates()  # a missing template fails now, before any request
         self.response_format = response_format
         self.max_abstract_chars = max_abstract_chars
         self._static = {
