@@ -122,6 +122,13 @@ class Settings:
     concurrency: int = setting(
         8, "Requests in flight", int, flag="--concurrency", bounds={"ge": 1, "le": 256}
     )
+    papers_per_request: int = setting(
+        1,
+        "Papers one LLM request annotates: fewer prompt tokens, a little less care per paper",
+        int,
+        flag="--papers-per-request",
+        bounds={"ge": 1, "le": 32},
+    )
     prompts_dir: Path | None = setting(
         None,
         "Directory with system.j2 and user.j2 to use instead of the bundled ones",

@@ -35,6 +35,16 @@ class Usage(BaseModel):
     def __add__(self, other: Usage) -> Usage:
         return Usage(**{k: getattr(self, k) + getattr(other, k) for k in Usage.model_fields})
 
+    def split(self, parts: int) -> list[Usage]:
+        """This usage shared by ``parts`` papers (one request for several): whole numbers that
+        add up to it, so a run's totals stay exact; remainders go to the first papers."""
+        shares: list[dict[str, int]] = [{} for _ in range(parts)]
+        for name in Usage.model_fields:
+            each, left = divmod(getattr(self, name), parts)
+            for i, share in enumerate(shares):
+                share[name] = each + (i < left)
+        return [Usage(**share) for share in shares]
+
 
 class ErrorInfo(BaseModel):
     """Why a paper has no annotation."""

@@ -226,6 +226,7 @@ async def execute(
                 stats=stats,
                 max_failures=settings.max_consecutive_failures,
                 max_abstract_chars=settings.max_abstract_chars,
+                papers_per_request=backend.papers_per_request,
             )
         finally:
             await backend.aclose()
@@ -290,7 +291,7 @@ def quiet_day(settings: Settings, output: Path, digest: DigestRequest) -> None:
 def dry_run(
     settings: Settings, taxonomy: Taxonomy, inputs: Inputs, interests: Interests | None = None
 ) -> str:
-    """The first paper's prompt, and how many requests and tokens the run would need."""
+    """The first request's prompt, and how many requests and tokens the run would need."""
     from agent.digest.text import plural
 
     if settings.resolved_backend() == "local":
@@ -300,26 +301,42 @@ def dry_run(
     make_budget(settings)  # --max-cost without a price fails here as it would in the run
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
     backend = OpenAIBackend(settings, taxonomy, None, cache, interests)  # type: ignore[arg-type]
-    first = None
+    first = single = None
     chars = hits = 0
     skipped = 0
+    size = settings.papers_per_request
+    group: list[Paper] = []  # papers not cached yet, asked together when size > 1
+
+    def ask(papers: list[Paper]) -> int:
+        nonlocal first
+        prompts = backend.prompts()
+        sent = prompts.messages(papers[0]) if len(papers) == 1 else prompts.group_messages(papers)
+        first = first or sent
+        return sum(len(m["content"]) for m in sent)
+
     for paper in inputs.papers():
         if not paper.title and not paper.abstract:
             skipped += 1  # an invalid_input record: never sent
             continue
         messages = backend.prompts().messages(paper)
-        first = first or messages
+        single = single or messages  # shown when every paper is cached
         if cache is not None and cache.get(backend.key_for(messages)) is not MISS:
             hits += 1
             continue
-        chars += sum(len(m["content"]) for m in messages)
+        group.append(paper)
+        if len(group) == size:
+            chars += ask(group)
+            group = []
+    if group:
+        chars += ask(group)
     if cache is not None:
         cache.close()
-    requests = inputs.count - hits - skipped
+    answers = inputs.count - hits - skipped
+    requests = -(-answers // size)
     # About 4 characters a token for English; the answer is the summary plus a few tags.
     prompt_tokens = chars // 4
-    completion_tokens = requests * (settings.summary_words * 2 + 30)
-    lines = [f"--- {m['role']} ---\n{m['content']}" for m in first or []]
+    completion_tokens = answers * (settings.summary_words * 2 + 30)
+    lines = [f"--- {m['role']} ---\n{m['content']}" for m in first or single or []]
     lines.append(
         f"\n{plural(inputs.count, 'paper')}: {plural(requests, 'request')} to {backend.base_url} "
         f"(model {settings.model}), {hits} cached; about {prompt_tokens} prompt and "

@@ -44,6 +44,12 @@ FAULT_KINDS = ("429", "500", "bad_json", "unknown_tags", "length")
 PRESETS = {"issue7": "429=0.15,500=0.10,bad_json=0.10,unknown_tags=0.10,length=0.05"}
 TAG_LINE = re.compile(r"^- ([^:\n]+):", re.MULTILINE)
 TITLE_LINE = re.compile(r"^Title: (.*)$", re.MULTILINE)
+# A request for several papers (--papers-per-request): each paper in <paper id="...">.
+GROUP_PAPER = re.compile(r'<paper id="([^"]*)">(.*?)</paper>', re.DOTALL)
+# The stub's token count: a word or one punctuation mark is a token (BPE tokenizers split
+# English prose a little finer, so real counts run somewhat higher), plus 4 per message.
+TOKEN = re.compile(r"\w+|[^\w\s]")
+MESSAGE_TOKENS = 4
 Reply = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON payload, extra headers
 
 
@@ -236,11 +242,11 @@ def faulty_reply(
             "code": None,
         }
         return 500, {"error": error}, {}
-    tags, _ = answer_tags(request)
+    answers = answer_objects(request)
     if fault == "unknown_tags":
         # A real model's slip: one invented tag in front of a good one.
-        tags = [UNKNOWN_TAG, *tags[:1]]
-    content = json.dumps({"tags": tags, "summary": SUMMARY})
+        answers[0]["tags"] = [UNKNOWN_TAG, *answers[0]["tags"][:1]]
+    content = answer_content(request, answers)
     finish = "stop"
     if fault == "bad_json":
         content = f"Here is the JSON you asked for:\n{content}"
@@ -249,11 +255,12 @@ def faulty_reply(
     return 200, completion(request, number, content, finish), {}
 
 
-def answer_tags(request: dict[str, Any]) -> tuple[list[str], str]:
-    """Up to two valid tags for this prompt (the same every time) and the prompt text.
+def answer_objects(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """One answer per paper asked: ``{"tags", "summary"}``, with its ``id`` in a group.
 
-    Tags come from the string enum of the json_schema response format, else (json_object
-    mode) from the tag list in the system prompt, lines ``- Name: description``.
+    Up to two valid tags, the same for the same paper text every time: from the string enum
+    of the json_schema response format, else (json_object mode) from the tag list in the
+    system prompt, lines ``- Name: description``.
     """
     messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
     prompt = "".join(str(m.get("content", "")) for m in messages)
@@ -261,20 +268,42 @@ def answer_tags(request: dict[str, Any]) -> tuple[list[str], str]:
     if not names:
         system = "".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
         names, max_tags = TAG_LINE.findall(system), 2
-    # Deterministic per prompt, so a paper gets the same answer on every run.
-    seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big")
-    return [names[(seed + i) % len(names)] for i in range(min(2, max_tags, len(names)))], prompt
+
+    def tags(text: str) -> list[str]:
+        # Deterministic per text, so a paper gets the same answer on every run.
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+        return [names[(seed + i) % len(names)] for i in range(min(2, max_tags, len(names)))]
+
+    users = "".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
+    if "<papers>" in users:
+        return [
+            {"id": pid, "tags": tags(text), "summary": SUMMARY}
+            for pid, text in GROUP_PAPER.findall(users)
+        ]
+    return [{"tags": tags(prompt), "summary": SUMMARY}]
+
+
+def answer_content(request: dict[str, Any], answers: list[dict[str, Any]]) -> str:
+    """The answer text: one object, or ``{"answers": [...]}`` for a group request."""
+    grouped = answers and "id" in answers[0]
+    return json.dumps({"answers": answers} if grouped else answers[0])
+
+
+def count_tokens(text: str) -> int:
+    """The stub's token count of ``text`` (see ``TOKEN``)."""
+    return len(TOKEN.findall(text))
 
 
 def completion(
     request: dict[str, Any], number: int, content: str | None = None, finish: str = "stop"
 ) -> dict[str, Any]:
-    """A chat.completion whose content is {"tags", "summary"}, tags from the request's enum."""
-    messages = request.get("messages") or []
-    tags, prompt = answer_tags(request)
+    """A chat.completion answering every paper asked, tags from the request's enum."""
+    messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
     if content is None:
-        content = json.dumps({"tags": tags, "summary": SUMMARY})
-    prompt_tokens, completion_tokens = len(prompt) // 4 + len(messages) * 4, len(content) // 4
+        content = answer_content(request, answer_objects(request))
+    prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
+    prompt_tokens += MESSAGE_TOKENS * len(messages)
+    completion_tokens = count_tokens(content)
     return {
         "id": f"chatcmpl-stub-{number}",
         "object": "chat.completion",

@@ -64,6 +64,22 @@ def reply(request: httpx.Request) -> httpx.Response:
                 ]
             },
         )
+    if "answers" in schema.get("properties", {}):  # --papers-per-request: one entry per id
+        item = schema["properties"]["answers"]["items"]
+        tag = item["properties"]["tags"]["items"]["enum"][0]
+        ids = re.findall(r'<paper id="([^"]*)">', body["messages"][-1]["content"])
+        entries = [{"id": pid, "tags": [tag], "summary": "It works."} for pid in ids]
+        return httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {
+                        "message": {"content": json.dumps({"answers": entries})},
+                        "finish_reason": "stop",
+                    }
+                ]
+            },
+        )
     return answer([schema["properties"]["tags"]["items"]["enum"][0]])
 
 

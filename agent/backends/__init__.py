@@ -16,6 +16,7 @@ class Backend(Protocol):
 
     name: str
     model: str | None
+    papers_per_request: int  # papers one request annotates: the pipeline keeps more in flight
 
     async def annotate(self, paper: Paper) -> Annotation:
         """Tags and summary for one paper."""

@@ -1,4 +1,5 @@
-"""The LLM backend: tags and a summary for one paper from one validated, cached chat call."""
+"""The LLM backend: tags and a summary for one paper from one validated, cached chat call
+(or for several papers from one call, with ``--papers-per-request``: see ``groups``)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ import httpx
 from agent.config import Settings
 from agent.interests import Interests
 from agent.llm.answers import parse_answer
-from agent.llm.cache import AnswerCache
-from agent.llm.client import LLM, Completion, Messages, Question
+from agent.llm.cache import MISS, AnswerCache
+from agent.llm.client import LLM, Answer, Completion, Messages, Question
 from agent.llm.cost import Budget
 from agent.llm.prompts import PromptBuilder
-from agent.models import Annotation, Paper
+from agent.models import Annotation, Paper, Usage
 from agent.taxonomy import Taxonomy
 
 SCHEMA_NAME = "paper_annotation"
+GROUP_SCHEMA_NAME = "paper_annotations"
 
 
 class OpenAIBackend:
@@ -48,6 +50,13 @@ class OpenAIBackend:
         self.max_tags = taxonomy.tag_limit(settings.max_tags)
         self.base_url = self.llm.base_url
         self._prompts: dict[str, PromptBuilder] = {}
+        # The pipeline keeps concurrency x this many papers in flight, so groups fill up.
+        self.papers_per_request = settings.papers_per_request
+        self.groups = None
+        if self.papers_per_request > 1:
+            from agent.backends.groups import PaperGroups
+
+            self.groups = PaperGroups(self, self.papers_per_request, settings.concurrency)
 
     def prompts(self, fmt: str | None = None) -> PromptBuilder:
         """The prompt builder for a response format (the current one by default)."""
@@ -61,6 +70,7 @@ class OpenAIBackend:
                 prompts_dir=self.settings.prompts_dir,
                 max_abstract_chars=self.settings.max_abstract_chars,
                 criteria=self.criteria,
+                group_size=self.papers_per_request,
             )
         return self._prompts[fmt]
 
@@ -68,6 +78,11 @@ class OpenAIBackend:
         """What every paper is asked: the answer schema, sized by the taxonomy and settings."""
         prompts = self.prompts()
         return Question(SCHEMA_NAME, prompts.schema, prompts.max_tokens)
+
+    def group_question(self) -> Question:
+        """What a request for several papers asks: the same for every group of the run."""
+        prompts = self.prompts()
+        return Question(GROUP_SCHEMA_NAME, prompts.group_schema, prompts.group_max_tokens)
 
     def key_for(self, messages: Messages) -> str:
         """The cache key of a paper's first request, from its rendered messages."""
@@ -89,15 +104,29 @@ class OpenAIBackend:
         """Tags and summary for ``paper``; raises PaperFailed or BackendError.
 
         ``answered``: the paper's completion from a batch output file, validated like an
-        online answer (and repaired online when invalid).
+        online answer (and repaired online when invalid). With ``papers_per_request`` above
+        1, a paper not in the cache waits to be asked together with others.
         """
+        if self.groups is None or answered is not None:
+            return self.annotation(paper, await self.ask_one(paper, answered=answered))
+        if self.llm.cache is not None:
+            hit = self.llm.cache.get(self.key_for(self.prompts().messages(paper)))
+            if hit is not MISS:
+                return self.annotation(paper, Answer(hit, Usage(), cached=True))
+        return await self.groups.annotate(paper)
+
+    async def ask_one(self, paper: Paper, *, answered: Completion | None = None) -> Answer:
+        """The validated answer for ``paper`` alone: cached under its single-paper key."""
 
         def render(fmt: str) -> Messages:
             return self.prompts(fmt).messages(paper)
 
-        answer = await self.llm.ask(
+        return await self.llm.ask(
             render, self.question(), self.validate, label=f"paper {paper.id}", answered=answered
         )
+
+    def annotation(self, paper: Paper, answer: Answer) -> Annotation:
+        """The paper's annotation from its validated answer."""
         relevance, why = self._relevance(paper, answer.value)
         return Annotation(
             tags=answer.value["tags"],
@@ -126,5 +155,7 @@ class OpenAIBackend:
         )
 
     async def aclose(self) -> None:
-        """Close the answer cache."""
+        """Stop the groups still being asked, and close the answer cache."""
+        if self.groups is not None:
+            await self.groups.aclose()
         self.llm.close()

@@ -124,3 +124,27 @@ def parse_answer(
         raise AnswerInvalid('the answer has no "relevance" (an integer from 0 to 10)')
     why = " ".join((answer.why or "").split())[:WHY_CHARS]
     return Parsed(tags[:max_tags], summary, float(answer.relevance), why)
+
+
+def split_group(raw: str) -> list[tuple[str | None, str]]:
+    """The (id, answer text) of each entry of a group answer, in the order given.
+
+    Each entry's text, its id removed, is what a single-paper request would have answered, so
+    it is validated by ``parse_answer`` like one. An entry without a string id has None (no
+    paper can claim it); ``AnswerInvalid`` when ``raw`` is not a group answer at all.
+    """
+    try:
+        data = json.loads(_strip_fence(raw))
+    except ValueError as exc:
+        raise AnswerInvalid(f"the group answer is not valid JSON ({exc})") from None
+    answers = data.get("answers") if isinstance(data, dict) else None
+    if not isinstance(answers, list):
+        raise AnswerInvalid('the group answer has no "answers" list')
+    parts: list[tuple[str | None, str]] = []
+    for entry in answers:
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            rest = {k: v for k, v in entry.items() if k != "id"}
+            parts.append((entry["id"].strip(), json.dumps(rest, ensure_ascii=False)))
+        else:
+            parts.append((None, json.dumps(entry, ensure_ascii=False)))
+    return parts

@@ -225,6 +225,7 @@ class BatchAnswers:
         self.answers = answers
         self.name = backend.name
         self.model = backend.model
+        self.papers_per_request = 1  # a batch line is one paper's request
 
     async def annotate(self, paper: Paper) -> Annotation:
         """The paper's answer from the batch, a cached one, or an error record saying why."""

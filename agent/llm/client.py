@@ -208,6 +208,16 @@ class LLM:
                 continue
         raise PaperFailed("http_error", "the server kept refusing the request's form", usage=usage)
 
+    async def complete(self, render: Render, question: Question, usage: Usage) -> Completion:
+        """One request in the form the server accepts, neither cached nor validated: for a
+        caller that splits and checks the answer itself (several papers in one request)."""
+        for _ in range(MAX_REFORMS):
+            try:
+                return await self._complete(render(self.format), question, usage)
+            except _Reconfigured:
+                continue
+        raise PaperFailed("http_error", "the server kept refusing the request's form", usage=usage)
+
     async def _ask(
         self,
         render: Render,

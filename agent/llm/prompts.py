@@ -20,6 +20,10 @@ from agent.taxonomy import Taxonomy
 log = logging.getLogger(__name__)
 
 TEMPLATES = ("system.j2", "user.j2")
+# Loaded only by a run with --papers-per-request above 1; group-system.j2 extends system.j2.
+GROUP_TEMPLATES = ("group-system.j2", "group-user.j2")
+# An answer's share of a group answer's token limit beyond the answer itself: its id and braces.
+ID_TOKENS = 32
 # The tags that delimit untrusted text in our templates, in any case or spacing.
 _DELIMITER = re.compile(r"<(?=\s*/?\s*papers?\b)", re.IGNORECASE)
 
@@ -69,6 +73,26 @@ def answer_schema(
     }
 
 
+def group_schema(single: dict[str, Any], size: int) -> dict[str, Any]:
+    """The strict schema of a group answer: up to ``size`` single answers, each with its id.
+
+    Ids are plain strings, not an enum of this request's ids: the schema stays the same for
+    every request of a run, so providers' prefix caching can hit.
+    """
+    item = {
+        **single,
+        "properties": {"id": {"type": "string"}, **single["properties"]},
+        "required": ["id", *single["required"]],
+    }
+    answers = {"type": "array", "items": item, "maxItems": size}
+    return {
+        "type": "object",
+        "properties": {"answers": answers},
+        "required": ["answers"],
+        "additionalProperties": False,
+    }
+
+
 def clip_abstract(paper: Paper, max_chars: int) -> Paper:
     """``paper`` with its abstract cut to ``max_chars`` at a sentence end (logged)."""
     text = paper.abstract
@@ -94,6 +118,7 @@ class PromptBuilder:
         prompts_dir: Path | None = None,
         max_abstract_chars: int | None = None,
         criteria: Sequence[Criterion] = (),
+        group_size: int = 1,
     ) -> None:
         directory = prompts_dir or default_prompts_dir()
         if not directory.is_dir():
@@ -104,12 +129,7 @@ class PromptBuilder:
             keep_trailing_newline=False,
             autoescape=False,  # prompts are plain text; the paper sits inside delimiters
         )
-        try:
-            self._system, self._user = (env.get_template(name) for name in TEMPLATES)
-        except jinja2.TemplateNotFound as exc:
-            raise ConfigError(f"prompt template {exc.name} not found in {directory}") from None
-        except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError(f"prompt template {exc.name} line {exc.lineno}: {exc}") from None
+        self._system, self._user = _templates(env, TEMPLATES, directory)
         self.schema = answer_schema(
             taxonomy, max_tags=max_tags, summary_words=summary_words, relevance=bool(criteria)
         )
@@ -117,6 +137,15 @@ class PromptBuilder:
         # reason): a model that loops stops here instead of filling the context.
         why = 40 if criteria else 0
         self.max_tokens = max(256, 2 * (24 + 10 * max_tags + 2 * summary_words + why))
+        # A group request: up to group_size papers, one answer each, keyed by the paper's id.
+        self.group_size = group_size
+        self.group_schema = group_schema(self.schema, group_size)
+        self.group_max_tokens = group_size * (self.max_tokens + ID_TOKENS)
+        self._env = env
+        self._directory = directory
+        self._group: tuple[jinja2.Template, jinja2.Template] | None = None
+        if group_size > 1:
+            self._group_templates()  # a missing template fails now, before any request
         self.response_format = response_format
         self.max_abstract_chars = max_abstract_chars
         self._static = {
@@ -144,9 +173,42 @@ class PromptBuilder:
 
     def messages(self, paper: Paper) -> list[dict[str, str]]:
         """The system and user messages for ``paper`` (its text defused: see ``defuse``)."""
+        safe = self._safe(paper)
+        return [
+            {"role": "system", "content": self.messages_system()},
+            {"role": "user", "content": self._render(self._user, paper=safe, **self._static)},
+        ]
+
+    def group_messages(self, papers: Sequence[Paper]) -> list[dict[str, str]]:
+        """The system and user messages asking for ``papers`` in one request.
+
+        The system message is the same for every group (the static prefix); the papers follow
+        in the user message, each inside ``<paper id="...">`` with its id as ``prompt_id`` says.
+        """
+        system, user = self._group_templates()
+        static = {**self._static, "schema_json": json.dumps(self.group_schema, indent=1)}
+        safe = [self._safe(paper).model_copy(update={"id": prompt_id(paper)}) for paper in papers]
+        return [
+            {"role": "system", "content": self._render(system, **static)},
+            {"role": "user", "content": self._render(user, papers=safe, **static)},
+        ]
+
+    def _group_templates(self) -> tuple[jinja2.Template, jinja2.Template]:
+        if self._group is None:
+            if "input_and_answer" not in self._system.blocks:
+                # group-system.j2 replaces that block; without it, a group would be asked
+                # for a single answer.
+                raise ConfigError(
+                    f"prompt template system.j2 in {self._directory} has no "
+                    "{% block input_and_answer %}, which --papers-per-request above 1 replaces"
+                )
+            self._group = _templates(self._env, GROUP_TEMPLATES, self._directory)
+        return self._group
+
+    def _safe(self, paper: Paper) -> Paper:
         if self.max_abstract_chars is not None:
             paper = clip_abstract(paper, self.max_abstract_chars)  # a no-op when run clipped it
-        safe = paper.model_copy(
+        return paper.model_copy(
             update={
                 "id": defuse(paper.id),
                 "title": defuse(paper.title),
@@ -156,7 +218,25 @@ class PromptBuilder:
                 "metadata": {k: defuse(v) for k, v in paper.metadata.items()},
             }
         )
-        return [
-            {"role": "system", "content": self.messages_system()},
-            {"role": "user", "content": self._render(self._user, paper=safe, **self._static)},
-        ]
+
+
+def prompt_id(paper: Paper) -> str:
+    """The paper's id as a group prompt shows it, hence as its answer must give it: defused,
+    and without a double quote that would end the id="..." attribute early."""
+    return defuse(paper.id).replace('"', "'")
+
+
+def _templates(
+    env: jinja2.Environment, names: Sequence[str], directory: Path
+) -> tuple[jinja2.Template, jinja2.Template]:
+    """The system and user templates ``names`` from ``directory``, or a one-line ConfigError."""
+    try:
+        system, user = (env.get_template(name) for name in names)
+    except jinja2.TemplateNotFound as exc:
+        hint = ""
+        if names == GROUP_TEMPLATES:
+            hint = " (--papers-per-request above 1 needs it: copy it from the bundled prompts/)"
+        raise ConfigError(f"prompt template {exc.name} not found in {directory}{hint}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"prompt template {exc.name} line {exc.lineno}: {exc}") from None
+    return system, user

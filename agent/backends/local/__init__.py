@@ -31,6 +31,7 @@ class LocalBackend:
 
     name = "local"
     model: str | None = VERSION
+    papers_per_request = 1
 
     def __init__(
         self,
