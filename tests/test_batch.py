@@ -425,3 +425,27 @@ def test_batch_status_and_cancel(tmp_path, polls):
         cancelled = invoke("batch", "cancel")
         assert cancelled.exit_code == 0 and api.cancel.call_count == 1
         assert "batch_abc123  cancelling" in cancelled.output
+
+
+def test_max_cost_sends_only_the_batch_requests_it_covers(tmp_path, sleeps):
+    from agent.llm.cost import Price, request_estimate
+
+    (tmp_path / "paper-agent.toml").write_text('[prices."gpt-4o-mini"]\ninput = 10\noutput = 40\n')
+    invoke("batch", "export", str(PAPERS), "-o", "all.jsonl")
+    price = Price(input=10, cached_input=10, output=40)
+    costs = [
+        price.cost(*request_estimate(r["body"], 0), batch=True)
+        for r in requests_in(tmp_path / "all.jsonl")
+    ]
+    limit = sum(costs[:3]) + costs[3] / 2  # three requests fit, the fourth does not
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        api = FakeBatchAPI(router, ["completed"])
+        result = invoke("run", str(PAPERS), "--batch-api", "--max-cost", f"{limit:.6f}")
+        assert len(api.requests()) == 3
+    assert result.exit_code == 1
+    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["error"]["type"] if r["error"] else None for r in results] == [None] * 3 + [
+        "skipped"
+    ] * 2
+    assert "stopped early: the next request would pass --max-cost" in result.output
+    assert "at Batch API prices" in result.output

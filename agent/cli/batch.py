@@ -52,6 +52,7 @@ def export_cmd(
     from agent.interests import load_interests
     from agent.llm.batch import export_requests
     from agent.llm.cache import AnswerCache, cache_dir
+    from agent.llm.cost import make_budget, usd
     from agent.outputs import check_outputs
     from agent.taxonomy import load_taxonomy
 
@@ -60,8 +61,9 @@ def export_cmd(
     taxonomy = load_taxonomy(settings.taxonomy)
     interests = load_interests(settings.criteria, settings.liked, settings.min_relevance)
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())
+    budget = make_budget(settings)  # --max-cost: only the requests it covers are written
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
-    backend = OpenAIBackend(settings, taxonomy, None, cache, interests)  # type: ignore[arg-type]
+    backend = OpenAIBackend(settings, taxonomy, None, cache, interests, budget)  # type: ignore[arg-type]
     try:
         exported = export_requests(backend, papers.papers(), output)
     finally:
@@ -70,11 +72,14 @@ def export_cmd(
             cache.close()
     left = f"{exported.cached} cached"
     left += f", {exported.invalid} with neither title nor abstract" if exported.invalid else ""
+    if budget is not None and budget.refused:
+        _echo(f"{len(exported.over_budget)} paper(s) left out: {budget.refused}")
     if not exported.files:
         _echo(f"nothing to export: no paper needs a request ({left})")
         return
     names = ", ".join(str(p) for p in exported.files)
-    _echo(f"{exported.requests} request(s) -> {names} ({left})")
+    cost = f"; at most {usd(exported.estimate)} at Batch API prices" if budget else ""
+    _echo(f"{exported.requests} request(s) -> {names} ({left}){cost}")
     _echo(
         "run them (OpenAI Batch API, or: vllm run-batch -i FILE -o OUTPUT.jsonl), then: "
         "paper-agent batch import INPUTS --output-file OUTPUT.jsonl -o results.jsonl"

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from agent.errors import InputError, OutputError, PaperFailed
 from agent.llm.cache import MISS
 from agent.llm.client import Completion
+from agent.llm.cost import OverBudget
 from agent.llm.prompts import clip_abstract
 from agent.models import Annotation, Paper
 from agent.outputs import commit, partial_path
@@ -58,14 +59,21 @@ class Exported:
     requests: int = 0
     cached: int = 0  # answered already: nothing to send
     invalid: int = 0  # neither title nor abstract: the run gives them an error record
+    over_budget: list[str] = field(default_factory=list)  # cache keys --max-cost left out
+    estimate: float = 0.0  # worst-case USD of the requests, at Batch API prices (with a budget)
 
 
 def batch_requests(
     backend: OpenAIBackend, papers: Iterable[Paper], stats: Exported
 ) -> Iterator[str]:
-    """One JSON line per paper whose answer is not cached (counted into ``stats``)."""
+    """One JSON line per paper whose answer is not cached (counted into ``stats``).
+
+    With the run's --max-cost budget, a request is written only while the worst-case cost of
+    the requests written so far, at Batch API prices, stays within it; the rest are left out.
+    """
     question = backend.question()
     cache = backend.llm.cache
+    budget = backend.llm.budget
     for paper in papers:
         if not paper.title and not paper.abstract:
             stats.invalid += 1
@@ -78,12 +86,21 @@ def batch_requests(
         if cache is not None and cache.get(key) is not MISS:
             stats.cached += 1
             continue
+        body = backend.llm.body(messages, question)
+        if budget is not None:
+            try:
+                estimate = budget.launch(body, question.max_tokens, batch=True)
+            except OverBudget:
+                stats.over_budget.append(key)
+                continue
+            budget.land(estimate, estimate)  # reserved for good: the batch may spend it all
+            stats.estimate += estimate
         stats.requests += 1
         line = {
             "custom_id": custom_id(key, paper.id),
             "method": "POST",
             "url": ENDPOINT,
-            "body": backend.llm.body(messages, question),
+            "body": body,
         }
         yield json.dumps(line, ensure_ascii=False, separators=(",", ":"))
 
@@ -242,6 +259,8 @@ class BatchAnswers:
             )
         if answer.completion is None:
             kind, message = answer.error or ("batch_error", "no answer")
+            if kind == "skipped":  # left out by --max-cost: the run stops as an online one does
+                raise PaperFailed(kind, message, halt=True)
             raise PaperFailed(kind, f"{message} (export it again to resubmit)")
         return await backend.annotate(paper, answered=answer.completion)
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import BackendError, ConfigError, InputError
+from agent.errors import NOT_RUN, BackendError, ConfigError, InputError
 from agent.llm import retry
 from agent.llm.batch import (
     ENDPOINT,
@@ -282,9 +282,16 @@ async def answer_by_batch(
     directory.mkdir(parents=True, exist_ok=True)
     scratch = directory / f"export-{os.getpid()}.jsonl"
     exported = export_requests(backend, papers, scratch)
+    budget = backend.llm.budget
+    skipped = {
+        key: BatchAnswer(error=("skipped", f"{NOT_RUN}{budget.refused}; run again to retry it"))
+        for key in exported.over_budget
+        if budget is not None and budget.refused
+    }
     if not exported.files:
-        notify(f"batch: all {exported.cached} answer(s) are cached; nothing to send")
-        return {}
+        if not skipped:
+            notify(f"batch: all {exported.cached} answer(s) are cached; nothing to send")
+        return skipped
     api = BatchAPI(backend.llm, notify, settings.batch_poll_seconds)
     pending = []
     for path, requests in zip(exported.files, _line_counts(exported.files), strict=True):
@@ -293,7 +300,7 @@ async def answer_by_batch(
         os.replace(path, named)
         pending.append(await api.submit(named, requests, jobs))
     await api.wait(pending, jobs)
-    return await collect(api, pending)
+    return {**await collect(api, pending), **skipped}
 
 
 async def collect(api: BatchAPI, finished: list[Job]) -> dict[str, BatchAnswer]:

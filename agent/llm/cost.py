@@ -183,10 +183,11 @@ class Budget:
         self.in_flight = 0.0
         self.refused: str | None = None
 
-    def launch(self, body: Mapping[str, Any], answer_tokens: int) -> float:
-        """Reserve the request's estimate and return it, or raise ``OverBudget``."""
+    def launch(self, body: Mapping[str, Any], answer_tokens: int, batch: bool = False) -> float:
+        """Reserve the request's estimate and return it, or raise ``OverBudget``; ``batch``:
+        it goes through the Batch API, at its price."""
         prompt, completion = request_estimate(body, answer_tokens)
-        estimate = self.price.cost(prompt, completion)
+        estimate = self.price.cost(prompt, completion, batch=batch)
         if self.refused is None and self.spent + self.in_flight + estimate > self.limit:
             self.refused = (
                 f"the next request would pass --max-cost {usd(self.limit)} "
