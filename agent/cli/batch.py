@@ -169,6 +169,18 @@ def _jobs_command(name: str, help_text: str) -> Any:
     return decorate
 
 
+def _running(batch_id: str | None, config_path: Path | None) -> tuple[Any, list[Any]]:
+    """The settings, and the job ``batch_id`` or every running one; none: say so, exit 0."""
+    from agent.llm.batch_api import Jobs
+
+    settings = _settings({}, config_path)
+    pending = Jobs(settings.home).pick(batch_id)
+    if not pending:
+        click.echo("no running Batch API job")
+        sys.exit(0)
+    return settings, pending
+
+
 def _run(settings: Any, work: Any) -> Any:
     from agent import runner
     from agent.llm.batch_api import batch_api
@@ -181,10 +193,10 @@ def _run(settings: Any, work: Any) -> Any:
 
 
 @_jobs_command("status", "Show the Batch API jobs (ID, or all) and their progress.")
-def status_cmd(batch_id: str | None, config_path: Path | None, **flags: Any) -> None:
+def status_cmd(batch_id: str | None, config_path: Path | None) -> None:
     from agent.llm.batch_api import ACTIVE, Jobs
 
-    settings = _settings(flags, config_path)
+    settings = _settings({}, config_path)
     saved = Jobs(settings.home).load() if batch_id is None else Jobs(settings.home).pick(batch_id)
     if not saved:
         click.echo("no Batch API jobs")
@@ -207,14 +219,10 @@ def status_cmd(batch_id: str | None, config_path: Path | None, **flags: Any) -> 
 
 
 @_jobs_command("resume", "Wait for Batch API jobs (ID, or all running) and download them.")
-def resume_cmd(batch_id: str | None, config_path: Path | None, **flags: Any) -> None:
-    from agent.llm.batch_api import DONE, Jobs
+def resume_cmd(batch_id: str | None, config_path: Path | None) -> None:
+    from agent.llm.batch_api import DONE
 
-    settings = _settings(flags, config_path)
-    pending = Jobs(settings.home).pick(batch_id)
-    if not pending:
-        click.echo("no running Batch API job")
-        return
+    settings, pending = _running(batch_id, config_path)
 
     async def work(api: Any, jobs: Any) -> list[Path]:
         await api.wait(pending, jobs)
@@ -232,14 +240,8 @@ def resume_cmd(batch_id: str | None, config_path: Path | None, **flags: Any) -> 
 
 
 @_jobs_command("cancel", "Cancel Batch API jobs (ID, or all running).")
-def cancel_cmd(batch_id: str | None, config_path: Path | None, **flags: Any) -> None:
-    from agent.llm.batch_api import Jobs
-
-    settings = _settings(flags, config_path)
-    pending = Jobs(settings.home).pick(batch_id)
-    if not pending:
-        click.echo("no running Batch API job")
-        return
+def cancel_cmd(batch_id: str | None, config_path: Path | None) -> None:
+    settings, pending = _running(batch_id, config_path)
 
     async def work(api: Any, jobs: Any) -> None:
         for job in pending:

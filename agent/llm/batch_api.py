@@ -186,12 +186,7 @@ class BatchAPI:
     async def refresh(self, job: Job, jobs: Jobs) -> Job:
         """The job with its batch's current status."""
         sdk = self.llm.sdk()
-        batch = await self.call(
-            f"check batch {job.batch_id}", lambda: sdk.batches.retrieve(job.batch_id)
-        )
-        self._update(job, batch)
-        jobs.save(job)
-        return job
+        return await self._apply(job, jobs, "check", sdk.batches.retrieve)
 
     async def wait(self, pending: list[Job], jobs: Jobs) -> None:
         """Poll until every job is finished: the first wait is ``poll_seconds``, doubling to
@@ -216,9 +211,11 @@ class BatchAPI:
     async def cancel(self, job: Job, jobs: Jobs) -> Job:
         """Ask the API to cancel the job's batch."""
         sdk = self.llm.sdk()
-        batch = await self.call(
-            f"cancel batch {job.batch_id}", lambda: sdk.batches.cancel(job.batch_id)
-        )
+        return await self._apply(job, jobs, "cancel", sdk.batches.cancel)
+
+    async def _apply(self, job: Job, jobs: Jobs, verb: str, method: Any) -> Job:
+        """Call ``method(batch_id)``, and save the batch it returns into the job."""
+        batch = await self.call(f"{verb} batch {job.batch_id}", lambda: method(job.batch_id))
         self._update(job, batch)
         jobs.save(job)
         return job
