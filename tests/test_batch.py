@@ -235,6 +235,7 @@ class FakeBatchAPI:
         self.batch_id = batch_id
         self.states = list(states)
         self.expire = expire  # how many requests (from the end) expire
+        self.error_code = "batch_expired"
         self.uploaded: list[bytes] = uploaded if uploaded is not None else []  # files it holds
         self.upload = router.post("/files").mock(side_effect=self.on_upload)
         self.create = router.post("/batches").mock(side_effect=self.on_create)
@@ -281,7 +282,7 @@ class FakeBatchAPI:
     def on_poll(self, request: httpx.Request) -> httpx.Response:
         status = self.states.pop(0) if len(self.states) > 1 else self.states[0]
         total = len(self.requests())
-        if status in ("completed", "expired"):
+        if status in ("completed", "expired", "cancelled"):
             files = {"output_file_id": "file-out"}
             if self.expire:
                 files["error_file_id"] = "file-err"
@@ -301,7 +302,7 @@ class FakeBatchAPI:
                 "id": "batch_req_e",
                 "custom_id": r["custom_id"],
                 "response": None,
-                "error": {"code": "batch_expired", "message": "not executed within 24h"},
+                "error": {"code": self.error_code, "message": "not executed"},
             }
             for r in self.requests()[len(self.requests()) - self.expire :]
         ]
@@ -449,3 +450,17 @@ def test_max_cost_sends_only_the_batch_requests_it_covers(tmp_path, sleeps):
     ] * 2
     assert "stopped early: the next request would pass --max-cost" in result.output
     assert "at Batch API prices" in result.output
+
+
+def test_a_cancelled_batch_keeps_what_it_finished(tmp_path, sleeps):
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        api = FakeBatchAPI(router, ["in_progress", "cancelling", "cancelled"], expire=2)
+        api.error_code = "batch_cancelled"
+        result = invoke("run", str(PAPERS), "--batch-api", "-o", "results.jsonl")
+        assert api.poll.call_count == 3
+    assert result.exit_code == 1
+    assert "batch batch_abc123: cancelling" in result.output
+    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["error"]["type"] if r["error"] else None for r in results] == [None] * 3 + [
+        "batch_cancelled"
+    ] * 2
