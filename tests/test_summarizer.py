@@ -63,6 +63,38 @@ def test_dangling_openings_are_repaired(sentence: str, repaired: str) -> None:
     assert compress(sentence) == repaired
 
 
+@pytest.mark.parametrize(
+    ("sentence", "repaired"),
+    [
+        ("We address this problem by introducing a GAN.", "We introduce a GAN."),
+        ("We propose to solve this issue by using rules.", "We propose using rules."),
+        ("This paper tackles these gaps by applying X.", "This paper applies X."),
+        ("This work addresses this issue by studying Y.", "This work studies Y."),
+        ("Aiming to bridge this gap, we propose Z.", "We propose Z."),
+        # A gerund not in the verb list stays: the sentence is passed over, not misspelled.
+        (
+            "We address this issue by peering inside it.",
+            "We address this issue by peering inside it.",
+        ),
+    ],
+)
+def test_unnamed_problem_is_dropped_for_what_is_done(sentence: str, repaired: str) -> None:
+    assert compress(sentence) == repaired
+
+
+def test_long_sentence_after_an_opening_phrase_is_cut_after_its_verb() -> None:
+    sentence = (
+        "For shallow networks with ReLU activation and n training points, we show that gradient "
+        "descent converges to a global optimum at a linear rate, which explains the success of "
+        "over-parameterized models in practice and motivates new algorithms for deep ones too."
+    )
+    summary = summarize("Gradient descent provably optimizes shallow networks", sentence, 30)
+    assert summary == (
+        "For shallow networks with ReLU activation and n training points, we show that gradient "
+        "descent converges to a global optimum at a linear rate."
+    )
+
+
 def test_sentence_naming_nothing_is_passed_over() -> None:
     abstract = (
         "Flash memory is slow to read. Within this flash memory-informed framework, we "
