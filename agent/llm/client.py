@@ -22,6 +22,7 @@ from agent.config import Settings
 from agent.errors import BackendError, PaperFailed
 from agent.llm.answers import AnswerInvalid
 from agent.llm.cache import MISS, AnswerCache, cache_key
+from agent.llm.limits import Throttle, request_cost
 from agent.llm.redact import redact
 from agent.llm.retry import Deadline, RetryPolicy, call_with_retry
 from agent.models import Usage
@@ -133,6 +134,8 @@ class LLM:
         self.policy = RetryPolicy(
             max_attempts=settings.max_attempts, attempt_deadline=settings.timeout * 2
         )
+        # Every HTTP attempt waits its turn here: adaptive concurrency, pacing, --rpm/--tpm.
+        self.throttle = Throttle(settings.concurrency, rpm=settings.rpm, tpm=settings.tpm)
         self.base_url = (settings.base_url or OPENAI_URL).rstrip("/")
         # What the server accepts, learned from its 400s during the run.
         self.format = settings.response_format
@@ -309,6 +312,10 @@ class LLM:
         client = self._client()
         body = self.body(messages, question)
         params = {k: v for k, v in body.items() if k not in ("model", "messages")}
+        cost = 0
+        if self.throttle.counts_tokens:
+            limit = params.get(self._token_param)
+            cost = request_cost(messages, limit if isinstance(limit, int) else None)
 
         async def call() -> httpx.Response:
             usage.requests += 1
@@ -329,7 +336,9 @@ class LLM:
                 )
 
         try:
-            response = await call_with_retry(call, self.policy, count_retry)
+            response = await call_with_retry(
+                call, self.policy, count_retry, lambda send: self.throttle.run(send, cost)
+            )
         except openai.APIStatusError as exc:
             self._adapt_to(exc, params, question)
             raise self._status_error(exc, usage) from None

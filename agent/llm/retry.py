@@ -156,8 +156,13 @@ async def call_with_retry(
     fn: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
     on_retry: Callable[[BaseException, float], None] | None = None,
+    gate: Callable[[Callable[[], Awaitable[T]]], Awaitable[T]] | None = None,
 ) -> T:
-    """Await ``fn()`` until it succeeds, retrying only what DESIGN 2 allows."""
+    """Await ``fn()`` until it succeeds, retrying only what DESIGN 2 allows.
+
+    ``gate`` (a rate limiter's ``run``) runs each attempt when its turn comes: the time spent
+    waiting for that turn is not the attempt's, so its deadline starts after it.
+    """
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -171,12 +176,15 @@ async def call_with_retry(
         if on_retry is not None and exc is not None:
             on_retry(exc, state.upcoming_sleep)
 
-    async def bounded() -> T:
+    async def timed() -> T:
         try:
             async with asyncio.timeout(policy.attempt_deadline):
                 return await fn()
         except TimeoutError:
             raise Deadline(f"no complete answer within {policy.attempt_deadline:g}s") from None
+
+    async def bounded() -> T:
+        return await (timed() if gate is None else gate(timed))
 
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_retryable),
