@@ -140,6 +140,7 @@ class Throttle:
         self.cuts = 0  # congestion events: 429s that cut the limit
         self.rejected = 0  # every 429
         self._cut_at = -math.inf
+        self._cut_start = -math.inf  # when the request whose 429 cut last started
         self.round_trip = 0.0  # smoothed seconds from start to success
         self._recover_to = 0.0  # the limit before the last cut: one back per success up to it
         self._hold_until = -math.inf
@@ -233,32 +234,35 @@ class Throttle:
     def _on_429(self, attempt: Attempt) -> None:
         self.rejected += 1
         now = self.clock()
-        # The server's window ended when it saw this attempt, just after it started.
-        horizon = attempt.start - WINDOW
         self._refused = deque(t for t in (*self._refused, attempt.start) if t > now - 2 * WINDOW)
         if attempt.start <= self._cut_at or now < self._cut_at + self.round_trip:
             # Sent before the cut, or within a round trip of it: the same congestion (a full
             # window at the server takes a while to drain). It only refines the measured rate.
-            pre_cut = self._cut_at - WINDOW < attempt.start <= self._cut_at
-            if self.ceiling is not None and pre_cut:
-                self.ceiling = max(1 / WINDOW, self.ceiling - 1 / WINDOW)
+            if self.ceiling is not None and attempt.start <= self._cut_start:
+                self.ceiling = self._accepted_rate(self._cut_start) or self.ceiling
             return
         self.cuts += 1
         in_flight = self.in_flight + 1  # this attempt was in flight until just now
         self._recover_to = self.limit
         self.limit = max(1.0, DECREASE * min(self.limit, in_flight))
-        self._cut_at = now
-        started = sum(1 for t in self._starts if horizon < t <= attempt.start)
-        if started >= MIN_SAMPLES:
-            # What the server let through of what was sent in the last WINDOW; the 429s of
-            # requests still in flight will take theirs off as they come.
-            refused = sum(1 for t in self._refused if horizon < t <= attempt.start)
-            self.ceiling = max(1, started - refused) / WINDOW
+        self._cut_at, self._cut_start = now, attempt.start
+        # What the server let through of what was sent in the WINDOW up to this request; the
+        # 429s of requests sent before it that come later revise it.
+        self.ceiling = self._accepted_rate(attempt.start) or self.ceiling
         log.debug(
             "429: at most %d in flight now; the server accepted %s requests/s",
             int(self.limit),
             "?" if self.ceiling is None else f"{self.ceiling:g}",
         )
+
+    def _accepted_rate(self, end: float) -> float | None:
+        """Requests/s started in the WINDOW up to ``end`` and not refused (None: too few)."""
+        horizon = end - WINDOW
+        started = sum(1 for t in self._starts if horizon < t <= end)
+        if started < MIN_SAMPLES:
+            return None
+        refused = sum(1 for t in self._refused if horizon < t <= end)
+        return max(1, started - refused) / WINDOW
 
     def _read_headers(self, attempt: Attempt, headers: Mapping[str, str]) -> None:
         """Hold new attempts until the reset when the server says nothing is left."""
