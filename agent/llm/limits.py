@@ -4,9 +4,9 @@ One ``Throttle`` per LLM client gates every HTTP attempt, retries included:
 
 - **In flight (AIMD).** The limit starts at ``--concurrency``. A 429 cuts it to half the
   requests then in flight, at most once per round trip: a 429 to a request sent before the
-  last cut is the same congestion, not a new one. Each success adds one back up to what was in
-  flight at the cut (fast recovery), then one per round trip (additive increase), never above
-  the maximum.
+  last cut, or within a round trip of it, is the same congestion, not a new one. Each success
+  adds one back up to the limit before the cut (fast recovery), then one per round trip
+  (additive increase), never above the maximum.
 - **Pacing.** A limit of requests per second shows as 429s however few are in flight, and
   halving alone then oscillates around 75% of it. So a 429 also measures the rate the server
   accepted: requests started in the last second, less those rejected. Requests are then paced
