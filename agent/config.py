@@ -120,7 +120,27 @@ class Settings:
         40, "Word limit of a summary", int, flag="--summary-words", bounds={"ge": 5, "le": 200}
     )
     concurrency: int = setting(
-        8, "Requests in flight", int, flag="--concurrency", bounds={"ge": 1, "le": 256}
+        8,
+        "Most requests in flight (fewer while the server answers 429)",
+        int,
+        flag="--concurrency",
+        bounds={"ge": 1, "le": 256},
+    )
+    rpm: float | None = setting(
+        None,
+        "Client-side limit of requests per minute",
+        float,
+        flag="--rpm",
+        bounds={"gt": 0},
+        shown="none",
+    )
+    tpm: float | None = setting(
+        None,
+        "Client-side limit of tokens per minute (prompt characters / 4 + max_tokens)",
+        float,
+        flag="--tpm",
+        bounds={"gt": 0},
+        shown="none",
     )
     papers_per_request: int = setting(
         1,

@@ -2,6 +2,7 @@
 
     python benchmarks/stub_server.py --port 0 --delay-ms 300
     python benchmarks/stub_server.py --faults issue7 --seed 7 --log requests.jsonl
+    python benchmarks/stub_server.py --delay-ms 100 --delay-max-ms 300 --rate-limit 20
 
 Prints the base URL it bound (``http://127.0.0.1:PORT/v1``) as its first stdout line, then
 serves until SIGINT/SIGTERM (or ``--lifetime`` seconds) and prints the request counts.
@@ -9,6 +10,9 @@ serves until SIGINT/SIGTERM (or ``--lifetime`` seconds) and prints the request c
 without blocking the others, so concurrent requests overlap the way they do against a real
 endpoint. ``--faults`` makes a share of the chat completions fail (429, 500, bad JSON, unknown
 tags, cut-off answers), drawn per request from an RNG seeded with ``--seed`` and the request.
+``--rate-limit R`` answers 429 at once to a request that finds R accepted in the last second
+(a sliding window); ``--rate-limit-headers`` adds OpenAI's ``x-ratelimit-*`` headers (and
+``retry-after-ms`` on a 429), without them a 429 says nothing about when to come back.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import random
 import re
 import signal
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -95,6 +100,38 @@ class Faults:
         return None, rng
 
 
+@dataclass
+class RateLimit:
+    """At most ``per_second`` accepted requests in any sliding one-second window."""
+
+    per_second: int
+    headers: bool = False
+    accepted: deque[float] = field(default_factory=deque)
+
+    def admit(self, now: float) -> tuple[bool, dict[str, str]]:
+        """Whether a request arriving now is accepted, and the headers that say what is left.
+
+        ``x-ratelimit-reset-requests`` is the time until the oldest accepted request leaves
+        the window (one more is allowed then); a 429's ``retry-after-ms`` says the same.
+        """
+        while self.accepted and self.accepted[0] <= now - 1.0:
+            self.accepted.popleft()
+        ok = len(self.accepted) < self.per_second
+        if ok:
+            self.accepted.append(now)
+        if not self.headers:
+            return ok, {}
+        reset_ms = max(0, math.ceil((self.accepted[0] + 1.0 - now) * 1000)) if self.accepted else 0
+        headers = {
+            "x-ratelimit-limit-requests": str(self.per_second),
+            "x-ratelimit-remaining-requests": str(self.per_second - len(self.accepted)),
+            "x-ratelimit-reset-requests": f"{reset_ms}ms",
+        }
+        if not ok:
+            headers["retry-after-ms"] = str(reset_ms)
+        return ok, headers
+
+
 class StubServer:
     """Answers chat completions with schema-valid tags and a summary after a fixed delay."""
 
@@ -104,8 +141,14 @@ class StubServer:
         faults: Faults | None = None,
         log: IO[str] | None = None,
         close_connections: bool = False,
+        delay_max: float | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self.delay = delay
+        self.delay_max = delay_max
+        self.delays = random.Random(faults.seed if faults else 0)
+        self.rate_limit = rate_limit
+        self.started = time.monotonic()
         self.faults = faults or Faults()
         self.log = log
         self.close_connections = close_connections
@@ -153,16 +196,29 @@ class StubServer:
                 return 400, {"error": error}, {}
             self.stats["chat_completions"] += 1
             number = self.stats["chat_completions"]
+            limited: dict[str, str] = {}
+            if self.rate_limit is not None:
+                ok, limited = self.rate_limit.admit(time.monotonic())
+                if not ok:
+                    self.injected["rate_limit"] += 1
+                    self.record(number, request, "rate_limit")
+                    return 429, rate_limit_error(self.rate_limit.per_second), limited
             fault, rng = self.faults.draw(body)
             self.injected[fault or "none"] += 1
             self.record(number, request, fault)
             self.stats["in_flight"] += 1
             self.stats["max_in_flight"] = max(self.stats["max_in_flight"], self.stats["in_flight"])
+            delay = self.delay
+            if self.delay_max is not None:
+                delay = self.delays.uniform(self.delay, self.delay_max)
             try:
-                await asyncio.sleep(self.delay)
+                await asyncio.sleep(delay)
             finally:
                 self.stats["in_flight"] -= 1
-            return faulty_reply(request, number, fault, rng, self.faults.retry_after_max)
+            status, payload, extra = faulty_reply(
+                request, number, fault, rng, self.faults.retry_after_max
+            )
+            return status, payload, {**limited, **extra}
         if method == "GET" and path.endswith("/models"):
             return 200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]}, {}
         if method == "GET" and path == "/stats":
@@ -179,6 +235,7 @@ class StubServer:
         found = TITLE_LINE.search(users[0]) if users else None
         line = {
             "n": number,
+            "t": round(time.monotonic() - self.started, 4),  # arrival, seconds since start
             "title": found.group(1).strip() if found else None,
             "fault": fault,
             "repair": any(m.get("role") == "assistant" for m in messages),
@@ -217,6 +274,17 @@ async def respond(
     ]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
     await writer.drain()
+
+
+def rate_limit_error(per_second: int) -> dict[str, Any]:
+    """OpenAI's body for a request-rate 429."""
+    error = {
+        "message": f"Rate limit reached for {MODEL} on requests per second: Limit {per_second}.",
+        "type": "requests",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    }
+    return {"error": error}
 
 
 def faulty_reply(
@@ -379,6 +447,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--delay-ms", type=float, default=300.0)
     parser.add_argument(
+        "--delay-max-ms",
+        type=float,
+        help="each answer waits a uniform draw from --delay-ms to this (seeded by --seed)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        help="answer 429 to a request that finds this many accepted in the last second",
+    )
+    parser.add_argument(
+        "--rate-limit-headers",
+        action="store_true",
+        help="send x-ratelimit-limit/remaining/reset-requests, and retry-after-ms on a 429",
+    )
+    parser.add_argument(
         "--faults",
         default="",
         help=f"e.g. '429=0.15,500=0.1' (kinds: {', '.join(FAULT_KINDS)}), or 'issue7' for "
@@ -403,7 +486,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     with open(args.log, "a", encoding="utf-8") if args.log else contextlib.nullcontext() as log:
-        stub = StubServer(args.delay_ms / 1000, faults, log, args.close_connections)
+        limit = RateLimit(args.rate_limit, args.rate_limit_headers) if args.rate_limit else None
+        delay_max = args.delay_max_ms / 1000 if args.delay_max_ms is not None else None
+        stub = StubServer(
+            args.delay_ms / 1000, faults, log, args.close_connections, delay_max, limit
+        )
         asyncio.run(serve(args.host, args.port, stub, args.lifetime))
     print(json.dumps(stub.counts()), flush=True)
     print(f"stub server: {stub.stats['requests']} requests", file=sys.stderr)

@@ -23,6 +23,7 @@ from agent.errors import NOT_RUN, BackendError, PaperFailed
 from agent.llm.answers import AnswerInvalid
 from agent.llm.cache import MISS, AnswerCache, cache_key
 from agent.llm.cost import Budget, OverBudget
+from agent.llm.limits import Throttle, request_cost
 from agent.llm.redact import redact
 from agent.llm.retry import Deadline, RetryPolicy, call_with_retry
 from agent.models import Usage
@@ -139,6 +140,8 @@ class LLM:
         self.policy = RetryPolicy(
             max_attempts=settings.max_attempts, attempt_deadline=settings.timeout * 2
         )
+        # Every HTTP attempt waits its turn here: adaptive concurrency, pacing, --rpm/--tpm.
+        self.throttle = Throttle(settings.concurrency, rpm=settings.rpm, tpm=settings.tpm)
         self.base_url = (settings.base_url or OPENAI_URL).rstrip("/")
         # What the server accepts, learned from its 400s during the run.
         self.format = settings.response_format
@@ -326,6 +329,10 @@ class LLM:
         client = self.sdk()
         body = self.body(messages, question)
         params = {k: v for k, v in body.items() if k not in ("model", "messages")}
+        cost = 0
+        if self.throttle.counts_tokens:
+            limit = params.get(self._token_param)
+            cost = request_cost(messages, limit if isinstance(limit, int) else None)
 
         launched = 0.0  # the budget's estimate of the attempt that got an answer
 
@@ -361,7 +368,9 @@ class LLM:
                 )
 
         try:
-            response = await call_with_retry(call, self.policy, count_retry)
+            response = await call_with_retry(
+                call, self.policy, count_retry, lambda send: self.throttle.run(send, cost)
+            )
         except OverBudget as exc:
             raise PaperFailed("skipped", f"{NOT_RUN}{exc}", usage=usage, halt=True) from None
         except openai.APIStatusError as exc:

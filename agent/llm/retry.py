@@ -64,7 +64,8 @@ class Pacer:
         self.last = self.clock()
 
 
-def _status_and_headers(exc: BaseException) -> tuple[int | None, Mapping[str, str]]:
+def status_and_headers(exc: BaseException) -> tuple[int | None, Mapping[str, str]]:
+    """The HTTP status and headers an exception carries (None and {} when it has no response)."""
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     if isinstance(status, int):
@@ -96,7 +97,7 @@ def is_retryable(exc: BaseException) -> bool:
     """Connection errors, timeouts, 408/409/429/5xx; never other 4xx or insufficient_quota."""
     if _is_connection_error(exc):
         return True
-    status, _ = _status_and_headers(exc)
+    status, _ = status_and_headers(exc)
     if status is None:
         return False
     if status == 429 and _error_code(exc) == "insufficient_quota":
@@ -130,7 +131,7 @@ def _waiter(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if exc is not None:
-            _, headers = _status_and_headers(exc)
+            _, headers = status_and_headers(exc)
             told = retry_after(headers)
             if told is not None:
                 return min(told, policy.max_delay)
@@ -156,12 +157,17 @@ async def call_with_retry(
     fn: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
     on_retry: Callable[[BaseException, float], None] | None = None,
+    gate: Callable[[Callable[[], Awaitable[T]]], Awaitable[T]] | None = None,
 ) -> T:
-    """Await ``fn()`` until it succeeds, retrying only what DESIGN 2 allows."""
+    """Await ``fn()`` until it succeeds, retrying only what DESIGN 2 allows.
+
+    ``gate`` (a rate limiter's ``run``) runs each attempt when its turn comes: the time spent
+    waiting for that turn is not the attempt's, so its deadline starts after it.
+    """
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        status, _ = _status_and_headers(exc) if exc else (None, {})
+        status, _ = status_and_headers(exc) if exc else (None, {})
         log.info(
             "retrying after %s (attempt %d), waiting %.2fs",
             status or type(exc).__name__,
@@ -171,12 +177,15 @@ async def call_with_retry(
         if on_retry is not None and exc is not None:
             on_retry(exc, state.upcoming_sleep)
 
-    async def bounded() -> T:
+    async def timed() -> T:
         try:
             async with asyncio.timeout(policy.attempt_deadline):
                 return await fn()
         except TimeoutError:
             raise Deadline(f"no complete answer within {policy.attempt_deadline:g}s") from None
+
+    async def bounded() -> T:
+        return await (timed() if gate is None else gate(timed))
 
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_retryable),

@@ -1,0 +1,259 @@
+"""Adaptive concurrency (AIMD), pacing, rate-limit headers and the --rpm/--tpm token buckets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import respx
+
+from agent.backends.openai import OpenAIBackend
+from agent.config import Settings
+from agent.llm.limits import Throttle, parse_duration, request_cost
+from agent.models import Paper
+from agent.taxonomy import load_taxonomy
+from tests.llm import API_KEY, BASE_URL, answer, error
+
+
+class FakeClock:
+    """A monotonic clock that only the throttle's sleeps move."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock for a throttle."""
+    return FakeClock()
+
+
+def rate_limited(**headers: str) -> httpx.HTTPStatusError:
+    """A 429 as the retry policy sees it: an error carrying its response."""
+    request = httpx.Request("POST", f"{BASE_URL}/chat/completions")
+    response = httpx.Response(429, headers=headers, request=request)
+    return httpx.HTTPStatusError("429", request=request, response=response)
+
+
+async def start(throttle: Throttle, clock: FakeClock, cost: int = 0) -> float:
+    """When one attempt (answered at once, no headers) was let through."""
+    async with throttle.attempt(cost):
+        return clock.now
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        *[("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1.146s", 1.146), ("1h2m", 3720.0)],
+        *[("2", 2.0), ("0.5", 0.5), ("soon", None), ("", None), ("5x", None), ("1s later", None)],
+    ],
+)
+def test_reset_durations_parse_like_openai_sends_them(text, seconds):
+    assert (
+        parse_duration(text) == pytest.approx(seconds) if seconds else parse_duration(text) is None
+    )
+
+
+def test_request_cost_is_prompt_characters_over_four_plus_max_tokens():
+    messages = [{"role": "system", "content": "x" * 400}, {"role": "user", "content": "y" * 40}]
+    assert request_cost(messages, 300) == 110 + 300
+    assert request_cost(messages, None) == 110
+
+
+async def test_rpm_bucket_holds_one_second_then_spaces_requests_evenly(clock):
+    throttle = Throttle(8, rpm=120, clock=clock, sleep=clock.sleep)
+    starts = [await start(throttle, clock) for _ in range(5)]
+    assert starts == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.5])
+
+
+async def test_tpm_bucket_lets_a_big_request_go_when_full_and_the_next_pays_for_it(clock):
+    # 600 tokens a minute: 10 a second, holding 10. A 30-token request goes on a full bucket
+    # and leaves a debt of 20; a 5-token one then waits until the level is back to 5.
+    throttle = Throttle(8, tpm=600, clock=clock, sleep=clock.sleep)
+    assert throttle.counts_tokens
+    assert await start(throttle, clock, cost=30) == 0.0
+    assert await start(throttle, clock, cost=5) == pytest.approx(2.5)
+    assert await start(throttle, clock, cost=5) == pytest.approx(3.0)
+
+
+async def test_no_limits_and_no_429s_never_wait(clock):
+    throttle = Throttle(4, clock=clock, sleep=clock.sleep)
+    assert [await start(throttle, clock) for _ in range(20)] == [0.0] * 20
+    assert clock.slept == [] and throttle.limit == 4 and not throttle.counts_tokens
+
+
+async def test_a_burst_of_429s_sent_before_the_cut_cuts_once_then_the_limit_grows_back(clock):
+    throttle = Throttle(8, clock=clock, sleep=clock.sleep)
+    attempts = [throttle.attempt() for _ in range(8)]
+    for attempt in attempts:
+        await attempt.__aenter__()
+    assert throttle.in_flight == 8
+    clock.now = 0.01
+    error = rate_limited()
+    for attempt in attempts:  # eight 429s to requests all sent before the first came back
+        await attempt.__aexit__(type(error), error, None)
+    assert (throttle.cuts, throttle.rejected, throttle.limit) == (1, 8, 4.0)
+    assert throttle.ceiling == 1.0  # 8 sent, none accepted: the slowest pace, one a second
+
+    seen = []
+    for _ in range(30):  # successes: one back per success up to 8, never above it
+        clock.now += 0.1
+        async with throttle.attempt():
+            pass
+        seen.append(throttle.limit)
+    assert seen[:4] == [5.0, 6.0, 7.0, 8.0]
+    assert max(seen) == 8.0 and seen[-1] == 8.0
+
+
+async def test_a_new_429_after_the_cut_cuts_again(clock):
+    throttle = Throttle(16, clock=clock, sleep=clock.sleep)
+    for limit_after in (8.0, 4.0):
+        clock.now += 0.1
+        attempts = [throttle.attempt() for _ in range(int(throttle.limit))]
+        for attempt in attempts:
+            await attempt.__aenter__()
+        clock.now += 0.5
+        error = rate_limited()
+        for attempt in attempts:
+            await attempt.__aexit__(type(error), error, None)
+        assert throttle.limit == limit_after
+    assert throttle.cuts == 2
+
+
+async def test_pacing_learns_the_accepted_rate_from_a_429(clock):
+    throttle = Throttle(32, clock=clock, sleep=clock.sleep)
+    for n in range(10):  # ten accepted, 0.1 s apart
+        clock.now = n / 10
+        async with throttle.attempt():
+            pass
+    clock.now = 1.0
+    attempt = throttle.attempt()
+    await attempt.__aenter__()
+    error = rate_limited()
+    await attempt.__aexit__(type(error), error, None)
+    assert throttle.ceiling == pytest.approx(9.0)  # 9 of the 10 started within its window
+    assert throttle.rate(clock.now) == pytest.approx(0.95 * 9.0)
+    first, second = await start(throttle, clock), await start(throttle, clock)
+    assert second - first == pytest.approx(1 / throttle.rate(first), rel=0.01)
+    # The pace climbs back to the refused rate within the plateau, then past it.
+    assert throttle.rate(clock.now + 2.0) == pytest.approx(9.0, rel=0.01)
+    assert throttle.rate(clock.now + 6.0) > 9.0 * 1.2
+
+
+@pytest.mark.parametrize("kind", ["requests", "tokens"])
+async def test_remaining_zero_holds_new_requests_until_the_reset(clock, kind):
+    throttle = Throttle(8, clock=clock, sleep=clock.sleep)
+    async with throttle.attempt(cost=100) as attempt:
+        clock.now = 0.2  # the answer came 200 ms after the request started
+        remaining = "0" if kind == "requests" else "40"  # fewer tokens than this request took
+        attempt.answered(
+            httpx.Response(
+                200,
+                headers={
+                    f"x-ratelimit-remaining-{kind}": remaining,
+                    f"x-ratelimit-reset-{kind}": "1.5s",
+                },
+            )
+        )
+    # The server counted the request when it started: the reset is from then.
+    assert await start(throttle, clock) == pytest.approx(1.5)
+
+
+async def test_headers_with_room_left_or_unreadable_do_not_hold(clock):
+    throttle = Throttle(8, clock=clock, sleep=clock.sleep)
+    for headers in (
+        {"x-ratelimit-remaining-requests": "3", "x-ratelimit-reset-requests": "1s"},
+        {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "whenever"},
+        {"x-ratelimit-remaining-requests": "none", "x-ratelimit-reset-requests": "1s"},
+    ):
+        async with throttle.attempt() as attempt:
+            attempt.answered(httpx.Response(200, headers=headers))
+    assert await start(throttle, clock) == 0.0
+
+
+async def test_a_429_with_remaining_zero_holds_everyone_until_its_reset(clock):
+    throttle = Throttle(8, clock=clock, sleep=clock.sleep)
+    error = rate_limited(
+        **{"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "20ms"}
+    )
+    attempt = throttle.attempt()
+    await attempt.__aenter__()
+    await attempt.__aexit__(type(error), error, None)
+    assert await start(throttle, clock) == pytest.approx(0.02)
+
+
+class RecordingThrottle(Throttle):
+    """A throttle that notes its in-flight limit after every attempt."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.history: list[float] = []
+
+    def _exit(self, *args) -> None:
+        super()._exit(*args)
+        self.history.append(self.limit)
+
+
+PAPERS = [Paper(id=f"p{n}", title=f"Paper {n}", abstract="We train a model.") for n in range(24)]
+
+
+async def test_llm_in_flight_falls_on_429s_recovers_and_never_passes_the_max(
+    tmp_path, sleeps, clock
+):
+    """Through the real client and respx: 429s cut what the mock sees in flight."""
+    settings = Settings(
+        backend="openai", base_url=BASE_URL, api_key=API_KEY, home=tmp_path, concurrency=8
+    )
+    statuses = iter([200] + [429] * 6 + [200] * 200)  # the probe, then a burst of 429s
+    in_flight, seen = [0], []  # what the mock counts, and (in flight, limit) per request
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        in_flight[0] += 1
+        seen.append((in_flight[0], backend.llm.throttle.limit))
+        try:
+            await asyncio.sleep(0.002)
+            if next(statuses) == 429:
+                return error(429, "Rate limit reached", "rate_limit_exceeded")
+            return answer(["LLMs"])
+        finally:
+            in_flight[0] -= 1
+
+    async with httpx.AsyncClient() as http:
+        backend = OpenAIBackend(settings, load_taxonomy(), http)
+        backend.llm.throttle = RecordingThrottle(8, clock=clock, sleep=clock.sleep)
+        with respx.mock(base_url=BASE_URL) as router:
+            router.post("/chat/completions").mock(side_effect=server)
+
+            async def paper(p: Paper) -> None:
+                clock.now += 0.01
+                await backend.annotate(p)
+
+            queue = asyncio.Queue()
+            for p in PAPERS:
+                queue.put_nowait(p)
+
+            async def worker() -> None:  # the pipeline's bound: 8 papers in flight
+                while not queue.empty():
+                    await paper(queue.get_nowait())
+
+            await asyncio.gather(*(worker() for _ in range(8)))
+    throttle = backend.llm.throttle
+    assert len(seen) == len(PAPERS) + 6  # each 429 retried once
+    assert throttle.rejected == 6 and throttle.cuts == 1  # one burst, one cut
+    assert all(count <= 8 for count, _ in seen)
+    assert all(count <= max(1, int(limit)) for count, limit in seen)
+    limits = throttle.history
+    low = limits.index(min(limits))
+    assert min(limits) <= 4.0  # it fell...
+    assert limits[-1] == 8.0 and low < len(limits) - 1  # ...and grew back to the max
+    assert max(limits) == 8.0
