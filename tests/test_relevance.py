@@ -247,3 +247,39 @@ def test_eval_relevance_needs_interests(tiny_eval) -> None:
     results, gold, _ = tiny_eval
     out = CliRunner().invoke(eval_cmd, [str(results), "--gold", str(gold), "--relevance"])
     assert out.exit_code == 2 and "--interests" in out.output
+
+
+def test_eval_relevance_ceiling_scores_each_paper_once_by_a_model_blind_to_it() -> None:
+    """benchmarks/eval_relevance.py --ceiling: every paper of (b)'s ranking scored once, by a
+    model that never saw its label, and the relevant ones ranked above the rest on average."""
+    import importlib.util
+
+    from agent.eval import InterestGold
+
+    path = Path(__file__).parents[1] / "benchmarks" / "eval_relevance.py"
+    spec = importlib.util.spec_from_file_location("eval_relevance", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    papers, keywords = bench.read_rows(FIXTURES / "papers.jsonl")
+    criteria, gold = bench.read_interests(FIXTURES / "interests.json")
+    criterion, interest = criteria[1], gold[1]  # Program synthesis
+    assert isinstance(interest, InterestGold)
+    liked_too = bench.with_liked(papers, keywords, criterion, interest, 7, False)
+    seen: list[set[str]] = []  # the ids each fold's model was trained on
+    real = bench.RelevanceModel
+
+    def spy(interests: Interests, negatives: list[Paper]) -> RelevanceModel:
+        seen.append({p.id for p in (*interests.liked, *negatives)})
+        return real(interests, negatives)
+
+    bench.RelevanceModel = spy
+    scores = bench.ceiling(papers, keywords, criterion, interest, 7, folds=5)
+    assert len(seen) == 5
+    for fold, trained in enumerate(seen):
+        held = {pid for i, (pid, _, _) in enumerate(liked_too) if i % 5 == fold}
+        assert held and not held & trained
+    assert sorted(pid for pid, _, _ in scores) == sorted(pid for pid, _, _ in liked_too)
+    relevant = [v for pid, v, _ in scores if keywords[pid] & interest.gold]
+    others = [v for pid, v, _ in scores if not keywords[pid] & interest.gold]
+    assert relevant and sum(relevant) / len(relevant) > sum(others) / len(others)
