@@ -217,6 +217,12 @@ async def execute(
 
                     answers = await answer_by_batch(backend, inputs.papers(), notify)  # type: ignore[arg-type]
                 backend = BatchAnswers(backend, answers)  # type: ignore[arg-type]
+                if answers and not backend.matching(inputs.papers(), settings.max_abstract_chars):
+                    raise InputError(
+                        f"none of the {len(answers)} batch answers is for these papers with "
+                        "these settings: import with the inputs and settings of the export "
+                        "(model, taxonomy, prompts, limits, interests)"
+                    )
             await run_pipeline(
                 inputs.papers(),
                 backend,

@@ -464,3 +464,34 @@ def test_a_cancelled_batch_keeps_what_it_finished(tmp_path, sleeps):
     assert [r["error"]["type"] if r["error"] else None for r in results] == [None] * 3 + [
         "batch_cancelled"
     ] * 2
+
+
+def test_import_with_other_settings_than_the_export_is_one_line_exit_2(tmp_path):
+    invoke("batch", "export", str(PAPERS), "-o", "requests.jsonl")
+    (tmp_path / "output.jsonl").write_text(run_batch(requests_in(tmp_path / "requests.jsonl")))
+    (tmp_path / "results.jsonl").write_text("earlier results\n")
+    with respx.mock(base_url=BASE_URL) as router:
+        result = invoke(
+            "batch", "import", str(PAPERS), "--output-file", "output.jsonl", "--summary-words", "20"
+        )
+        assert not router.calls
+    assert result.exit_code == 2
+    assert "none of the 5 batch answers is for these papers with these settings" in result.output
+    assert (tmp_path / "results.jsonl").read_text() == "earlier results\n"  # untouched
+
+
+def test_a_paper_changed_since_the_export_says_so(tmp_path):
+    invoke("batch", "export", str(PAPERS), "-o", "requests.jsonl")
+    (tmp_path / "output.jsonl").write_text(run_batch(requests_in(tmp_path / "requests.jsonl")))
+    lines = PAPERS.read_text().splitlines()
+    changed = json.loads(lines[1])
+    changed["abstract"] += " A sentence added after the export."
+    lines[1] = json.dumps(changed)
+    (tmp_path / "papers.jsonl").write_text("\n".join(lines) + "\n")
+    with respx.mock(base_url=BASE_URL):
+        result = invoke("batch", "import", "papers.jsonl", "--output-file", "output.jsonl")
+    assert result.exit_code == 1
+    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert results[1]["error"]["type"] == "batch_mismatch"
+    assert "import with the settings of the export" in results[1]["error"]["message"]
+    assert sum(r["error"] is None for r in results) == 4

@@ -163,6 +163,7 @@ class BatchAnswer:
 
     completion: Completion | None = None
     error: tuple[str, str] | None = None  # (kind, message) when there is no usable completion
+    paper_id: str = ""  # the paper its custom_id names
 
 
 def read_batch_output(paths: Iterable[Path]) -> dict[str, BatchAnswer]:
@@ -190,6 +191,7 @@ def read_batch_output(paths: Iterable[Path]) -> dict[str, BatchAnswer]:
                 )
                 continue
             answer = _answer(record)
+            answer.paper_id = ids[1]
             earlier = answers.get(ids[0])
             if earlier is None or earlier.completion is None:
                 answers[ids[0]] = answer
@@ -230,6 +232,12 @@ def _answer(record: dict[str, Any]) -> BatchAnswer:
     return BatchAnswer(error=("batch_error", "the batch line has neither a response nor an error"))
 
 
+MISMATCH = (
+    "the batch's answer for this paper was asked with other settings (model, prompts, "
+    "taxonomy, limits or interests); import with the settings of the export"
+)
+
+
 class BatchAnswers:
     """A backend whose answers come from batch output files (online only to repair them).
 
@@ -243,6 +251,15 @@ class BatchAnswers:
         self.name = backend.name
         self.model = backend.model
         self.papers_per_request = 1  # a batch line is one paper's request
+        self.asked_for = {answer.paper_id for answer in answers.values()}
+
+    def matching(self, papers: Iterable[Paper], max_abstract_chars: int) -> int:
+        """How many of ``papers`` have an answer asked with these very settings."""
+        messages = self.backend.prompts().messages
+        return sum(
+            self.backend.key_for(messages(clip_abstract(paper, max_abstract_chars))) in self.answers
+            for paper in papers
+        )
 
     async def annotate(self, paper: Paper) -> Annotation:
         """The paper's answer from the batch, a cached one, or an error record saying why."""
@@ -253,6 +270,8 @@ class BatchAnswers:
             cache = backend.llm.cache
             if cache is not None and cache.get(key) is not MISS:
                 return await backend.annotate(paper)  # answered earlier: a cache hit
+            if paper.id in self.asked_for:
+                raise PaperFailed("batch_mismatch", MISMATCH)
             raise PaperFailed(
                 "batch_missing",
                 "no answer in the batch output; export it again to resubmit",
