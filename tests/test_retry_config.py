@@ -144,7 +144,8 @@ def test_the_readme_settings_table_is_made_from_the_declarations():
     from agent.config import settings_table
 
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    assert settings_table() in readme, "regenerate it with: python -m agent.config"
+    assert settings_table() + "\n\n" in readme, "regenerate it with: python -m agent.config"
+    assert all(readme.count(row) == 1 for row in settings_table().splitlines()[2:]), "twice"
 
 
 def test_every_flag_and_key_comes_from_the_one_declaration(tmp_path):
