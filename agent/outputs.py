@@ -64,6 +64,9 @@ def check_outputs(
     sources = [source for source in inputs if source is not None]
     named = [(flag, Path(out)) for flag, out in outputs.items() if out is not None]
     for flag, out in named:
+        if str(out) != STDIO and _special(out):
+            # Outputs are replaced whole: a device or a pipe would be replaced by a file.
+            raise OutputError(f"{flag} {out} is not a regular file; give a file path")
         # The partial and lock files beside an output are written too.
         for written in (out, partial_path(out), lock_path(out)):
             for source in sources:
@@ -77,6 +80,15 @@ def check_outputs(
                 raise OutputError(
                     f"{other_flag} {other} is the same file as {flag} {out}; choose another file"
                 )
+
+
+def _special(path: Path) -> bool:
+    """Whether ``path`` exists and is not a regular file or a directory (a device, a pipe)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 @contextlib.contextmanager

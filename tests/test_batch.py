@@ -111,7 +111,7 @@ def test_import_validates_caches_and_repairs_the_invalid_answer_online(tmp_path)
     # Every answer is cached now: a second export has nothing to send.
     again = invoke("batch", "export", str(PAPERS), "-o", "again.jsonl")
     assert "nothing to export" in again.output
-    assert not (tmp_path / "again.jsonl").exists()
+    assert (tmp_path / "again.jsonl").read_text() == ""  # no stale requests to send again
 
 
 def test_import_without_repair_reports_the_invalid_answer_and_sends_nothing(tmp_path):
@@ -495,3 +495,116 @@ def test_a_paper_changed_since_the_export_says_so(tmp_path):
     assert results[1]["error"]["type"] == "batch_mismatch"
     assert "import with the settings of the export" in results[1]["error"]["message"]
     assert sum(r["error"] is None for r in results) == 4
+
+
+# --- found by trying to break it -------------------------------------------------------------
+
+
+def test_an_output_that_is_not_a_regular_file_is_refused(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    for command in (["batch", "export"], ["run", "--backend", "local"]):
+        result = invoke(*command, str(PAPERS), "-o", "pipe")
+        assert result.exit_code == 2
+        assert "-o pipe is not a regular file" in result.output
+    assert not (tmp_path / "pipe").is_file()
+
+
+def test_export_through_a_symlink_writes_the_target_and_leaves_no_partial(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "elsewhere" / "real.jsonl")
+    assert invoke("batch", "export", str(PAPERS), "-o", "link.jsonl").exit_code == 0
+    assert len(requests_in(tmp_path / "elsewhere" / "real.jsonl")) == 5
+    assert (tmp_path / "link.jsonl").is_symlink()
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_export_to_stdout(tmp_path):
+    result = CliRunner().invoke(cli, ["batch", "export", str(PAPERS), "-o", "-"])
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 5 and all(line["url"] == ENDPOINT for line in lines)
+    assert not (tmp_path / "-").exists()
+
+
+def test_a_cut_off_last_line_costs_only_its_paper(tmp_path, caplog):
+    invoke("batch", "export", str(PAPERS), "-o", "requests.jsonl")
+    text = run_batch(requests_in(tmp_path / "requests.jsonl"))
+    (tmp_path / "output.jsonl").write_text(text[: len(text) - 40])  # a download cut short
+    with respx.mock(base_url=BASE_URL):
+        result = invoke("batch", "import", str(PAPERS), "--output-file", "output.jsonl")
+    assert result.exit_code == 1
+    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert sum(r["error"] is None for r in results) == 4
+    assert [r["error"]["type"] for r in results if r["error"]] == ["batch_missing"]
+    assert "1 line(s) are not batch output lines (cut off?): 5" in caplog.text
+
+
+def test_a_cached_answer_wins_over_an_older_output_line(tmp_path):
+    invoke("batch", "export", str(PAPERS), "-o", "requests.jsonl")
+    requests = requests_in(tmp_path / "requests.jsonl")
+    (tmp_path / "good.jsonl").write_text(run_batch(requests))
+    (tmp_path / "bad.jsonl").write_text(run_batch(requests, invalid={0, 1, 2, 3, 4}))
+    with respx.mock(base_url=BASE_URL) as router:
+        assert invoke("batch", "import", str(PAPERS), "--output-file", "good.jsonl").exit_code == 0
+        again = invoke("batch", "import", str(PAPERS), "--output-file", "bad.jsonl")
+        assert not router.calls  # nothing repaired, nothing paid
+    assert again.exit_code == 0
+    assert "5 cache hits" in again.output
+
+
+def test_a_request_file_given_as_output_says_so(tmp_path):
+    invoke("batch", "export", str(PAPERS), "-o", "requests.jsonl")
+    result = invoke("batch", "import", str(PAPERS), "--output-file", "requests.jsonl")
+    assert result.exit_code == 2
+    assert "requests.jsonl is a request file" in result.output
+
+
+def test_a_batch_answer_with_unreadable_usage_is_still_an_answer(tmp_path):
+    invoke("batch", "export", str(PAPERS), "-o", "requests.jsonl")
+    lines = [
+        json.loads(x) for x in run_batch(requests_in(tmp_path / "requests.jsonl")).split("\n") if x
+    ]
+    for line in lines:
+        line["response"]["body"]["usage"] = {"prompt_tokens": "many"}
+    (tmp_path / "output.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with respx.mock(base_url=BASE_URL):
+        result = invoke("batch", "import", str(PAPERS), "--output-file", "output.jsonl")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("content", ["[1, 2, 3]", '{"jobs": "x"}', '[{"status": "x"}]'])
+def test_a_job_list_of_the_wrong_shape_is_one_line(tmp_path, content):
+    (tmp_path / "home" / "batches").mkdir(parents=True)
+    (tmp_path / "home" / "batches" / "jobs.json").write_text(content)
+    result = invoke("batch", "status")
+    assert result.exit_code == 2
+    assert "not a list of jobs" in result.output and "internal error" not in result.output
+
+
+def test_status_without_a_key_shows_the_saved_jobs(tmp_path, polls, monkeypatch):
+    from agent.llm.batch_api import Job, Jobs
+
+    Jobs(tmp_path / "home").save(Job("a" * 64, "req.jsonl", 7, "file-1", "batch_x", "in_progress"))
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    result = invoke("batch", "status")
+    assert result.exit_code == 0
+    assert "batch_x  in_progress  0/7 done" in result.output
+    assert "not checked with the API" in result.output
+
+
+def test_a_batch_the_api_no_longer_knows_is_not_waited_for(tmp_path, polls):
+    from agent.llm.batch_api import Job, Jobs
+
+    jobs = Jobs(tmp_path / "home")
+    jobs.save(Job("b" * 64, "req.jsonl", 3, "file-1", "batch_gone", "in_progress"))
+    with respx.mock(base_url=BASE_URL) as router:
+        router.get("/batches/batch_gone").respond(
+            404, json={"error": {"message": "No batch found", "type": "invalid_request_error"}}
+        )
+        result = invoke("batch", "resume")
+    assert result.exit_code == 0, result.output
+    assert "batch batch_gone: not_found" in result.output
+    assert [j.status for j in jobs.load()] == ["not_found"]

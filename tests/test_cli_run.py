@@ -358,3 +358,18 @@ def test_a_rerun_of_run_post_slack_sends_only_what_was_not_delivered(fixtures, s
         assert third.exit_code == 0, third.stderr
         assert slack.call_count == 0  # everything was delivered: nothing is sent twice
     assert hook not in first.stderr + second.stderr + third.stderr
+
+
+def test_dry_run_prints_no_secret(tmp_path, monkeypatch, fixtures):
+    secret = "sk-proj-DRYRUNSECRET0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    result = invoke(
+        "run",
+        str(fixtures / "papers.jsonl"),
+        "--dry-run",
+        "--base-url",
+        f"http://user:{secret}@127.0.0.1:9/v1",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Nothing was sent" in result.output
+    assert secret not in result.output

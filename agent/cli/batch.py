@@ -38,7 +38,8 @@ def _echo(line: str) -> None:
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="Request file (JSONL); split into NAME-0001.jsonl, ... past 50,000 lines or 200 MB.",
+    help="Request file (JSONL; - for stdout); split into NAME-0001.jsonl, ... past 50,000 lines "
+    "or 200 MB.",
 )
 @settings_options("run")
 @config_option
@@ -50,22 +51,31 @@ def export_cmd(
     from agent import runner
     from agent.backends.openai import OpenAIBackend
     from agent.interests import load_interests
-    from agent.llm.batch import export_requests
+    from agent.llm.batch import Exported, batch_requests, export_requests
     from agent.llm.cache import AnswerCache, cache_dir
     from agent.llm.cost import make_budget, usd
-    from agent.outputs import check_outputs
+    from agent.outputs import check_outputs, write_atomic
     from agent.taxonomy import load_taxonomy
 
     settings = _settings(flags, config_path)
     check_outputs([*inputs, *settings.files_read(config_path)], {"-o": output})
     taxonomy = load_taxonomy(settings.taxonomy)
     interests = load_interests(settings.criteria, settings.liked, settings.min_relevance)
+    if settings.papers_per_request > 1:
+        _echo("a batch line is one paper's request: --papers-per-request applies to live runs")
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())
     budget = make_budget(settings)  # --max-cost: only the requests it covers are written
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
     backend = OpenAIBackend(settings, taxonomy, None, cache, interests, budget)  # type: ignore[arg-type]
+    to_stdout = str(output) == "-"
     try:
-        exported = export_requests(backend, papers.papers(), output)
+        if to_stdout:  # one stream, never split: the reader decides what to do with it
+            exported = Exported()
+            for line in batch_requests(backend, papers.papers(), exported):
+                click.echo(line)
+            exported.files = [output] if exported.requests else []
+        else:
+            exported = export_requests(backend, papers.papers(), output)
     finally:
         papers.cleanup()
         if cache is not None:
@@ -73,17 +83,20 @@ def export_cmd(
     left = f"{exported.cached} cached"
     left += f", {exported.invalid} with neither title nor abstract" if exported.invalid else ""
     if budget is not None and budget.refused:
-        _echo(f"{len(exported.over_budget)} paper(s) left out: {budget.refused}")
+        left += f", {len(exported.over_budget)} left out: {budget.refused}"
     if not exported.files:
-        _echo(f"nothing to export: no paper needs a request ({left})")
-        return
-    names = ", ".join(str(p) for p in exported.files)
-    cost = f"; at most {usd(exported.estimate)} at Batch API prices" if budget else ""
-    _echo(f"{exported.requests} request(s) -> {names} ({left}){cost}")
-    _echo(
-        "run them (OpenAI Batch API, or: vllm run-batch -i FILE -o OUTPUT.jsonl), then: "
-        "paper-agent batch import INPUTS --output-file OUTPUT.jsonl -o results.jsonl"
-    )
+        if not to_stdout:
+            write_atomic(output, "")  # never an earlier file's requests sent again
+        _echo(f"nothing to export: no request written to {output} ({left})")
+    else:
+        names = ", ".join("stdout" if to_stdout else str(p) for p in exported.files)
+        cost = f"; at most {usd(exported.estimate)} at Batch API prices" if budget else ""
+        _echo(f"{exported.requests} request(s) -> {names} ({left}){cost}")
+        _echo(
+            "run them (OpenAI Batch API, or: vllm run-batch -i FILE -o OUTPUT.jsonl), then: "
+            "paper-agent batch import INPUTS --output-file OUTPUT.jsonl -o results.jsonl"
+        )
+    sys.exit(1 if exported.over_budget else 0)
 
 
 @batch.command("import")
@@ -207,7 +220,9 @@ def status_cmd(batch_id: str | None, config_path: Path | None) -> None:
             if job.batch_id and job.status in ACTIVE:
                 await api.refresh(job, jobs)
 
-    if any(job.batch_id and job.status in ACTIVE for job in saved):
+    if not settings.api_key and not settings.base_url:
+        _echo("no OPENAI_API_KEY: the saved status is shown, not checked with the API")
+    elif any(job.batch_id and job.status in ACTIVE for job in saved):
         _run(settings, work)
     for job in saved:
         failed = f", {job.failed} failed" if job.failed else ""

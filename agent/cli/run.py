@@ -210,7 +210,7 @@ def run(
         if settings.backend == "auto" and settings.resolved_backend() == "local":
             click.echo(runner.NOTICE_LOCAL, err=True)
         if dry_run:
-            click.echo(runner.dry_run(settings, tags, papers, interests))
+            click.echo(scrub(runner.dry_run(settings, tags, papers, interests)))
             return
         stats = RunStats()
         try:

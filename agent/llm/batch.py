@@ -25,7 +25,7 @@ from agent.llm.client import Completion
 from agent.llm.cost import OverBudget
 from agent.llm.prompts import clip_abstract
 from agent.models import Annotation, Paper
-from agent.outputs import commit, partial_path
+from agent.outputs import commit, partial_path, real_target
 
 if TYPE_CHECKING:
     from agent.backends.openai import OpenAIBackend
@@ -129,7 +129,7 @@ def export_requests(
             if stream is None or lines >= max_lines or size + length > max_bytes:
                 if stream is not None:
                     stream.close()
-                parts.append(partial_path(target.with_name(f"{target.name}.{len(parts) + 1}")))
+                parts.append(partial_path(_numbered(real_target(target), len(parts) + 1)))
                 stream = parts[-1].open("w", encoding="utf-8")
                 lines = size = 0
             stream.write(data)
@@ -137,18 +137,25 @@ def export_requests(
             size += length
         if stream is not None:
             stream.close()
-    except OSError as exc:
+    except BaseException as exc:
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
         for part in parts:
             part.unlink(missing_ok=True)
-        raise OutputError(f"cannot write the batch file {target}: {exc.strerror}") from None
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write the batch file {target}: {exc.strerror}") from None
+        raise
     names = (
         [target] if len(parts) == 1 else [_numbered(target, n) for n in range(1, len(parts) + 1)]
     )
-    for part, name in zip(parts, names, strict=True):
-        commit(part, name)
+    try:
+        for part, name in zip(parts, names, strict=True):
+            commit(part, name)
+    except OSError as exc:
+        for part in parts:
+            part.unlink(missing_ok=True)
+        raise OutputError(f"cannot write the batch file {target}: {exc.strerror}") from None
     stats.files = names
     return stats
 
@@ -170,23 +177,33 @@ def read_batch_output(paths: Iterable[Path]) -> dict[str, BatchAnswer]:
     """The answers in output and error files (any line order), by cache key.
 
     A line is an answer (``response.status_code`` 200 with a chat completion) or an error
-    (``error``, or another status). When a key has both, the answer wins.
+    (``error``, or another status). When a key has both, the answer wins. A line that is not
+    JSON (a download cut short) is passed over with a warning: its paper counts as missing.
     """
     answers: dict[str, BatchAnswer] = {}
     for path in paths:
+        unreadable: list[int] = []
+        usable = 0
         for number, line in _lines(path):
-            where = f"{path}, line {number}"
             try:
                 record = json.loads(line)
             except ValueError:
-                raise InputError(f"{where}: not a JSON object") from None
+                record = None
             if not isinstance(record, dict) or not isinstance(record.get("custom_id"), str):
-                raise InputError(f"{where}: not a batch output line (no custom_id)")
+                unreadable.append(number)
+                continue
+            if "body" in record and "response" not in record and "error" not in record:
+                raise InputError(
+                    f"{path} is a request file (request bodies, no responses): give the "
+                    "output file the batch wrote"
+                )
+            usable += 1
             ids = split_custom_id(record["custom_id"])
             if ids is None:
                 log.warning(
-                    "%s: custom_id %r is not one paper-agent wrote; skipped",
-                    where,
+                    "%s, line %d: custom_id %r is not one paper-agent wrote; skipped",
+                    path,
+                    number,
                     record["custom_id"][:80],
                 )
                 continue
@@ -195,6 +212,17 @@ def read_batch_output(paths: Iterable[Path]) -> dict[str, BatchAnswer]:
             earlier = answers.get(ids[0])
             if earlier is None or earlier.completion is None:
                 answers[ids[0]] = answer
+        if unreadable and not usable:
+            raise InputError(f"{path}: not a batch output file (line {unreadable[0]} is not one)")
+        if unreadable:
+            shown = ", ".join(map(str, unreadable[:5])) + (" ..." if len(unreadable) > 5 else "")
+            log.warning(
+                "%s: %d line(s) are not batch output lines (cut off?): %s; their papers count "
+                "as missing",
+                path,
+                len(unreadable),
+                shown,
+            )
     return answers
 
 
@@ -214,12 +242,9 @@ def _answer(record: dict[str, Any]) -> BatchAnswer:
     error = record.get("error")
     response = record.get("response")
     if isinstance(response, dict) and response.get("status_code") == 200:
-        try:
-            completion = Completion.model_validate(response.get("body"))
-            if completion.choices:
-                return BatchAnswer(completion=completion)
-        except ValidationError:
-            pass
+        completion = _completion(response.get("body"))
+        if completion is not None:
+            return BatchAnswer(completion=completion)
         return BatchAnswer(error=("bad_response", "the batch answer is not a chat completion"))
     if isinstance(error, dict):
         code = str(error.get("code") or "batch_error")
@@ -227,9 +252,23 @@ def _answer(record: dict[str, Any]) -> BatchAnswer:
     if isinstance(response, dict):
         status = response.get("status_code")
         body = response.get("body")
-        detail = body.get("error", {}).get("message", "") if isinstance(body, dict) else ""
-        return BatchAnswer(error=("http_error", f"HTTP {status} in the batch: {detail}".strip()))
+        error = body.get("error") if isinstance(body, dict) else None
+        detail = str(error.get("message", "")) if isinstance(error, dict) else ""
+        what = f"HTTP {status}" if isinstance(status, int) else "no status"
+        return BatchAnswer(error=("http_error", f"{what} in the batch: {detail}".strip(" :")))
     return BatchAnswer(error=("batch_error", "the batch line has neither a response nor an error"))
+
+
+def _completion(body: Any) -> Completion | None:
+    """The chat completion in a response body; usage figures it cannot read are dropped, not
+    the answer."""
+    for candidate in (body, {**body, "usage": None} if isinstance(body, dict) else None):
+        try:
+            completion = Completion.model_validate(candidate)
+        except ValidationError:
+            continue
+        return completion if completion.choices else None
+    return None
 
 
 MISMATCH = (
@@ -265,11 +304,13 @@ class BatchAnswers:
         """The paper's answer from the batch, a cached one, or an error record saying why."""
         backend = self.backend
         key = backend.key_for(backend.prompts().messages(paper))
+        cache = backend.llm.cache
+        if cache is not None and cache.get(key) is not MISS:
+            # Answered and validated already (an earlier import, a live run): an older or
+            # worse line in this file never replaces it, nor pays for a repair.
+            return await backend.annotate(paper)
         answer = self.answers.get(key)
         if answer is None:
-            cache = backend.llm.cache
-            if cache is not None and cache.get(key) is not MISS:
-                return await backend.annotate(paper)  # answered earlier: a cache hit
             if paper.id in self.asked_for:
                 raise PaperFailed("batch_mismatch", MISMATCH)
             raise PaperFailed(

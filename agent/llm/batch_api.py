@@ -46,7 +46,7 @@ MAX_POLL_SECONDS = 600.0
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 DONE = ("completed", "expired", "cancelled")  # these have output and error files to read
 # A batch in these states is not reused: its missing answers are exported and sent again.
-SPENT = ("failed", "expired", "cancelled")
+SPENT = ("failed", "expired", "cancelled", "not_found")
 
 Notify = Callable[[str], None]
 
@@ -102,7 +102,12 @@ class Jobs:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read the batch job list {self.path}: {exc}") from None
         names = {f.name for f in fields(Job)}
-        return [Job(**{k: v for k, v in item.items() if k in names}) for item in data]
+        try:
+            return [Job(**{k: v for k, v in item.items() if k in names}) for item in data]
+        except (TypeError, AttributeError):  # valid JSON, but not a list of jobs
+            raise ConfigError(
+                f"cannot read the batch job list {self.path}: not a list of jobs; move it aside"
+            ) from None
 
     def save(self, job: Job) -> None:
         """Add or update ``job`` (known by its request file's hash and creation time)."""
@@ -147,7 +152,7 @@ class BatchAPI:
             detail = redact(str(getattr(exc, "message", exc)), [self.llm.settings.api_key])
             raise BackendError(
                 f"the Batch API refused to {what} (HTTP {exc.status_code}): {detail}"
-            ) from None
+            ) from exc
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise BackendError(f"cannot reach {self.llm.base_url} to {what}: {exc}") from None
 
@@ -184,9 +189,19 @@ class BatchAPI:
         return job
 
     async def refresh(self, job: Job, jobs: Jobs) -> Job:
-        """The job with its batch's current status."""
+        """The job with its batch's current status; a batch the API no longer knows (another
+        account, deleted) is marked ``not_found`` and never waited for again."""
+        import openai
+
         sdk = self.llm.sdk()
-        return await self._apply(job, jobs, "check", sdk.batches.retrieve)
+        try:
+            return await self._apply(job, jobs, "check", sdk.batches.retrieve)
+        except BackendError as exc:
+            if not isinstance(exc.__context__, openai.NotFoundError):
+                raise
+        job.status, job.problem = "not_found", "the API does not know this batch"
+        jobs.save(job)
+        return job
 
     async def wait(self, pending: list[Job], jobs: Jobs) -> None:
         """Poll until every job is finished: the first wait is ``poll_seconds``, doubling to
@@ -304,7 +319,7 @@ async def collect(api: BatchAPI, finished: list[Job]) -> dict[str, BatchAnswer]:
     """The answers and per-paper errors of finished jobs (outputs downloaded once)."""
     answers: dict[str, BatchAnswer] = {}
     for job in finished:
-        if job.status == "failed":
+        if job.status in ("failed", "not_found"):
             api.notify(f"batch {job.batch_id} failed: {job.problem or 'no reason given'}")
             answers.update(failed_answers(job))
             continue
@@ -330,7 +345,7 @@ async def batch_api(settings: Any, notify: Notify) -> AsyncIterator[tuple[BatchA
     from agent.llm.http import make_client
 
     if not settings.api_key and not settings.base_url:
-        raise ConfigError("the Batch API needs OPENAI_API_KEY (or --base-url)")
+        raise ConfigError("the Batch API needs OPENAI_API_KEY (or OPENAI_BASE_URL)")
     async with make_client(settings.timeout) as http:
         yield (
             BatchAPI(LLM(settings, http), notify, settings.batch_poll_seconds),
