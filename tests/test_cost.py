@@ -132,6 +132,37 @@ def test_bad_prices_are_one_line_config_errors(tmp_path, text, message):
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "flag", [("--max-cost", "nan"), ("--max-cost", "inf"), ("--rpm", "NaN"), ("--tpm", "inf")]
+)
+def test_a_float_flag_refuses_nan_and_infinity(papers_file, flag):
+    # NaN compares false with every bound: --max-cost nan would pass the range and mean no limit
+    result = invoke("run", str(papers_file), "--dry-run", *flag)
+    assert result.exit_code == 2
+    line = f"Error: Invalid value for '{flag[0]}': '{flag[1]}' is not a finite number."
+    assert result.output.rstrip().splitlines()[-1] == line
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("max_cost = nan", "max_cost"),
+        ("max_cost = inf", "max_cost"),
+        ("timeout = nan", "timeout"),
+        ("rpm = inf", "rpm"),
+        ('[prices."m"]\ninput = inf\noutput = 1', "prices.m.input"),
+        ('[prices."m"]\ninput = 1\noutput = nan', "prices.m.output"),
+    ],
+)
+def test_a_float_in_the_config_file_refuses_nan_and_infinity(tmp_path, papers_file, text, where):
+    config = tmp_path / "c.toml"
+    config.write_text(text + "\n")
+    result = invoke("run", str(papers_file), "--dry-run", "--config", str(config))
+    assert result.exit_code == 2
+    line = f"paper-agent: error: config file {config}: {where}: Input should be a finite number"
+    assert result.stderr.strip() == line
+
+
 def test_prices_and_max_cost_come_from_the_config_file(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('max_cost = 2.5\n[prices."my-model"]\ninput = 1.5\noutput = 6\n')

@@ -78,7 +78,7 @@ DEFAULT_PRICES: dict[str, Price] = {
 class PriceConfig(BaseModel):
     """One ``[prices."MODEL"]`` table of the config file (USD per 1M tokens)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # as the rest of the file
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
