@@ -8,6 +8,7 @@ README's configuration table (``settings_table``, checked by a test) all come fr
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -395,7 +396,8 @@ def file_config() -> type[BaseModel]:
     """The pydantic model of ``paper-agent.toml``, built from the declarations."""
     from pydantic import ConfigDict, Field, create_model
 
-    strict = ConfigDict(extra="forbid")
+    # No NaN or infinity in any float: NaN passes every bound (max_cost = nan: no limit).
+    strict = ConfigDict(extra="forbid", allow_inf_nan=False)
     top: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {}
     for name, spec, _ in specs():
@@ -537,13 +539,29 @@ def _click_type(spec: Spec) -> Any:
     if spec.kind is Path:
         return click.Path(path_type=Path)
     if spec.kind in (int, float):
-        range_type = click.IntRange if spec.kind is int else click.FloatRange
+        range_type = click.IntRange if spec.kind is int else _finite_float_range()
         return range_type(
             min=spec.bounds.get("ge", spec.bounds.get("gt")),
             max=spec.bounds.get("le"),
             min_open="gt" in spec.bounds,
         )
     return spec.kind
+
+
+@cache
+def _finite_float_range() -> Any:
+    """click's FloatRange without NaN and the infinities: ``--max-cost nan`` compares false
+    with every bound, so it would pass the range and mean no limit at all."""
+    import click
+
+    class FiniteFloatRange(click.FloatRange):
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            number = super().convert(value, param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number.", param, ctx)
+            return number
+
+    return FiniteFloatRange
 
 
 def flag_values(params: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,15 @@ from click.testing import CliRunner
 from agent.cli import cli
 from agent.config import resolve_settings
 from agent.errors import ConfigError
-from agent.llm.cost import DEFAULT_PRICES, Budget, OverBudget, Price, price_for, usd
+from agent.llm.cost import (
+    DEFAULT_PRICES,
+    Budget,
+    OverBudget,
+    Price,
+    price_for,
+    usd,
+    usd_exact,
+)
 from agent.models import Usage
 from agent.pipeline import RunStats
 from tests.llm import API_KEY, BASE_URL, answer, completion
@@ -79,6 +87,18 @@ def test_cached_tokens_are_priced_as_cached_input_and_the_batch_api_halves_it():
     assert price.of(usage, batch=True) == pytest.approx(price.of(usage) / 2)
 
 
+def test_the_budget_line_shows_four_decimals_so_amounts_a_cent_apart_differ():
+    assert [usd_exact(x) for x in (0, 0.00003, 0.02, 0.0194, 0.12, 0.025, 1234.56789)] == [
+        "$0.00",
+        "<$0.0001",
+        "$0.02",
+        "$0.0194",
+        "$0.12",
+        "$0.025",
+        "$1,234.5679",
+    ]
+
+
 def test_dollars_read_as_cents_or_four_decimals():
     assert [usd(x) for x in (0, 0.00001, 0.00042, 0.0123, 1234.5)] == [
         "$0.00",
@@ -110,6 +130,37 @@ def test_bad_prices_are_one_line_config_errors(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as caught:
         resolve_settings({}, env={}, config_path=config)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "flag", [("--max-cost", "nan"), ("--max-cost", "inf"), ("--rpm", "NaN"), ("--tpm", "inf")]
+)
+def test_a_float_flag_refuses_nan_and_infinity(papers_file, flag):
+    # NaN compares false with every bound: --max-cost nan would pass the range and mean no limit
+    result = invoke("run", str(papers_file), "--dry-run", *flag)
+    assert result.exit_code == 2
+    line = f"Error: Invalid value for '{flag[0]}': '{flag[1]}' is not a finite number."
+    assert result.output.rstrip().splitlines()[-1] == line
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("max_cost = nan", "max_cost"),
+        ("max_cost = inf", "max_cost"),
+        ("timeout = nan", "timeout"),
+        ("rpm = inf", "rpm"),
+        ('[prices."m"]\ninput = inf\noutput = 1', "prices.m.input"),
+        ('[prices."m"]\ninput = 1\noutput = nan', "prices.m.output"),
+    ],
+)
+def test_a_float_in_the_config_file_refuses_nan_and_infinity(tmp_path, papers_file, text, where):
+    config = tmp_path / "c.toml"
+    config.write_text(text + "\n")
+    result = invoke("run", str(papers_file), "--dry-run", "--config", str(config))
+    assert result.exit_code == 2
+    line = f"paper-agent: error: config file {config}: {where}: Input should be a finite number"
+    assert result.stderr.strip() == line
 
 
 def test_prices_and_max_cost_come_from_the_config_file(tmp_path):
@@ -241,14 +292,16 @@ def test_max_cost_stops_launching_keeps_finished_and_skips_the_rest(priced_llm, 
     out = rows(papers_file.parent / "out.jsonl")
     assert [r["error"] is None for r in out] == [True] * 4 + [False]
     assert out[4]["error"]["type"] == "skipped"
-    line = "the next request would pass --max-cost $0.20 (spent $0.12)"
+    line = "the next request would pass --max-cost $0.20: spent $0.12 + up to $0.10 for it"
     assert out[4]["error"]["message"] == f"not run: {line}"
     assert f"paper-agent: stopped early: {line}; 1 paper(s) marked skipped" in result.stderr
     assert result.stderr.count("--max-cost") == 1  # one line says it
     assert "; cost $0.12; " in result.stderr and "Traceback" not in result.stderr
 
 
-def test_requests_in_flight_count_against_max_cost(priced_llm, papers_file):
+def test_requests_in_flight_wait_for_room_and_spend_what_one_at_a_time_would(
+    priced_llm, papers_file
+):
     async def slow(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(0.05)  # still in flight when the next paper would launch
         return answer(["LLMs"])
@@ -256,18 +309,49 @@ def test_requests_in_flight_count_against_max_cost(priced_llm, papers_file):
     route = priced_llm.post("/chat/completions").mock(side_effect=slow)
     args = ("run", str(papers_file), "-o", "out.jsonl", "--concurrency", "4", "--max-cost", "0.2")
     result = invoke(*args)
-    # The first request goes alone (0.10 reserved, 0.03 spent); then 0.03 + 0.10 in flight + the
-    # next 0.10 would pass 0.20: only one more request is launched.
-    assert route.call_count == 2
+    # The first request goes alone (0.10 reserved, 0.03 spent). Then 0.03 + 0.10 in flight +
+    # the next 0.10 would pass 0.20: that one waits for the one in flight to land (0.06 spent)
+    # and goes; so does the fourth (0.09 spent); the fifth: 0.12 + 0.10 passes 0.20 whatever
+    # lands. Four requests, as at --concurrency 1: the worst cases in flight stop nothing.
+    assert route.call_count == 4
     assert result.exit_code == 1
     out = rows(papers_file.parent / "out.jsonl")
     kinds = [r["error"]["type"] if r["error"] else "ok" for r in out]
-    assert kinds[0] == "ok" and sorted(kinds) == ["ok"] * 2 + ["skipped"] * 3
-    # the one in flight when the budget stopped the run finished: it is paid for
-    assert sum(r["usage"]["requests"] for r in out) == 2
-    assert "stopped early: the next request would pass --max-cost $0.20 (spent $0.03)" in (
-        result.stderr
+    assert kinds[0] == "ok" and sorted(kinds) == ["ok"] * 4 + ["skipped"]
+    assert sum(r["usage"]["requests"] for r in out) == 4
+    line = "the next request would pass --max-cost $0.20: spent $0.12 + up to $0.10 for it"
+    assert f"stopped early: {line}" in result.stderr
+    assert "; cost $0.12; " in result.stderr
+
+
+def test_what_is_in_flight_when_the_budget_stops_finishes(priced_llm, papers_file):
+    calls = 0
+
+    async def answers(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        call = calls
+        if call == 2:  # slow: still in flight when the budget stops the run
+            await asyncio.sleep(0.2)
+        tokens = 180 if call == 3 else 30  # the third costs $0.18
+        body = completion({"tags": ["LLMs"], "summary": "A summary."}, completion_tokens=tokens)
+        return httpx.Response(200, json=body)
+
+    route = priced_llm.post("/chat/completions").mock(side_effect=answers)
+    args = ("run", str(papers_file), "-o", "out.jsonl", "--concurrency", "2", "--max-cost", "0.3")
+    result = invoke(*args)
+    # 0.03 spent by the first; the second and third go (0.03 + 0.20 in flight); the third
+    # lands at 0.18: 0.21 + the next 0.10 passes 0.30 while the second is still in flight.
+    assert route.call_count == 3
+    line = "the next request would pass --max-cost $0.30: spent $0.21 + up to $0.10 for it"
+    assert f"stopped early: {line}" in result.stderr
+    out = rows(papers_file.parent / "out.jsonl")
+    assert (
+        sorted(r["error"]["type"] if r["error"] else "ok" for r in out)
+        == ["ok"] * 3 + ["skipped"] * 2
     )
+    assert "; cost $0.24; " in result.stderr  # the second landed after the stop, and counts
+    assert result.exit_code == 1
 
 
 def test_a_repair_is_a_request_the_budget_checks_too(priced_llm, papers_file):
@@ -294,20 +378,101 @@ def test_a_retry_after_an_error_status_spends_nothing(priced_llm, papers_file):
     assert result.exit_code == 0, result.stderr
 
 
-def test_the_budget_counts_in_flight_estimates_and_unknown_costs():
-    price = Price(input=0.0, cached_input=0.0, output=1000.0)
-    budget = Budget(0.25, price)
-    body = {"messages": [], "max_tokens": 100}
-    first = budget.launch(body, answer_tokens=999)
-    second = budget.launch(body, answer_tokens=999)
+# Input free, output $1000 per 1M tokens: max_tokens 100 is a $0.10 estimate.
+BODY = {"messages": [], "max_tokens": 100}
+
+
+def priced_budget(limit: float) -> Budget:
+    return Budget(limit, Price(input=0.0, cached_input=0.0, output=1000.0))
+
+
+async def settle() -> None:
+    """Let every task that can run, run."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_the_budget_counts_in_flight_estimates_and_unknown_costs():
+    budget = priced_budget(0.25)
+    first = await budget.launch(BODY, answer_tokens=999)
+    second = await budget.launch(BODY, answer_tokens=999)
     assert (first, second, budget.in_flight) == (pytest.approx(0.1),) * 2 + (pytest.approx(0.2),)
-    with pytest.raises(OverBudget, match=r"pass --max-cost \$0.25 \(spent \$0.00\)"):
-        budget.launch(body, answer_tokens=999)
-    budget.land(first, 0.0)  # an error status: not billed
-    budget.land(second, None)  # a timeout: it may have been billed, so its estimate counts
+    await budget.land(first, 0.0)  # an error status: not billed
+    await budget.land(second, None)  # a timeout: it may have been billed, so its estimate counts
     assert (budget.spent, budget.in_flight) == (pytest.approx(0.1), 0.0)
-    with pytest.raises(OverBudget):  # once refused, the run launches nothing more
-        budget.launch({"messages": [], "max_tokens": 1}, answer_tokens=1)
+
+
+async def test_a_request_kept_out_only_by_estimates_in_flight_waits_for_them_to_land():
+    budget = priced_budget(0.25)
+    first = await budget.launch(BODY, answer_tokens=999)
+    second = await budget.launch(BODY, answer_tokens=999)
+    third = asyncio.create_task(budget.launch(BODY, answer_tokens=999))
+    await settle()
+    # 0 spent + 0.20 in flight + 0.10 would pass 0.25, but 0 + 0.10 does not: it waits
+    assert not third.done() and budget.refused is None
+    await budget.land(first, 0.03)  # the real cost replaces the worst case
+    assert await asyncio.wait_for(third, 1) == pytest.approx(0.1)
+    assert budget.in_flight == pytest.approx(0.2)
+    await budget.land(second, 0.03)
+    await budget.land(await third, 0.03)
+    assert (budget.spent, budget.in_flight) == (pytest.approx(0.09), 0.0)
+
+
+async def test_the_refusal_is_final_when_spent_plus_the_estimate_passes_the_limit():
+    budget = priced_budget(0.25)
+    first = await budget.launch(BODY, answer_tokens=999)
+    second = await budget.launch(BODY, answer_tokens=999)
+    waiting = asyncio.create_task(budget.launch(BODY, answer_tokens=999))
+    await settle()
+    await budget.land(first, 0.1834)  # 0.1834 + 0.10 > 0.25: no landing can make room
+    line = "the next request would pass --max-cost $0.25: spent $0.1834 + up to $0.10 for it"
+    with pytest.raises(OverBudget) as refused:
+        await asyncio.wait_for(waiting, 1)  # the waiter is told at once, not left asleep
+    assert str(refused.value) == line
+    with pytest.raises(OverBudget, match=re.escape(line)):  # and so is every later request
+        await budget.launch({"messages": [], "max_tokens": 1}, answer_tokens=1)
+    await budget.land(second, 0.03)  # what was in flight lands as usual
+    assert (budget.spent, budget.in_flight) == (pytest.approx(0.2134), 0.0)
+
+
+async def test_a_cancelled_waiter_reserves_nothing():
+    budget = priced_budget(0.15)
+    first = await budget.launch(BODY, answer_tokens=999)
+    waiting = asyncio.create_task(budget.launch(BODY, answer_tokens=999))
+    await settle()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await budget.land(first, 0.03)
+    assert budget.in_flight == 0.0
+    assert await budget.launch(BODY, answer_tokens=999) == pytest.approx(0.1)
+    assert budget.in_flight == pytest.approx(0.1)
+
+
+async def test_a_landing_cancelled_midway_still_wakes_the_waiters():
+    budget = priced_budget(0.15)
+    first = await budget.launch(BODY, answer_tokens=999)
+    waiting = asyncio.create_task(budget.launch(BODY, answer_tokens=999))
+    await settle()
+    async with budget._landed:  # the lock is busy, so the landing has to wait for it...
+        landing = asyncio.create_task(budget.land(first, 0.03))
+        await settle()
+        landing.cancel()  # ...and its task is cancelled there
+        await settle()
+    with pytest.raises(asyncio.CancelledError):
+        await landing
+    assert await asyncio.wait_for(waiting, 1) == pytest.approx(0.1)
+    assert (budget.spent, budget.in_flight) == (pytest.approx(0.03), pytest.approx(0.1))
+
+
+def test_the_batch_export_commits_estimates_for_good():
+    budget = priced_budget(0.25)
+    assert budget.commit(BODY, answer_tokens=999) == pytest.approx(0.05)  # Batch API: half
+    budget.commit(BODY, answer_tokens=999)
+    budget.commit({**BODY, "max_tokens": 200}, answer_tokens=999)
+    assert budget.in_flight == 0.0 and budget.spent == pytest.approx(0.2)
+    with pytest.raises(OverBudget, match=r"spent \$0.20 \+ up to \$0.10 for it"):
+        budget.commit({**BODY, "max_tokens": 200}, answer_tokens=999)
 
 
 def test_a_request_without_a_token_limit_is_estimated_at_the_answer_size():

@@ -89,11 +89,10 @@ def batch_requests(
         body = backend.llm.body(messages, question)
         if budget is not None:
             try:
-                estimate = budget.launch(body, question.max_tokens, batch=True)
+                estimate = budget.commit(body, question.max_tokens)  # the batch may spend it all
             except OverBudget:
                 stats.over_budget.append(key)
                 continue
-            budget.land(estimate, estimate)  # reserved for good: the batch may spend it all
             stats.estimate += estimate
         stats.requests += 1
         line = {

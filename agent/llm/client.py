@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -337,21 +337,28 @@ class LLM:
         launched = 0.0  # the budget's estimate of the attempt that got an answer
 
         async def call() -> httpx.Response:
-            nonlocal launched
-            # Every attempt, retries and repairs included, is checked against --max-cost.
-            estimate = self.budget.launch(body, question.max_tokens) if self.budget else 0.0
             usage.requests += 1
+            # The SDK's documented low-level post: same auth and error mapping as
+            # chat.completions.create, without re-walking our already-plain JSON body.
+            # The body is validated here, so a 200 that is not a completion fails only
+            # its paper.
+            return await client.post("/chat/completions", cast_to=httpx.Response, body=body)
+
+        async def gate(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+            nonlocal launched
+            if self.budget is None:
+                return await self.throttle.run(send, cost)
+            # Every attempt, retries and repairs included, is checked against --max-cost
+            # before its turn at the throttle: waiting for the budget to make room holds no
+            # slot and runs no attempt's deadline.
+            estimate = await self.budget.launch(body, question.max_tokens)
+            sent = usage.requests
             try:
-                # The SDK's documented low-level post: same auth and error mapping as
-                # chat.completions.create, without re-walking our already-plain JSON body.
-                # The body is validated here, so a 200 that is not a completion fails only
-                # its paper.
-                response = await client.post("/chat/completions", cast_to=httpx.Response, body=body)
+                response = await self.throttle.run(send, cost)
             except BaseException as exc:
-                if self.budget is not None:  # an error status is not billed; a lost answer may be
-                    self.budget.land(
-                        estimate, 0.0 if isinstance(exc, openai.APIStatusError) else None
-                    )
+                # Not sent, or an error status: not billed. A lost answer may have been.
+                unbilled = usage.requests == sent or isinstance(exc, openai.APIStatusError)
+                await self.budget.land(estimate, 0.0 if unbilled else None)
                 raise
             launched = estimate
             return response
@@ -368,9 +375,7 @@ class LLM:
                 )
 
         try:
-            response = await call_with_retry(
-                call, self.policy, count_retry, lambda send: self.throttle.run(send, cost)
-            )
+            response = await call_with_retry(call, self.policy, count_retry, gate)
         except OverBudget as exc:
             raise PaperFailed("skipped", f"{NOT_RUN}{exc}", usage=usage, halt=True) from None
         except openai.APIStatusError as exc:
@@ -398,7 +403,7 @@ class LLM:
                 raise ValueError("no choices")
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             if self.budget is not None:
-                self.budget.land(launched, None)
+                await self.budget.land(launched, None)
             problem = _first_problem(exc)
             raise PaperFailed(
                 "bad_response",
@@ -406,7 +411,7 @@ class LLM:
                 usage=usage,
             ) from None
         if self.budget is not None:
-            self.budget.land(launched, _billed(completion, self.budget))
+            await self.budget.land(launched, _billed(completion, self.budget))
         _record_usage(completion, usage)
         return completion
 

@@ -9,6 +9,7 @@ billed at OpenAI's rates. Without a price the cost is unknown, never a guess.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Mapping
@@ -77,7 +78,7 @@ DEFAULT_PRICES: dict[str, Price] = {
 class PriceConfig(BaseModel):
     """One ``[prices."MODEL"]`` table of the config file (USD per 1M tokens)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # as the rest of the file
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
@@ -136,6 +137,15 @@ def usd(amount: float) -> str:
     return f"${amount:,.2f}"
 
 
+def usd_exact(amount: float) -> str:
+    """Dollars to four decimals, zeros past the cents dropped ($0.02, $0.0194, $1.2345): for
+    a line that compares amounts a fraction of a cent apart, as the budget's stop does."""
+    if 0 < amount < 0.0001:
+        return "<$0.0001"
+    whole, _, fraction = f"{amount:,.4f}".partition(".")
+    return f"${whole}.{fraction.rstrip('0').ljust(2, '0')}"
+
+
 def per_million(price: float) -> str:
     """A list price as price tables show it: $0.60, $0.075, $10.00."""
     return f"${price:.2f}" if round(price, 2) == price else f"${price:g}"
@@ -171,38 +181,80 @@ class OverBudget(Exception):
 class Budget:
     """The run's --max-cost, shared by every request of the run.
 
-    A request is launched only if what was spent (real usage), plus the estimates of the
-    requests in flight, plus its own estimate stay within the limit. Once one is refused,
-    every later one is too: the run stops launching, and what is in flight finishes.
+    A request is launched when what was spent (real usage), plus the worst-case estimates of
+    the requests in flight, plus its own estimate stay within the limit. When only the
+    estimates in flight stand in the way, it waits for them to land (their real cost, usually
+    far below the worst case, replaces them) and checks again. When what was spent plus its
+    own estimate passes the limit, no landing can make room (spending only grows): that
+    refusal is final, for it and every later request, and what is in flight finishes.
     """
 
     def __init__(self, limit: float, price: Price) -> None:
         self.limit = limit
         self.price = price
         self.spent = 0.0
-        self.in_flight = 0.0
+        self.in_flight = 0.0  # the estimates of the requests launched and not landed
         self.refused: str | None = None
+        self._launched = 0  # how many: with none, nothing can free room (whatever rounding)
+        self._landed = asyncio.Condition()
 
-    def launch(self, body: Mapping[str, Any], answer_tokens: int, batch: bool = False) -> float:
-        """Reserve the request's estimate and return it, or raise ``OverBudget``; ``batch``:
-        it goes through the Batch API, at its price."""
+    def estimate(self, body: Mapping[str, Any], answer_tokens: int, batch: bool = False) -> float:
+        """The worst-case USD of one request body; ``batch``: at the Batch API's price."""
         prompt, completion = request_estimate(body, answer_tokens)
-        estimate = self.price.cost(prompt, completion, batch=batch)
-        if self.refused is None and self.spent + self.in_flight + estimate > self.limit:
+        return self.price.cost(prompt, completion, batch=batch)
+
+    async def launch(self, body: Mapping[str, Any], answer_tokens: int) -> float:
+        """Reserve the request's estimate and return it, once it fits; raise ``OverBudget``
+        when it never will. A waiter cancelled before its turn holds no reservation."""
+        estimate = self.estimate(body, answer_tokens)
+        async with self._landed:
+            try:
+                while not self._fits(estimate):
+                    await self._landed.wait()
+            except OverBudget:
+                self._landed.notify_all()  # the waiters are refused too, now
+                raise
+            self.in_flight += estimate
+            self._launched += 1
+        return estimate
+
+    async def land(self, estimate: float, spent: float | None) -> None:
+        """A launched request is over: free its estimate and count what it cost (None:
+        unknown, so its estimate), then let the waiters check again."""
+        # The books change before the first await, so a cancel cannot leave them wrong.
+        self._launched -= 1
+        self.in_flight = max(0.0, self.in_flight - estimate) if self._launched else 0.0
+        self.spent += estimate if spent is None else spent
+        # Shielded: a cancel of this task while it waits for the lock must not lose the
+        # wake-up, or a waiter could sleep with nothing left in flight to wake it.
+        await asyncio.shield(self._wake())
+
+    def commit(self, body: Mapping[str, Any], answer_tokens: int, batch: bool = True) -> float:
+        """Count a request's estimate as spent for good and return it, or raise
+        ``OverBudget`` (a batch file: nothing is in flight, and the batch may spend it all)."""
+        estimate = self.estimate(body, answer_tokens, batch)
+        self._refuse(estimate)
+        self.spent += estimate
+        return estimate
+
+    def _fits(self, estimate: float) -> bool:
+        """Whether it fits now; False when requests in flight hold the room it needs."""
+        self._refuse(estimate)
+        return not self._launched or self.spent + self.in_flight + estimate <= self.limit
+
+    def _refuse(self, estimate: float) -> None:
+        """Raise ``OverBudget`` when this request (or an earlier one) can never fit."""
+        if self.refused is None and self.spent + estimate > self.limit:
             self.refused = (
-                f"the next request would pass --max-cost {usd(self.limit)} "
-                f"(spent {usd(self.spent)})"
+                f"the next request would pass --max-cost {usd_exact(self.limit)}: "
+                f"spent {usd_exact(self.spent)} + up to {usd_exact(estimate)} for it"
             )
         if self.refused is not None:
             raise OverBudget(self.refused)
-        self.in_flight += estimate
-        return estimate
 
-    def land(self, estimate: float, spent: float | None) -> None:
-        """A request is over: free its estimate and count what it cost (None: unknown, so
-        its estimate)."""
-        self.in_flight = max(0.0, self.in_flight - estimate)
-        self.spent += estimate if spent is None else spent
+    async def _wake(self) -> None:
+        async with self._landed:
+            self._landed.notify_all()
 
 
 def make_budget(settings: Settings) -> Budget | None:
