@@ -29,6 +29,7 @@ from agent.llm.cost import (
     unknown_price,
     usd,
 )
+from agent.llm.limits import request_cost, tpm_too_small
 from agent.models import Paper, PaperResult
 from agent.pipeline import RunStats, run_pipeline
 from agent.sources import read_papers, unique_papers
@@ -353,6 +354,10 @@ def dry_run(
         f"{completion_tokens} completion tokens. Nothing was sent."
     )
     lines.append(estimate_line(settings, prompt_tokens, completion_tokens))
+    if settings.tpm and first:
+        question = backend.question() if size == 1 else backend.group_question()
+        warning = tpm_too_small(settings.tpm, request_cost(first, question.max_tokens))
+        lines += [warning] if warning else []
     return "\n".join(lines)
 
 

@@ -481,3 +481,16 @@ def test_a_request_without_a_token_limit_is_estimated_at_the_answer_size():
     body = {"messages": [{"role": "user", "content": "x" * 400}], "response_format": {"a": 1}}
     assert request_estimate(body, answer_tokens=321) == ((400 + len('{"a": 1}')) // 4, 321)
     assert request_estimate({**body, "max_completion_tokens": 50}, 321)[1] == 50
+
+
+def test_the_dry_run_says_when_tpm_is_below_one_request(papers_file, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    small = invoke("run", str(papers_file), "--dry-run", "--tpm", "100")
+    assert small.exit_code == 0, small.stderr
+    last = small.stdout.rstrip().splitlines()[-1]
+    assert re.fullmatch(
+        r"--tpm 100 is less than one request \(~[\d,]+ tokens\): each request waits about \d+ min",
+        last,
+    )
+    roomy = invoke("run", str(papers_file), "--dry-run", "--tpm", "100000")
+    assert "--tpm" not in roomy.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import pytest
@@ -10,7 +11,7 @@ import respx
 
 from agent.backends.openai import OpenAIBackend
 from agent.config import Settings
-from agent.llm.limits import Throttle, parse_duration, request_cost
+from agent.llm.limits import Throttle, parse_duration, request_cost, tpm_too_small
 from agent.models import Paper
 from agent.taxonomy import load_taxonomy
 from tests.llm import API_KEY, BASE_URL, answer, error
@@ -257,3 +258,19 @@ async def test_llm_in_flight_falls_on_429s_recovers_and_never_passes_the_max(
     assert min(limits) <= 4.0  # it fell...
     assert limits[-1] == 8.0 and low < len(limits) - 1  # ...and grew back to the max
     assert max(limits) == 8.0
+
+
+def test_tpm_below_one_request_says_how_long_each_waits():
+    assert tpm_too_small(100, 2000) == (
+        "--tpm 100 is less than one request (~2,000 tokens): each request waits about 20 min"
+    )
+    assert tpm_too_small(3000, 2000) is None
+
+
+async def test_tpm_below_one_request_warns_once(clock, caplog):
+    throttle = Throttle(8, tpm=100, clock=clock, sleep=clock.sleep)
+    with caplog.at_level(logging.WARNING, logger="agent.llm.limits"):
+        for _ in range(3):
+            await start(throttle, clock, cost=2000)
+    assert [r.getMessage() for r in caplog.records] == [tpm_too_small(100, 2000)]
+    assert clock.now == pytest.approx(2 * 20 * 60, rel=0.01)  # it does wait, 20 min each

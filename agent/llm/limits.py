@@ -64,6 +64,16 @@ def request_cost(messages: list[dict[str, str]], max_tokens: int | None) -> int:
     return chars // 4 + (max_tokens or 0)
 
 
+def tpm_too_small(tpm: float, cost: int) -> str | None:
+    """The warning for a ``--tpm`` below one request's ``cost`` (None when one fits a minute)."""
+    if cost <= tpm:
+        return None
+    return (
+        f"--tpm {tpm:g} is less than one request (~{cost:,} tokens): "
+        f"each request waits about {cost / tpm:.0f} min"
+    )
+
+
 class TokenBucket:
     """``per_minute`` units a minute, holding one second's worth (at least one unit)."""
 
@@ -148,6 +158,7 @@ class Throttle:
         self._starts: deque[float] = deque()  # attempt starts, the last 2 WINDOWs
         self._refused: deque[float] = deque()  # starts of the 429s among them
         self._gate = asyncio.Lock()
+        self._warned_tpm = False  # said once that --tpm is below one request
         self._freed: asyncio.Future[None] | None = None
 
     @property
@@ -185,6 +196,11 @@ class Throttle:
         return wait
 
     async def _enter(self, attempt: Attempt) -> None:
+        if self.tpm is not None and not self._warned_tpm:
+            warning = tpm_too_small(self.tpm.rate * 60, attempt.cost)
+            if warning:
+                self._warned_tpm = True
+                log.warning(warning)
         # One attempt at a time passes the gate, in arrival order; it waits here for a free
         # slot and for its start time, then starts.
         async with self._gate:
