@@ -125,3 +125,34 @@ def smtp_server():
         yield inbox, controller.port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+async def make_backend(tmp_path):
+    """Build an OpenAIBackend on a real httpx client (respx intercepts it)."""
+    import httpx
+
+    from agent.backends.openai import OpenAIBackend
+    from agent.config import Settings
+    from agent.llm.cache import AnswerCache, cache_dir
+    from agent.taxonomy import load_taxonomy
+    from tests.llm import API_KEY, BASE_URL
+
+    clients: list[httpx.AsyncClient] = []
+
+    def build(cache: bool = False, **overrides) -> OpenAIBackend:
+        settings = Settings(
+            backend="openai",
+            base_url=BASE_URL,
+            api_key=API_KEY,
+            home=tmp_path / "home",
+            **overrides,
+        )
+        client = httpx.AsyncClient()
+        clients.append(client)
+        store = AnswerCache(cache_dir(settings.home)) if cache else None
+        return OpenAIBackend(settings, load_taxonomy(), client, store)
+
+    yield build
+    for client in clients:
+        await client.aclose()

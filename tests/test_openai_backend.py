@@ -6,10 +6,7 @@ import httpx
 import pytest
 import respx
 
-from agent.backends.openai import OpenAIBackend
-from agent.config import Settings
 from agent.errors import BackendError, PaperFailed
-from agent.llm.cache import AnswerCache, cache_dir
 from agent.models import Paper
 from agent.taxonomy import load_taxonomy
 from tests.llm import API_KEY, BASE_URL, answer, completion, error, sent_json
@@ -22,29 +19,6 @@ async def mocked_llm():
     """A strict respx router for the LLM endpoint: any unmocked request fails."""
     with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
         yield router
-
-
-@pytest.fixture
-async def make_backend(tmp_path):
-    """Build an OpenAIBackend on a real httpx client (respx intercepts it)."""
-    clients: list[httpx.AsyncClient] = []
-
-    def build(cache: bool = False, **overrides) -> OpenAIBackend:
-        settings = Settings(
-            backend="openai",
-            base_url=BASE_URL,
-            api_key=API_KEY,
-            home=tmp_path / "home",
-            **overrides,
-        )
-        client = httpx.AsyncClient()
-        clients.append(client)
-        store = AnswerCache(cache_dir(settings.home)) if cache else None
-        return OpenAIBackend(settings, load_taxonomy(), client, store)
-
-    yield build
-    for client in clients:
-        await client.aclose()
 
 
 async def test_request_carries_strict_schema_with_taxonomy_enum(mocked_llm, make_backend):

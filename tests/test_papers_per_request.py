@@ -17,12 +17,10 @@ from click.testing import CliRunner
 
 from agent.backends.openai import OpenAIBackend
 from agent.cli import cli
-from agent.config import Settings
 from agent.errors import ConfigError, PaperFailed
-from agent.llm.cache import MISS, AnswerCache, cache_dir
+from agent.llm.cache import MISS
 from agent.models import Annotation, Paper, Usage
 from agent.pipeline import run_pipeline
-from agent.taxonomy import load_taxonomy
 from tests.llm import API_KEY, BASE_URL, answer, completion, error
 
 TAGS = ["LLMs", "Reasoning", "Agents", "Code", "Multimodal", "Efficiency", "Architectures"]
@@ -89,27 +87,14 @@ def llm_server():
 
 
 @pytest.fixture
-async def make_backend(tmp_path):
-    """An OpenAIBackend at K papers per request; ``cache`` shares the test's state dir."""
-    clients: list[httpx.AsyncClient] = []
+def make_backend(make_backend):
+    """conftest's backend at K papers per request; ``cache`` shares the test's state dir."""
+    single = make_backend
 
     def build(k: int, cache: bool = False, **overrides: Any) -> OpenAIBackend:
-        settings = Settings(
-            backend="openai",
-            base_url=BASE_URL,
-            api_key=API_KEY,
-            home=tmp_path / "home",
-            papers_per_request=k,
-            **overrides,
-        )
-        client = httpx.AsyncClient()
-        clients.append(client)
-        store = AnswerCache(cache_dir(settings.home)) if cache else None
-        return OpenAIBackend(settings, load_taxonomy(), client, store)
+        return single(cache, papers_per_request=k, **overrides)
 
-    yield build
-    for client in clients:
-        await client.aclose()
+    return build
 
 
 async def annotate_all(backend: OpenAIBackend, papers: list[Paper]) -> list[Annotation]:

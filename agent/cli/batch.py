@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from agent.cli.types import config_option
+from agent.cli.types import config_option, results_option
 from agent.config import settings_options
 
 
@@ -116,14 +116,7 @@ def export_cmd(
     multiple=True,
     help="A batch error file (repeatable): its papers get error records.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("results.jsonl"),
-    show_default=True,
-    help="Results file (JSONL).",
-)
+@results_option
 @click.option(
     "--no-repair", is_flag=True, help="Report invalid answers instead of re-asking them online."
 )

@@ -17,7 +17,7 @@ import click
 
 from agent.cli.digest_options import digest_shape_options
 from agent.cli.fetch import source_options
-from agent.cli.types import config_option
+from agent.cli.types import config_option, results_option
 from agent.config import settings_options
 from agent.errors import Interrupted, OutputError, PaperAgentError
 
@@ -46,14 +46,7 @@ DIGEST_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", 
 @click.option(
     "--post-empty", is_flag=True, help="Post a digest to Slack even on a day with no new papers."
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("results.jsonl"),
-    show_default=True,
-    help="Results file (JSONL).",
-)
+@results_option
 @settings_options("run")
 @config_option
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N papers.")

@@ -29,3 +29,15 @@ def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help="Config file.  [default: ./paper-agent.toml if present]",
     )(command)
+
+
+def results_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``-o/--output`` (as ``output``): the results file of run and batch import."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("results.jsonl"),
+        show_default=True,
+        help="Results file (JSONL).",
+    )(command)
