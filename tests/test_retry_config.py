@@ -63,6 +63,28 @@ async def test_total_wait_is_bounded(sleeps):
     assert calls == 3
 
 
+async def test_waiting_for_a_turn_at_the_rate_limiter_is_not_retry_time(sleeps):
+    """A paper that queued behind a slow pace still gets its retries: the total-wait bound
+    counts its attempts and backoffs, not the run's pace."""
+    import asyncio
+
+    outcomes = [status_error(500), "ok"]
+
+    async def flaky():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def slow_gate(send):
+        await asyncio.sleep(0.3)  # a real wait for the turn, longer than the whole budget
+        return await send()
+
+    policy = retry.RetryPolicy(base_delay=0.01, max_backoff=0.01, max_total_wait=0.2)
+    assert await retry.call_with_retry(flaky, policy, gate=slow_gate) == "ok"
+    assert len(sleeps) == 1
+
+
 async def test_retry_after_is_capped(sleeps):
     outcomes = [status_error(503, **{"retry-after": "3600"}), "ok"]
 

@@ -141,13 +141,15 @@ def _waiter(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     return wait
 
 
-def _stopper(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
+def _stopper(policy: RetryPolicy, queued: Callable[[], float]) -> Callable[[RetryCallState], bool]:
     def stop(state: RetryCallState) -> bool:
         if state.attempt_number >= policy.max_attempts:
             return True
         # Time spent in attempts counts too: a server that hangs until the timeout must not
-        # hold a paper for max_attempts x timeout. (idle_for covers patched sleeps in tests.)
-        spent = max(state.idle_for, state.seconds_since_start or 0.0)
+        # hold a paper for max_attempts x timeout. Time spent waiting for a turn at the rate
+        # limiter (``queued``) does not: it is the run's pace, not this paper's failures.
+        # (idle_for covers patched sleeps in tests.)
+        spent = max(state.idle_for, (state.seconds_since_start or 0.0) - queued())
         return spent + state.upcoming_sleep > policy.max_total_wait
 
     return stop
@@ -184,13 +186,24 @@ async def call_with_retry(
         except TimeoutError:
             raise Deadline(f"no complete answer within {policy.attempt_deadline:g}s") from None
 
+    queued = 0.0  # seconds this call's attempts waited for their turn at the gate
+
     async def bounded() -> T:
-        return await (timed() if gate is None else gate(timed))
+        if gate is None:
+            return await timed()
+        asked = time.monotonic()
+
+        async def turn() -> T:
+            nonlocal queued
+            queued += time.monotonic() - asked
+            return await timed()
+
+        return await gate(turn)
 
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_retryable),
         wait=_waiter(policy),
-        stop=_stopper(policy),
+        stop=_stopper(policy, lambda: queued),
         before_sleep=before_sleep,
         sleep=lambda seconds: sleep(seconds),
         reraise=True,
