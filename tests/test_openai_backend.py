@@ -365,3 +365,15 @@ async def test_prose_around_the_json_is_re_asked_then_taken_on_the_last_attempt(
     result = await make_backend(max_repairs=1).annotate(PAPER)
     assert route.call_count == 2  # re-asked once for bare JSON, then salvaged
     assert (result.tags, result.summary) == (["LLMs"], "It works.")
+
+
+async def test_a_connection_error_without_text_is_named(mocked_llm, make_backend, sleeps):
+    route = mocked_llm.post("/chat/completions")
+    route.side_effect = [answer(["Agents"]), httpx.ReadError(""), httpx.ReadError("")]
+    backend = make_backend(max_attempts=2)
+    await backend.annotate(PAPER)  # the server has answered: later failures are the paper's
+    other = Paper(id="2401.00002", title="Another", abstract="Something else entirely.")
+    with pytest.raises(PaperFailed) as failed:
+        await backend.annotate(other)
+    assert failed.value.kind == "connection_error"
+    assert failed.value.message.startswith("ReadError after 2 request(s)")

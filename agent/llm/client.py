@@ -383,7 +383,9 @@ class LLM:
             raise self._status_error(exc, usage) from None
         except (openai.APITimeoutError, openai.APIConnectionError, Deadline) as exc:
             timeout = isinstance(exc, openai.APITimeoutError | Deadline)
-            cause = redact(str(exc.__cause__ or exc), [self.settings.api_key])
+            root = exc.__cause__ or exc
+            # Some transport errors carry no text ("Server disconnected" does, a reset may not).
+            cause = redact(str(root), [self.settings.api_key]) or type(root).__name__
             if not self._proven and not timeout:
                 raise BackendError(
                     f"cannot reach the LLM server at {self.base_url}: {cause}"
