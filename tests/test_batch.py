@@ -608,3 +608,50 @@ def test_a_batch_the_api_no_longer_knows_is_not_waited_for(tmp_path, polls):
     assert result.exit_code == 0, result.output
     assert "batch batch_gone: not_found" in result.output
     assert [j.status for j in jobs.load()] == ["not_found"]
+
+
+def test_a_run_stopped_between_create_and_save_adopts_the_batch_it_created(tmp_path, polls):
+    """The API created the batch but the run never saw the reply: the rerun finds it by its
+    input file instead of creating a second one."""
+    from agent.backends.openai import OpenAIBackend
+    from agent.config import Settings
+    from agent.llm.batch_api import answer_by_batch
+    from agent.sources import read_papers
+    from agent.taxonomy import load_taxonomy
+
+    settings = Settings(backend="openai", base_url=BASE_URL, api_key=API_KEY, home=tmp_path / "h")
+    held: list[bytes] = []
+    made: list[str] = []  # batches the service created
+
+    async def go(first: bool):
+        async with httpx.AsyncClient() as http:
+            backend = OpenAIBackend(settings, load_taxonomy(), http)
+            with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+                api = FakeBatchAPI(router, ["in_progress", "completed"], uploaded=held)
+                listed = router.get("/batches").respond(
+                    200,
+                    json={
+                        "object": "list",
+                        "data": [batch_object("in_progress", total=5, input_file_id="file-in")],
+                        "has_more": False,
+                    },
+                )
+                if first:
+                    on_create = api.on_create
+
+                    def created_then_lost(request):
+                        made.append(json.loads(on_create(request).content)["id"])  # made...
+                        raise asyncio.CancelledError  # ...and the run stopped before the reply
+
+                    api.create.side_effect = created_then_lost
+                    with pytest.raises(asyncio.CancelledError):
+                        await answer_by_batch(backend, read_papers([str(PAPERS)]))
+                    return api, listed, None
+                return api, listed, await answer_by_batch(backend, read_papers([str(PAPERS)]))
+
+    first, _, _ = asyncio.run(go(first=True))
+    assert first.upload.call_count == 1 and made == ["batch_abc123"]
+    second, listed, answers = asyncio.run(go(first=False))
+    assert listed.call_count == 1
+    assert second.upload.call_count == 0 and second.create.call_count == 0
+    assert len(answers) == 5

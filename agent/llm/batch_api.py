@@ -174,6 +174,16 @@ class BatchAPI:
             uploaded = await self.call(f"upload {path.name}", upload)
             job.input_file_id = uploaded.id
             jobs.save(job)  # from here on a rerun reuses the upload
+        else:
+            # Uploaded by a run that stopped before it saved its batch: that run may have
+            # created one already, which the API lists under the same input file.
+            page = await self.call("list batches", lambda: sdk.batches.list(limit=100))
+            for batch in page.data:
+                if batch.input_file_id == job.input_file_id and batch.status not in SPENT:
+                    self._update(job, batch)
+                    jobs.save(job)
+                    self.notify(f"batch {job.batch_id} already has {path.name}: resuming it")
+                    return job
         created = await self.call(
             "create a batch",
             lambda: sdk.batches.create(
