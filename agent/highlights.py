@@ -18,6 +18,7 @@ from agent.errors import BackendError, ConfigError, PaperFailed
 from agent.llm.answers import AnswerInvalid
 from agent.llm.cache import AnswerCache, cache_dir
 from agent.llm.client import LLM, Messages, Question
+from agent.llm.cost import Budget
 from agent.llm.prompts import default_prompts_dir, defuse
 from agent.models import PaperResult
 
@@ -99,11 +100,15 @@ def render_messages(results: Sequence[PaperResult], fmt: str, prompts_dir: Any =
 
 
 async def write_highlights(
-    results: Sequence[PaperResult], settings: Settings, http: httpx.AsyncClient | None = None
+    results: Sequence[PaperResult],
+    settings: Settings,
+    http: httpx.AsyncClient | None = None,
+    budget: Budget | None = None,
 ) -> list[str]:
     """Three bullets for the top of the digest, validated and cached like every LLM answer.
 
     ``http`` is the run's shared client; without one (the digest commands) a client is made.
+    ``budget`` is the run's --max-cost: a highlights request that would pass it is not sent.
     """
     if not any(r.error is None and r.summary for r in results):
         return []
@@ -111,9 +116,9 @@ async def write_highlights(
         from agent.llm.http import make_client
 
         async with make_client(settings.timeout) as client:
-            return await write_highlights(results, settings, client)
+            return await write_highlights(results, settings, client, budget)
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
-    llm = LLM(settings, http, cache)
+    llm = LLM(settings, http, cache, budget)
     try:
         answer = await llm.ask(
             lambda fmt: render_messages(results, fmt, settings.prompts_dir),
@@ -141,9 +146,12 @@ def highlight_settings(settings: Settings) -> Settings:
 
 
 async def with_highlights(
-    digest: Digest, settings: Settings, http: httpx.AsyncClient | None = None
+    digest: Digest,
+    settings: Settings,
+    http: httpx.AsyncClient | None = None,
+    budget: Budget | None = None,
 ) -> Digest:
     """``digest`` opened by highlights written from the summaries of its papers."""
     results = [entry.result for group in digest.groups for entry in group.entries]
-    bullets = await write_highlights(results, settings, http)
+    bullets = await write_highlights(results, settings, http, budget)
     return dataclasses.replace(digest, highlights=bullets)

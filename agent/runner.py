@@ -251,7 +251,7 @@ async def execute(
                 stats.skipped,
             )
             digest = dataclasses.replace(digest, webhook=None)
-        return await publish(http, settings, output, digest) if digest else None
+        return await publish(http, settings, output, digest, budget) if digest else None
 
 
 def run_job(job: Coroutine[Any, Any, T]) -> T:
@@ -402,8 +402,10 @@ async def publish(
     settings: Settings,
     results_path: Path,
     request: DigestRequest,
+    budget: Budget | None = None,
 ) -> str | None:
-    """Render the digest (returned when no ``out`` file) and post what is not yet delivered."""
+    """Render the digest (returned when no ``out`` file) and post what is not yet delivered;
+    the highlights request counts against the run's --max-cost ``budget``."""
     from agent.digest import SORTS, load_results, make_digest, render, slack_messages
     from agent.outputs import write_atomic
 
@@ -418,7 +420,7 @@ async def publish(
     if request.highlights:
         from agent.highlights import with_highlights
 
-        digest = await with_highlights(digest, settings, http)
+        digest = await with_highlights(digest, settings, http, budget)
     text = None
     if request.fmt:
         text = render(digest, request.fmt, full=request.full, more_url=request.more_url)

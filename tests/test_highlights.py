@@ -126,3 +126,26 @@ def test_unreachable_llm_still_gives_the_digest(mocked_llm, results_file, caplog
     assert route.call_count > 1 and len(sleeps) == route.call_count - 1
     assert "## " in result.stdout and "What stood out" not in result.stdout
     assert "no highlights today: cannot reach the LLM server" in caplog.text
+
+
+async def test_highlights_that_would_pass_the_runs_budget_are_not_asked(
+    mocked_llm, results_file, caplog, tmp_path
+):
+    from agent.config import Settings
+    from agent.highlights import write_highlights
+    from agent.llm.cost import Budget, Price
+    from agent.models import PaperResult
+
+    route = mocked_llm.post("/chat/completions").mock(return_value=reply(["a.", "b.", "c."]))
+    settings = Settings(
+        backend="openai", base_url=BASE_URL, api_key=API_KEY, home=tmp_path / "home"
+    )
+    lines = results_file.read_text().splitlines()
+    results = [PaperResult.model_validate(json.loads(line)) for line in lines]
+    spent = Budget(0.01, Price(input=1000, cached_input=1000, output=1000))  # $1 per 1k tokens
+    assert await write_highlights(results, settings, budget=spent) == []
+    assert route.call_count == 0
+    assert "no highlights today: not run: the next request would pass --max-cost" in caplog.text
+    roomy = Budget(100.0, Price(input=1000, cached_input=1000, output=1000))
+    assert await write_highlights(results, settings, budget=roomy) == ["a.", "b.", "c."]
+    assert route.call_count == 1
