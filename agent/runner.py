@@ -217,12 +217,17 @@ async def execute(
             if batch:
                 from agent.llm.batch import BatchAnswers
 
+                imported = answers is not None  # from files: maybe made with other settings
                 if answers is None:
                     from agent.llm.batch_api import answer_by_batch
 
                     answers = await answer_by_batch(backend, inputs.papers(), notify)  # type: ignore[arg-type]
                 backend = BatchAnswers(backend, answers)  # type: ignore[arg-type]
-                if answers and not backend.matching(inputs.papers(), settings.max_abstract_chars):
+                if (
+                    imported
+                    and answers
+                    and not backend.matching(inputs.papers(), settings.max_abstract_chars)
+                ):
                     raise InputError(
                         f"none of the {len(answers)} batch answers is for these papers with "
                         "these settings: import with the inputs and settings of the export "

@@ -56,6 +56,7 @@ class Exported:
     """What an export wrote: the request files, and the papers it left out and why."""
 
     files: list[Path] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # requests in each file
     requests: int = 0
     cached: int = 0  # answered already: nothing to send
     invalid: int = 0  # neither title nor abstract: the run gives them an error record
@@ -118,21 +119,22 @@ def export_requests(
     stats = Exported()
     parts: list[Path] = []
     stream: IO[str] | None = None
-    lines = size = 0
+    size = 0
     try:
         for line in batch_requests(backend, papers, stats):
             data = line + "\n"
             length = len(data.encode("utf-8"))
             if length > max_bytes:
                 raise InputError(f"one request is larger than {max_bytes} bytes: {line[:80]}...")
-            if stream is None or lines >= max_lines or size + length > max_bytes:
+            if stream is None or stats.lines[-1] >= max_lines or size + length > max_bytes:
                 if stream is not None:
                     stream.close()
                 parts.append(partial_path(_numbered(real_target(target), len(parts) + 1)))
                 stream = parts[-1].open("w", encoding="utf-8")
-                lines = size = 0
+                stats.lines.append(0)
+                size = 0
             stream.write(data)
-            lines += 1
+            stats.lines[-1] += 1
             size += length
         if stream is not None:
             stream.close()

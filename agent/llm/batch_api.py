@@ -156,9 +156,9 @@ class BatchAPI:
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise BackendError(f"cannot reach {self.llm.base_url} to {what}: {exc}") from None
 
-    async def submit(self, path: Path, requests: int, jobs: Jobs) -> Job:
-        """Upload ``path`` and create its batch, unless a live job already has this file."""
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    async def submit(self, path: Path, sha: str, requests: int, jobs: Jobs) -> Job:
+        """Upload ``path`` (content hash ``sha``) and create its batch, unless a live job
+        already has this file."""
         job = jobs.find(sha)
         if job is not None and job.batch_id:
             self.notify(f"batch {job.batch_id} already has {path.name}: resuming it")
@@ -304,23 +304,22 @@ async def answer_by_batch(
     directory.mkdir(parents=True, exist_ok=True)
     scratch = directory / f"export-{os.getpid()}.jsonl"
     exported = export_requests(backend, papers, scratch)
+    skipped: dict[str, BatchAnswer] = {}
     budget = backend.llm.budget
-    skipped = {
-        key: BatchAnswer(error=("skipped", f"{NOT_RUN}{budget.refused}; run again to retry it"))
-        for key in exported.over_budget
-        if budget is not None and budget.refused
-    }
+    if budget is not None and budget.refused:
+        why = ("skipped", f"{NOT_RUN}{budget.refused}; run again to retry it")
+        skipped = {key: BatchAnswer(error=why) for key in exported.over_budget}
     if not exported.files:
         if not skipped:
             notify(f"batch: all {exported.cached} answer(s) are cached; nothing to send")
         return skipped
     api = BatchAPI(backend.llm, notify, settings.batch_poll_seconds)
     pending = []
-    for path, requests in zip(exported.files, _line_counts(exported.files), strict=True):
+    for path, requests in zip(exported.files, exported.lines, strict=True):
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         named = directory / f"requests-{sha[:16]}.jsonl"
         os.replace(path, named)
-        pending.append(await api.submit(named, requests, jobs))
+        pending.append(await api.submit(named, sha, requests, jobs))
     await api.wait(pending, jobs)
     return {**await collect(api, pending), **skipped}
 
@@ -338,14 +337,6 @@ async def collect(api: BatchAPI, finished: list[Job]) -> dict[str, BatchAnswer]:
             if key not in answers or answers[key].completion is None:
                 answers[key] = answer
     return answers
-
-
-def _line_counts(paths: list[Path]) -> list[int]:
-    counts = []
-    for path in paths:
-        with path.open("rb") as stream:
-            counts.append(sum(1 for _ in stream))
-    return counts
 
 
 @contextlib.asynccontextmanager
