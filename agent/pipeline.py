@@ -189,12 +189,11 @@ async def run_pipeline(
     stats: RunStats | None = None,
     max_failures: int = Settings.max_consecutive_failures,
     max_abstract_chars: int = Settings.max_abstract_chars,
-    papers_per_request: int = 1,
 ) -> RunStats:
     """Annotate ``papers`` into ``output`` (JSONL, input order), replaced atomically at the end.
 
-    At most ``concurrency * papers_per_request`` papers are in flight (a backend that asks for
-    several papers in one request needs that many to fill its ``concurrency`` requests) and at
+    At most ``concurrency * backend.papers_per_request`` papers are in flight (a backend that
+    asks for several papers in one request needs that many to fill its ``concurrency``) and at
     most four times that many finished results wait for a slow predecessor, so memory stays
     bounded however long the input. When the circuit breaker trips, the run stops launching
     papers and the rest get ``skipped`` records (for --max-cost, papers in flight finish first:
@@ -203,7 +202,7 @@ async def run_pipeline(
     goes up, so a rerun retries exactly the papers that did not finish.
     """
     stats = stats if stats is not None else RunStats()
-    concurrency *= papers_per_request
+    concurrency *= backend.papers_per_request
 
     def counted(result: PaperResult) -> None:
         stats.add(result)

@@ -23,6 +23,7 @@ from agent.errors import ConfigError, InputError, Interrupted, OutputError
 from agent.llm.cache import MISS, AnswerCache, cache_dir
 from agent.llm.cost import (
     Budget,
+    estimated_tokens,
     make_budget,
     per_million,
     settings_price,
@@ -209,7 +210,8 @@ async def execute(
     if batch or settings.resolved_backend() == "openai":
         # Before anything is sent: --max-cost without a price is a config error.
         budget = make_budget(settings)
-        stats.priced, stats.price = True, settings_price(settings)
+        stats.priced = True
+        stats.price = budget.price if budget is not None else settings_price(settings)
     recorder = recorder_from_env()
     async with make_client(settings.timeout, max(settings.concurrency, 8), recorder) as http:
         backend = build_backend(settings, taxonomy, http, interests, budget, batch=batch)
@@ -242,7 +244,6 @@ async def execute(
                 stats=stats,
                 max_failures=settings.max_consecutive_failures,
                 max_abstract_chars=settings.max_abstract_chars,
-                papers_per_request=backend.papers_per_request,
             )
         finally:
             await backend.aclose()
@@ -349,8 +350,8 @@ def dry_run(
         cache.close()
     answers = inputs.count - hits - skipped
     requests = -(-answers // size)
-    # About 4 characters a token for English; the answer is the summary plus a few tags.
-    prompt_tokens = chars // 4
+    # The answer is the summary plus a few tags.
+    prompt_tokens = estimated_tokens(chars)
     completion_tokens = answers * (settings.summary_words * 2 + 30)
     lines = [f"--- {m['role']} ---\n{m['content']}" for m in first or single or []]
     lines.append(

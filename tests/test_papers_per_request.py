@@ -213,7 +213,7 @@ async def test_results_file_is_in_input_order_and_totals_count_each_request_once
     backend = make_backend(4, concurrency=2)
     out = tmp_path / "results.jsonl"
     try:
-        stats = await run_pipeline(PAPERS, backend, out, concurrency=2, papers_per_request=4)
+        stats = await run_pipeline(PAPERS, backend, out, concurrency=2)
     finally:
         await backend.aclose()
     lines = [json.loads(line) for line in out.read_text().splitlines()]

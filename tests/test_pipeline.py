@@ -22,6 +22,7 @@ class ScriptedBackend:
     """A backend with random latencies whose behaviour per paper id is scripted."""
 
     name = "scripted"
+    papers_per_request = 1
     model = "m"
 
     def __init__(

@@ -157,9 +157,13 @@ class PaperGroups:
             try:
                 answer = await backend.ask_one(paper, answered=answered)
             except PaperFailed as exc:
+                # A new error per paper: the client may raise one stored error to many papers,
+                # and each paper's usage is its own.
                 own = exc.usage if isinstance(exc.usage, Usage) else Usage()
-                exc.usage = share + own
-                _settle(future, exc)
+                mine = PaperFailed(
+                    exc.kind, exc.message, last_raw=exc.last_raw, usage=share + own, halt=exc.halt
+                )
+                _settle(future, mine)
                 continue
             answer.usage = share + answer.usage
             _settle(future, backend.annotation(paper, answer))

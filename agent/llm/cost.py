@@ -160,6 +160,14 @@ def unknown_price(settings: Settings) -> str:
     )
 
 
+CHARS_PER_TOKEN = 4  # about 4 characters a token for English: every estimate here uses it
+
+
+def estimated_tokens(chars: int) -> int:
+    """Tokens of ``chars`` characters of prompt text, as every estimate counts them."""
+    return chars // CHARS_PER_TOKEN
+
+
 def request_estimate(body: Mapping[str, Any], answer_tokens: int) -> tuple[int, int]:
     """Worst-case (prompt, completion) tokens of one request body.
 
@@ -171,7 +179,7 @@ def request_estimate(body: Mapping[str, Any], answer_tokens: int) -> tuple[int, 
     chars = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
     chars += len(json.dumps(body.get("response_format") or {}))
     limit = body.get("max_tokens") or body.get("max_completion_tokens") or answer_tokens
-    return chars // 4, int(limit)
+    return estimated_tokens(chars), int(limit)
 
 
 class OverBudget(Exception):
@@ -229,10 +237,11 @@ class Budget:
         # wake-up, or a waiter could sleep with nothing left in flight to wake it.
         await asyncio.shield(self._wake())
 
-    def commit(self, body: Mapping[str, Any], answer_tokens: int, batch: bool = True) -> float:
-        """Count a request's estimate as spent for good and return it, or raise
-        ``OverBudget`` (a batch file: nothing is in flight, and the batch may spend it all)."""
-        estimate = self.estimate(body, answer_tokens, batch)
+    def commit(self, body: Mapping[str, Any], answer_tokens: int) -> float:
+        """Count a request's estimate, at Batch API prices, as spent for good and return it,
+        or raise ``OverBudget`` (a batch file: nothing is in flight, and the batch may spend
+        it all)."""
+        estimate = self.estimate(body, answer_tokens, batch=True)
         self._refuse(estimate)
         self.spent += estimate
         return estimate

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from agent.llm.cost import estimated_tokens
 from agent.llm.retry import status_and_headers
 
 T = TypeVar("T")
@@ -61,7 +62,7 @@ def parse_duration(text: str) -> float | None:
 def request_cost(messages: list[dict[str, str]], max_tokens: int | None) -> int:
     """A request's tokens as ``--tpm`` counts them: prompt characters / 4, plus its max_tokens."""
     chars = sum(len(str(m.get("content") or "")) for m in messages)
-    return chars // 4 + (max_tokens or 0)
+    return estimated_tokens(chars) + (max_tokens or 0)
 
 
 def tpm_too_small(tpm: float, cost: int) -> str | None:
