@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 # How a skipped paper's error message starts; what follows says why it was not run.
 NOT_RUN = "not run: "
 
@@ -35,12 +37,16 @@ class DeliveryError(PaperAgentError):
     exit_code = 1
 
 
-class PaperFailed(Exception):
-    """One paper could not be annotated; the run records it and goes on.
+class Halt(enum.Enum):
+    """Why one paper's failure stops the whole run from launching papers."""
 
-    ``halt`` says the failure is the server's, before it ever answered this run: no other
-    paper can do better now, so the run stops launching papers.
-    """
+    SERVER = "server"  # the server failed before it ever answered: no paper can do better now
+    DRAIN = "drain"  # the run stops for its own reason (--max-cost): papers in flight finish
+
+
+class PaperFailed(Exception):
+    """One paper could not be annotated; the run records it and goes on, unless ``halt``
+    says the run stops (and how)."""
 
     def __init__(
         self,
@@ -49,7 +55,7 @@ class PaperFailed(Exception):
         *,
         last_raw: str | None = None,
         usage: object = None,
-        halt: bool = False,
+        halt: Halt | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind

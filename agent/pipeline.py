@@ -20,7 +20,7 @@ from typing import IO
 
 from agent.backends import Backend
 from agent.config import Settings
-from agent.errors import NOT_RUN, OutputError, PaperFailed
+from agent.errors import NOT_RUN, Halt, OutputError, PaperFailed
 from agent.llm.client import SERVER_TROUBLE
 from agent.llm.cost import Price, usd
 from agent.llm.prompts import clip_abstract
@@ -84,7 +84,7 @@ class RunStats:
 
 class CircuitBreaker:
     """Trips after ``limit`` papers in a row failed for the server's sake (0: never), or when a
-    paper was not run because the run stops (--max-cost)."""
+    paper's failure halts the run (see ``Halt``)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -92,18 +92,20 @@ class CircuitBreaker:
         self.reason: str | None = None
         self.drain = False  # papers in flight finish (the run stopped, not the server)
 
-    def record(self, result: PaperResult, halt: bool) -> None:
+    def record(self, result: PaperResult, halt: Halt | None) -> None:
         """Count one finished paper; a cache hit says nothing about the server."""
         error = result.error
         if self.reason is not None:
             return  # tripped already: papers still finishing do not change why
-        if halt and error is not None and error.type == "skipped":
-            # Not run because the run stops for a reason of its own (--max-cost), which its
-            # message gives.
-            self.reason = error.message.removeprefix(NOT_RUN)
-            self.drain = True  # what is in flight is paid for already: let it finish
-        elif halt and error is not None:
-            self.reason = f"the LLM server failed the run's first request ({error.message})"
+        if error is not None and halt is not None:
+            # A paper left waiting by the halt says what the paper that halted said, so which
+            # of them is recorded first does not matter.
+            cause = error.message.removeprefix(NOT_RUN)
+            if halt is Halt.DRAIN:  # e.g. --max-cost, which its message names
+                self.reason = cause
+                self.drain = True  # what is in flight is paid for already: let it finish
+            else:
+                self.reason = f"the LLM server failed the run's first request ({cause})"
         elif error is not None and error.type in SERVER_TROUBLE:
             self.streak += 1
             if self.limit and self.streak >= self.limit:
@@ -114,11 +116,11 @@ class CircuitBreaker:
 
 async def annotate_one(
     backend: Backend, paper: Paper, max_abstract_chars: int = Settings.max_abstract_chars
-) -> tuple[PaperResult, bool]:
+) -> tuple[PaperResult, Halt | None]:
     """One paper's result, and whether its failure halts the run; never an exception."""
     if not paper.title and not paper.abstract:
         message = "the record has neither a title nor an abstract"
-        return _failed(backend, paper, "invalid_input", message), False
+        return _failed(backend, paper, "invalid_input", message), None
     try:
         annotation = await backend.annotate(clip_abstract(paper, max_abstract_chars))
     except PaperFailed as exc:
@@ -130,7 +132,7 @@ async def annotate_one(
         if exc.last_raw is not None:
             log.debug("paper %s: last answer was %r", paper.id, exc.last_raw[:500])
         return _failed(backend, paper, exc.kind, exc.message, usage), exc.halt
-    return PaperResult.ok(paper, annotation, backend.name, backend.model), False
+    return PaperResult.ok(paper, annotation, backend.name, backend.model), None
 
 
 def _failed(

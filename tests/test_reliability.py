@@ -190,6 +190,43 @@ def test_a_server_failing_everything_trips_the_breaker(mocked_llm, tmp_path, sle
     assert "run again to retry" in out[-1]["error"]["message"]
 
 
+def test_a_first_request_that_times_out_stops_the_run_at_once(mocked_llm, tmp_path, sleeps):
+    route = mocked_llm.post("/chat/completions").mock(side_effect=httpx.ReadTimeout("slow"))
+    result = invoke("run", papers_file(tmp_path, 20), "--concurrency", "4", "-o", "out.jsonl")
+    assert result.exit_code == 1
+    out = rows(tmp_path / "out.jsonl")
+    kinds = [r["error"]["type"] for r in out]
+    assert kinds.count("timeout") == 1 and kinds.count("skipped") == 19
+    assert route.call_count == Settings().max_attempts  # only the first paper was ever sent
+    assert "stopped early: the LLM server failed the run's first request (timed out" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize("waiter_first", [False, True])
+def test_how_a_halt_stops_the_run_does_not_depend_on_which_paper_is_recorded_first(
+    waiter_first,
+):
+    from agent.errors import NOT_RUN, Halt
+    from agent.models import PaperResult
+    from agent.pipeline import CircuitBreaker
+
+    def failed(kind: str, message: str) -> PaperResult:
+        return PaperResult.failed(PAPER, kind, message, "openai", "m")
+
+    for halt, halted_kind in ((Halt.SERVER, "timeout"), (Halt.DRAIN, "skipped")):
+        cause = "timed out after 8 request(s)"
+        halted = failed(halted_kind, cause if halted_kind == "timeout" else NOT_RUN + cause)
+        waiter = failed("skipped", NOT_RUN + cause)  # a paper that waited behind the halt
+        breaker = CircuitBreaker(limit=10)
+        for result in (waiter, halted) if waiter_first else (halted, waiter):
+            breaker.record(result, halt)
+        assert breaker.drain is (halt is Halt.DRAIN)
+        assert breaker.reason is not None and breaker.reason.endswith(
+            cause + (")" if halt is Halt.SERVER else "")
+        )
+
+
 def test_a_rerun_after_the_breaker_asks_only_for_the_papers_that_did_not_finish(
     mocked_llm, tmp_path, sleeps
 ):

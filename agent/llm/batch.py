@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from agent.errors import InputError, OutputError, PaperFailed
+from agent.errors import Halt, InputError, OutputError, PaperFailed
 from agent.llm.cache import MISS
 from agent.llm.client import Completion
 from agent.llm.cost import OverBudget
@@ -321,7 +321,7 @@ class BatchAnswers:
         if answer.completion is None:
             kind, message = answer.error or ("batch_error", "no answer")
             if kind == "skipped":  # left out by --max-cost: the run stops as an online one does
-                raise PaperFailed(kind, message, halt=True)
+                raise PaperFailed(kind, message, halt=Halt.DRAIN)
             raise PaperFailed(kind, f"{message} (export it again to resubmit)")
         return await backend.annotate(paper, answered=answer.completion)
 

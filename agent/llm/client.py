@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.config import Settings
-from agent.errors import NOT_RUN, BackendError, PaperFailed
+from agent.errors import NOT_RUN, BackendError, Halt, PaperFailed
 from agent.llm.answers import AnswerInvalid
 from agent.llm.cache import MISS, AnswerCache, cache_key
 from agent.llm.cost import Budget, OverBudget
@@ -318,7 +318,7 @@ class LLM:
                     except PaperFailed as exc:
                         if exc.halt:  # the run stops: the papers waiting here are not run
                             reason = exc.message.removeprefix(NOT_RUN)
-                            self._stopped = PaperFailed("skipped", NOT_RUN + reason, halt=True)
+                            self._stopped = PaperFailed("skipped", NOT_RUN + reason, halt=exc.halt)
                         raise
         return await self._send(messages, question, usage)
 
@@ -377,7 +377,7 @@ class LLM:
         try:
             response = await call_with_retry(call, self.policy, count_retry, gate)
         except OverBudget as exc:
-            raise PaperFailed("skipped", f"{NOT_RUN}{exc}", usage=usage, halt=True) from None
+            raise PaperFailed("skipped", f"{NOT_RUN}{exc}", usage=usage, halt=Halt.DRAIN) from None
         except openai.APIStatusError as exc:
             self._adapt_to(exc, params, question)
             raise self._status_error(exc, usage) from None
@@ -395,7 +395,7 @@ class LLM:
                 kind,
                 f"{what} after {usage.requests} request(s)",
                 usage=usage,
-                halt=not self._proven,
+                halt=None if self._proven else Halt.SERVER,
             ) from None
         self._proven = True
         self._bad_request = ("", 0)
