@@ -52,6 +52,7 @@ def test_names_with_brackets_survive_compression() -> None:
         ("Yet, as we demonstrate, scaling helps.", "As we demonstrate, scaling helps."),
         ("Then we propose group fusion.", "We propose group fusion."),
         ("First, we show a bound.", "We show a bound."),
+        ("More precisely, we augment each layer.", "We augment each layer."),
         # A lead-in cut at the wrong comma would leave a list's tail: keep the sentence whole.
         (
             "To overcome the computational, quantization, and stability challenges, we develop Z.",

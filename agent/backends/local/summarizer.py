@@ -46,6 +46,7 @@ _LEAD_IN = re.compile(
     r"tackle|overcome|conquer|handle|resolve|solve|bridge|fill|mitigate|"
     r"alleviate|remedy)[^,]{0,80}|therefore|thus|hence|consequently|moreover|furthermore|"
     r"additionally|in addition|finally|overall|however|instead|motivated by [^,]{0,80}|"
+    r"more (?:concretely|specifically|precisely|formally|generally|importantly)|"
     r"inspired by [^,]{0,80}|in contrast|as a result|concretely|accordingly|"
     r"building on [^,]{0,80}|based on [^,]{0,80}|"
     r"first(?:ly)?|second(?:ly)?|third(?:ly)?|next|then|yet|also|besides|notably|importantly|"
