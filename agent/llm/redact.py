@@ -19,7 +19,7 @@ SECRET_ENV = ("OPENAI_API_KEY", "SLACK_WEBHOOK_URL")
 MIN_SECRET = 4  # shorter values would redact ordinary words
 REDACTED = "[redacted]"
 _PATTERNS = (
-    re.compile(r"sk-[A-Za-z0-9_*-]{6,}"),
+    re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_*-]{6,}"),  # not the "sk-" of "task-specific"
     re.compile(r"https?://hooks\.slack\.com/\S+", re.IGNORECASE),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
 )
