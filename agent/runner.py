@@ -233,7 +233,7 @@ async def execute(
                     raise InputError(
                         f"none of the {len(answers)} batch answers is for these papers with "
                         "these settings: import with the inputs and settings of the export "
-                        "(model, taxonomy, prompts, limits, interests)"
+                        "(base URL, model, taxonomy, prompts, limits, interests)"
                     )
             await run_pipeline(
                 inputs.papers(),

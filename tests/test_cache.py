@@ -23,7 +23,7 @@ DAMAGED = re.compile(r"cache\.damaged-\d{8}T\d{6}")
 
 def key(n: int) -> str:
     return cache_key(
-        model="m", messages=[{"role": "user", "content": str(n)}], schema={}, params={}
+        server="s", model="m", messages=[{"role": "user", "content": str(n)}], schema={}, params={}
     )
 
 
@@ -162,6 +162,23 @@ def test_a_run_goes_on_with_a_fresh_cache(directory, damage, fixtures, monkeypat
     assert len(moved(directory)) == 1
 
 
+def test_an_answer_from_one_server_is_never_served_for_another(
+    isolated_env, fixtures, monkeypatch, sleeps
+):
+    # A stub on this machine answering as "gpt-4o-mini", then the real endpoint: the second
+    # run must ask the real one, not reuse the stub's answers.
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    local = "http://127.0.0.1:8000/v1"
+    args = ["run", str(fixtures / "papers.jsonl"), "-o", "out.jsonl", "--model", "gpt-4o-mini"]
+    with respx.mock() as router:
+        stub = router.post(f"{local}/chat/completions").mock(return_value=answer(["LLMs"]))
+        real = router.post(f"{BASE_URL}/chat/completions").mock(return_value=answer(["LLMs"]))
+        for base_url in (local, BASE_URL, BASE_URL + "/"):
+            result = CliRunner().invoke(cli, [*args, "--base-url", base_url])
+            assert result.exit_code == 0, result.output
+    assert stub.call_count == 5 and real.call_count == 5  # the third run: all cache hits
+
+
 def plant(directory: Path, value: object) -> str:
     """Store ``value`` under a key with plain diskcache, as a foreign writer would."""
     raw = diskcache.Cache(str(directory))
@@ -233,8 +250,11 @@ def test_a_large_answer_round_trips_through_its_file(directory):
 
 
 def test_the_key_depends_on_every_input_but_not_on_dict_order():
-    base = dict(model="m", messages=[{"role": "user", "content": "a"}], schema={}, params={})
+    base = dict(
+        server="s", model="m", messages=[{"role": "user", "content": "a"}], schema={}, params={}
+    )
     assert cache_key(**base) != cache_key(**{**base, "params": {"temperature": 0}})
+    assert cache_key(**base) != cache_key(**{**base, "server": "http://127.0.0.1:8000/v1"})
     assert cache_key(**base) != cache_key(**{**base, "model": "other"})
     assert cache_key(**base) != cache_key(**{**base, "schema": {"type": "object"}})
     assert cache_key(**{**base, "params": {"b": 1, "a": 2}}) == cache_key(
@@ -242,3 +262,11 @@ def test_the_key_depends_on_every_input_but_not_on_dict_order():
     )
     assert cache_key(**base) != cache_key(**{**base, "model": "n"})
     assert cache_key(**base) != cache_key(**{**base, "schema": {"type": "object"}})
+
+
+def test_spellings_of_one_server_share_a_key_and_credentials_never_enter_it():
+    from agent.llm.cache import server_id
+
+    assert server_id("HTTP://LocalHost:8000/v1/") == server_id("http://localhost:8000/v1")
+    assert server_id("https://user:secret@api.example.com/v1?x=1") == "https://api.example.com/v1"
+    assert server_id("https://api.openai.com/v1") != server_id("http://127.0.0.1:8000/v1")

@@ -273,7 +273,7 @@ def _completion(body: Any) -> Completion | None:
 
 
 MISMATCH = (
-    "the batch's answer for this paper was asked with other settings (model, prompts, "
+    "the batch's answer for this paper was asked with other settings (server, model, prompts, "
     "taxonomy, limits or interests); import with the settings of the export"
 )
 

@@ -17,6 +17,7 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
 
@@ -34,11 +35,21 @@ _DAMAGE = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 
 
 def cache_key(
-    *, model: str, messages: list[dict[str, str]], schema: Any, params: dict[str, Any]
+    *,
+    server: str,
+    model: str,
+    messages: list[dict[str, str]],
+    schema: Any,
+    params: dict[str, Any],
 ) -> str:
-    """sha256 of the canonical JSON of everything that shapes the answer (never the API key)."""
+    """sha256 of the canonical JSON of everything that shapes the answer (never the API key).
+
+    ``server`` is the endpoint (``server_id``): "gpt-4o-mini" on a local test server is not
+    OpenAI's, so an answer from one is never served as the other's.
+    """
     payload = {
         "v": CACHE_FORMAT,
+        "server": server,
         "model": model,
         "messages": messages,
         "schema": schema,
@@ -46,6 +57,15 @@ def cache_key(
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def server_id(base_url: str) -> str:
+    """The endpoint a base URL names: scheme, host (lower case), port and path, without any
+    credentials, query or trailing slash, so spellings of one server share a cache."""
+    parts = urlsplit(base_url.strip())
+    host = (parts.hostname or "").lower()
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme.lower()}://{host}{port}{parts.path.rstrip('/')}"
 
 
 def is_damage(exc: BaseException) -> bool:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from agent.config import Settings
 from agent.errors import NOT_RUN, BackendError, Halt, PaperFailed
 from agent.llm.answers import AnswerInvalid
-from agent.llm.cache import MISS, AnswerCache, cache_key
+from agent.llm.cache import MISS, AnswerCache, cache_key, server_id
 from agent.llm.cost import Budget, OverBudget
 from agent.llm.limits import Throttle, request_cost
 from agent.llm.redact import redact
@@ -143,6 +143,7 @@ class LLM:
         # Every HTTP attempt waits its turn here: adaptive concurrency, pacing, --rpm/--tpm.
         self.throttle = Throttle(settings.concurrency, rpm=settings.rpm, tpm=settings.tpm)
         self.base_url = (settings.base_url or OPENAI_URL).rstrip("/")
+        self.server = server_id(self.base_url)  # part of every cache key
         # What the server accepts, learned from its 400s during the run.
         self.format = settings.response_format
         self._dropped: set[str] = set()
@@ -184,7 +185,13 @@ class LLM:
     def key(self, messages: Messages, question: Question) -> str:
         """The cache key of a first request (never includes the API key)."""
         params = self.params(question)
-        return cache_key(model=self.model, messages=messages, schema=question.schema, params=params)
+        return cache_key(
+            server=self.server,
+            model=self.model,
+            messages=messages,
+            schema=question.schema,
+            params=params,
+        )
 
     async def ask(
         self,
