@@ -53,6 +53,12 @@ def test_names_with_brackets_survive_compression() -> None:
         ("Then we propose group fusion.", "We propose group fusion."),
         ("First, we show a bound.", "We show a bound."),
         ("More precisely, we augment each layer.", "We augment each layer."),
+        ("To accomplish it, we introduce fast weights.", "We introduce fast weights."),
+        (
+            "To overcome the resulting memory and stability challenges, we develop Z.",
+            "We develop Z.",
+        ),
+        ("In short, we quantize everything.", "We quantize everything."),
         # A lead-in cut at the wrong comma would leave a list's tail: keep the sentence whole.
         (
             "To overcome the computational, quantization, and stability challenges, we develop Z.",
@@ -105,6 +111,46 @@ def test_sentence_naming_nothing_is_passed_over() -> None:
     summary = summarize("LLM in a flash: inference with limited memory", abstract)
     assert "two principal techniques" not in summary
     assert not defects(summary)
+
+
+@pytest.mark.parametrize(
+    "leaning",
+    [
+        "Compacter accomplishes this by building on adapters and low-rank layers.",
+        "We expand upon the capabilities of them by training one model on many tasks.",
+        "We dedicate this perspective paper to the discussion of the following aspects.",
+        "In parallel, some models adopt zero-terminal noise schedules for diffusion.",
+        "In short, they studied LLMs with up to 16B parameters and their quantization.",
+    ],
+)
+def test_a_sentence_leaning_on_one_the_reader_never_sees_is_passed_over(leaning: str) -> None:
+    standalone = "We propose a compact adapter for fine-tuning large language models cheaply."
+    summary = summarize("Compact adapters", f"{leaning} {standalone}")
+    assert summary == standalone
+
+
+def test_a_cut_never_ends_on_an_announcement_of_what_follows() -> None:
+    sentence = (
+        "We study the scaling of inference-time computation in LLMs, with a focus on answering "
+        "the question: if an LLM may use a fixed budget of test-time compute, how much can it "
+        "improve its performance on a challenging prompt?"
+    )
+    assert summarize("Scaling test-time compute", sentence, 25) == (
+        "We study the scaling of inference-time computation in LLMs."
+    )
+
+
+def test_the_titles_name_is_kept_where_the_abstract_defines_it() -> None:
+    abstract = (
+        "Federated learning is costly. We propose Federated Rank Learning (FRL) for cheap "
+        "federated training of neural networks (Smith et al., 2020)."
+    )
+    summary = summarize("FRL: Federated Rank Learning", abstract)
+    assert summary == (
+        "We propose Federated Rank Learning (FRL) for cheap federated training of neural networks."
+    )
+    # An acronym the title does not use is an aside like any other.
+    assert "(PLMs)" not in summarize("Prompted self-training", abstract.replace("FRL", "PLMs"))
 
 
 @pytest.mark.parametrize("limit", [5, 8, 12, 20, 40])

@@ -47,6 +47,7 @@ _LEAD_IN = re.compile(
     r"alleviate|remedy)[^,]{0,80}|therefore|thus|hence|consequently|moreover|furthermore|"
     r"additionally|in addition|finally|overall|however|instead|motivated by [^,]{0,80}|"
     r"more (?:concretely|specifically|precisely|formally|generally|importantly)|"
+    r"in (?:short|summary|brief|other words)|to (?:summarize|sum up)|"
     r"inspired by [^,]{0,80}|in contrast|as a result|concretely|accordingly|"
     r"building on [^,]{0,80}|based on [^,]{0,80}|"
     r"first(?:ly)?|second(?:ly)?|third(?:ly)?|next|then|yet|also|besides|notably|importantly|"
@@ -75,7 +76,10 @@ _ADVERBIAL = re.compile(
     r"[^;:]{0,200}?,\s+(?=we\s)",
     re.IGNORECASE,
 )
-_ANAPHOR = re.compile(r"\b(?:this|these|those|such|that|above|aforementioned)\b", re.I)
+_ANAPHOR = re.compile(
+    r"\b(?:this|these|those|such|that|it|them|above|aforementioned|resulting|former|latter)\b",
+    re.I,
+)
 # What may follow a stripped lead-in: a sentence that stands on its own, not the tail of a list
 # cut at the wrong comma ("To overcome the computational, quantization, and ... challenges").
 _STANDS_ALONE = re.compile(
@@ -89,7 +93,8 @@ _DEPENDENT_START = re.compile(
     r"also|further|furthermore|moreover|additionally|finally|first|second|third|next|however|"
     r"instead,|in addition,|in contrast,|as a result|consequently|accordingly|meanwhile|"
     r"similarly|likewise|specifically|in particular|notably|together|nonetheless|"
-    r"nevertheless|following|in response|as a response|addressing|within this|in this "
+    r"nevertheless|following|in response|as a response|addressing|within this|in parallel|"
+    r"on the other hand|at the same time|by contrast|in turn|in this "
     r"(?:framework|setting|context|way))\b",
     re.IGNORECASE,
 )
@@ -99,6 +104,13 @@ _UNNAMED = re.compile(
     r"(?:techniques|methods|strategies|components|modules|steps|contributions|approaches|ideas|"
     r"innovations|improvements|stages|mechanisms|designs|refinements|types|parts|variants|"
     r"solutions|principles|observations|findings|extensions|questions)\.?$",
+    re.IGNORECASE,
+)
+# "X accomplishes this by ...", "the capabilities of them", "the following aspects.", "answering
+# the question.": a pronoun or an announcement whose content is in another sentence.
+_LEANS_ON_CONTEXT = re.compile(
+    r"\b(?:this|these)(?= (?:by|via|through|using|with)\b|[,.;:]|$)|\bthe [\w-]+ of (?:them|it)\b|"
+    r"\b(?:the following(?: [\w-]+){0,2}|as follows|the question)\.?$",
     re.IGNORECASE,
 )
 # "..., to address these issues." at the end says nothing without the sentence before.
@@ -126,6 +138,8 @@ _LEMMA = {(v[:-1] if v.endswith("e") else v) + "ing": v for v in _VERB_TEXT.spli
 _LEMMA["modelling"] = "model"
 # A parenthetical that is not part of a name: "(IA)³", "(k)-means" stay.
 _PARENS = re.compile(r"\s*[(\[][^()\[\]]{0,120}[)\]](?![\w^*'’-])")
+# ...except the title's name being defined: "Federated Rank Learning (FRL)" in "FRL: ...".
+_DEFINED_NAME = re.compile(r"\s*\((?=[^()\s]*[A-Z][^()\s]*[A-Z])[\w.+-]{2,30}\)")
 # "1) X, 2) Y" reads as two stray brackets; "(1) X, (2) Y" balances.
 _ENUM = re.compile(r"(?<![(\w])((?:[1-9]|i{1,3}|iv|v|vi|[a-e]))\)(?=\s)")
 # Where a sentence may be cut so that what is left still reads as a whole sentence: before a
@@ -194,13 +208,14 @@ def summarize_parsed(paper: Parsed, max_words: int = 40) -> str:
     if not sents:
         return fit(paper.title, max_words)
     ranked = rank(paper.title_terms, sents, paper.sentence_terms)
+    names = title_names(paper.title)
     # Sentences that stand on their own first, in rank order; those that lean on context last.
     # Compressed lazily: the first candidate is usually chosen.
     texts: dict[int, str] = {}
     deferred: list[int] = []
     for pass_ in (0, 1):
         for i in ranked if pass_ == 0 else deferred:
-            text = texts.get(i) or texts.setdefault(i, compress(sents[i]))
+            text = texts.get(i) or texts.setdefault(i, compress(sents[i], names))
             if pass_ == 0 and dependent(text):
                 deferred.append(i)
                 continue
@@ -212,21 +227,23 @@ def summarize_parsed(paper: Parsed, max_words: int = 40) -> str:
                     deferred.append(i)
                 continue
             if count_words(best) < MIN_WORDS:
-                best = _append_next(best, i, ranked, sents, max_words)
+                best = _append_next(best, i, ranked, sents, max_words, names)
             return best
     # No sentence fits even when cut at a clause (a limit of a few words): the title if it
     # fits, else the best sentence cut at a word.
     if 0 < count_words(paper.title) <= max_words:
         return _end(paper.title)
-    return fit(compress(sents[ranked[0]]), max_words)
+    return fit(compress(sents[ranked[0]], names), max_words)
 
 
-def _append_next(best: str, i: int, ranked: list[int], sents: list[str], max_words: int) -> str:
+def _append_next(
+    best: str, i: int, ranked: list[int], sents: list[str], max_words: int, names: frozenset[str]
+) -> str:
     """A very short sentence with the next best one beside it, in abstract order, if it fits."""
     j = next((j for j in ranked if j != i), None)
     if j is None:
         return best
-    extra = compress(sents[j])
+    extra = compress(sents[j], names)
     if dependent(extra) or count_words(best) + count_words(extra) > max_words:
         return best
     return f"{best} {_end(extra)}" if i < j else f"{_end(extra)} {best}"
@@ -234,7 +251,10 @@ def _append_next(best: str, i: int, ranked: list[int], sents: list[str], max_wor
 
 def dependent(text: str) -> bool:
     """True when a sentence leans on context it does not carry ("These results ...")."""
-    return bool(_DEPENDENT_START.match(text) or _UNNAMED.search(text.rstrip(".")))
+    stem = text.rstrip(".")
+    return bool(
+        _DEPENDENT_START.match(text) or _UNNAMED.search(stem) or _LEANS_ON_CONTEXT.search(stem)
+    )
 
 
 def whole(text: str, max_words: int) -> str | None:
@@ -259,7 +279,7 @@ def whole(text: str, max_words: int) -> str | None:
 
 def _clean_head(head: str) -> bool:
     """A head that is a sentence: no open clause, balanced brackets, names what it counts."""
-    if _OPEN_CLAUSE.search(head) or _UNNAMED.search(head):
+    if _OPEN_CLAUSE.search(head) or _UNNAMED.search(head) or _LEANS_ON_CONTEXT.search(head):
         return False
     if head.count("(") != head.count(")") or head.count("[") != head.count("]"):
         return False
@@ -307,8 +327,14 @@ def rank(title: list[str], sents: list[str], sent_terms: list[list[str]]) -> lis
     return sorted(range(n), key=lambda i: (-scores[i], i))
 
 
-def compress(sentence: str) -> str:
-    """Drop lead-ins, citations and parentheticals; keep the sentence's content."""
+def title_names(title: str) -> frozenset[str]:
+    """The title's words as written: a parenthetical naming one of them is kept."""
+    return frozenset(re.findall(r"[\w.+-]+", title))
+
+
+def compress(sentence: str, names: frozenset[str] = frozenset()) -> str:
+    """Drop lead-ins, citations and parentheticals (but a defined name in ``names``); keep the
+    sentence's content."""
     text = sentence.strip()
     for _ in range(3):  # "However, in this paper, we ..." has stacked lead-ins
         stripped = _BARE_LEAD_IN.sub("", _LEAD_IN.sub("", text, count=1), count=1)
@@ -319,13 +345,20 @@ def compress(sentence: str) -> str:
     if lead and _ANAPHOR.search(lead.group(0)):  # "Following this motivation, we ..."
         text = text[lead.end() :]
     text = _ENUM.sub(r"(\1)", text)
-    text = _PARENS.sub("", text)
+    text = _PARENS.sub(lambda m: _parenthetical(m, names), text)
     text = _ANAPHORIC_PURPOSE.sub("", text)
     text = _resolve(text)
     text = re.sub(r"\s+([,.;:])", r"\1", text).strip()
     if text and text[0].islower():
         text = text[0].upper() + text[1:]
     return text
+
+
+def _parenthetical(match: re.Match[str], names: frozenset[str]) -> str:
+    """ "" for a citation or an aside; the match itself for a title's name being defined."""
+    text = match.group(0)
+    defined = _DEFINED_NAME.fullmatch(text)
+    return text if defined and text.strip(" ()") in names else ""
 
 
 def _resolve(text: str) -> str:
