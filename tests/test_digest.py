@@ -423,3 +423,12 @@ def test_post_dry_run_sends_one_message_unless_full(digest_dir):
     assert json.loads(full.stdout) == json.loads(
         render_digest(load_results(results), "slack", full=True)
     )
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "mrkdwn", "html", "text", "slack"])
+def test_tex_in_a_title_reads_as_plain_text_in_every_format_for_people(fmt):
+    # JSON keeps the result as it is (for programs); every format a person reads shows it plain.
+    tex = result("t1", ["LLMs"]).model_copy(update={"title": r"H$_2$O: 5\% of the KV cache"})
+    text = render(build_digest([tex], date=DATE), fmt)
+    assert "H₂O: 5% of the KV cache" in text
+    assert "$" not in text

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from agent.backends.local.text import clean_latex
 from agent.digest.rank import (
     Sort,
     default_sort,
@@ -156,8 +157,9 @@ def _entry(result: PaperResult) -> Entry:
     why = getattr(result, "why", None)
     return Entry(
         result=result,
-        # Titles and summaries are shown on one line in every format.
-        title=one_line(result.title) or ref or UNTITLED,
+        # Titles and summaries are shown on one line in every format; a title's TeX is read
+        # as the offline summaries' is ("H$_2$O" -> "H₂O").
+        title=one_line(clean_latex(result.title)) or ref or UNTITLED,
         url=safe_url(result.url),
         authors=short_authors(result.authors),
         other_tags=list(result.tags[1:]),
