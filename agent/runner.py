@@ -168,11 +168,11 @@ def build_backend(
         )
     online = not batch or settings.batch_api or settings.max_repairs > 0
     if online and not settings.api_key and not settings.base_url:
-        why = ""
         if batch and settings.batch_api:
-            why = " for the Batch API"
-        elif batch:
-            why = " to repair invalid answers (or pass --no-repair)"
+            raise ConfigError(
+                "--batch-api needs OPENAI_API_KEY (or --base-url for a server with the Batch API)"
+            )
+        why = " to repair invalid answers (or pass --no-repair)" if batch else ""
         raise ConfigError(
             f"--backend openai needs OPENAI_API_KEY (or --base-url for a local server){why}"
         )

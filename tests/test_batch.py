@@ -655,3 +655,15 @@ def test_a_run_stopped_between_create_and_save_adopts_the_batch_it_created(tmp_p
     assert listed.call_count == 1
     assert second.upload.call_count == 0 and second.create.call_count == 0
     assert len(answers) == 5
+
+
+def test_batch_api_without_a_key_is_one_line_that_names_the_flag(isolated_env, monkeypatch):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    result = invoke("run", str(PAPERS), "--batch-api", "-o", "out.jsonl")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "paper-agent: error: --batch-api needs OPENAI_API_KEY "
+        "(or --base-url for a server with the Batch API)"
+    ]  # not "using the offline backend" first, and no "--backend openai" the user never gave
+    assert not (isolated_env / "out.jsonl").exists()
