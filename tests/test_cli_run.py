@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -373,3 +375,28 @@ def test_dry_run_prints_no_secret(tmp_path, monkeypatch, fixtures):
     assert result.exit_code == 0, result.output
     assert "Nothing was sent" in result.output
     assert secret not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--max-tags", "0", "papers.jsonl"], "Invalid value for '--max-tags'"),
+        (["run", "--no-such-flag"], "No such option '--no-such-flag'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
+def test_a_usage_error_is_one_line_with_where_to_find_help(isolated_env, args, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("paper-agent: error: ") and message in lines[0]
+    assert lines[0].endswith("--help')")
+
+
+def test_the_bare_command_still_shows_its_help(isolated_env):
+    done = subprocess.run([sys.executable, "-m", "agent"], capture_output=True, text=True)
+    assert done.stdout.startswith("Usage: ") or done.stderr.startswith("Usage: ")
+    assert "Commands:" in done.stdout + done.stderr

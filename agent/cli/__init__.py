@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import importlib
 import logging
+import sys
 
 import click
 
@@ -92,5 +93,21 @@ def cli(verbose: int) -> None:
 
 
 def main() -> None:
-    """Console entry point."""
-    cli(prog_name="paper-agent")
+    """Console entry point: a usage error is one line too, with where to find help."""
+    try:
+        code = cli.main(prog_name="paper-agent", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # "paper-agent" alone: the help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:  # bad or missing options and arguments
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        message = " ".join(exc.format_message().split())
+        click.echo(f"paper-agent: error: {scrub(message)}{where}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"paper-agent: error: {scrub(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("paper-agent: aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
