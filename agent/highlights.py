@@ -15,12 +15,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from agent.config import Settings
 from agent.digest.model import Digest
 from agent.errors import BackendError, ConfigError, PaperFailed
-from agent.llm.answers import AnswerInvalid
+from agent.llm.answers import AnswerInvalid, summary_chars
 from agent.llm.cache import AnswerCache, cache_dir
 from agent.llm.client import LLM, Messages, Question
 from agent.llm.cost import Budget
 from agent.llm.prompts import default_prompts_dir, defuse
-from agent.models import PaperResult
+from agent.models import PaperResult, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ SCHEMA: dict[str, Any] = {
     "properties": {
         "highlights": {
             "type": "array",
-            "items": {"type": "string", "maxLength": BULLET_WORDS * 12},
+            "items": {"type": "string", "maxLength": summary_chars(BULLET_WORDS)},
             "minItems": BULLETS,
             "maxItems": BULLETS,
         }
@@ -56,13 +56,15 @@ def parse_highlights(raw: str, final: bool = False) -> dict[str, Any]:
     except ValidationError as exc:
         problem = exc.errors()[0]["msg"]
         raise AnswerInvalid(f"the answer does not match the schema ({problem})") from None
-    bullets = [" ".join(b.split()) for b in bullets if b.strip()]
+    bullets = [" ".join(plain_text(b).split()) for b in bullets if b.strip()]
     if len(bullets) < BULLETS or (len(bullets) > BULLETS and not final):
         raise AnswerInvalid(f"give exactly {BULLETS} non-empty bullets, not {len(bullets)}")
-    too_long = [b for b in bullets if len(b.split()) > BULLET_WORDS * 1.5]
+    max_chars = summary_chars(BULLET_WORDS)
+    too_long = [b for b in bullets if len(b.split()) > BULLET_WORDS * 1.5 or len(b) > max_chars]
     if too_long and not final:
         raise AnswerInvalid(f"each bullet must have at most {BULLET_WORDS} words")
-    return {"highlights": bullets[:BULLETS]}
+    clipped = [b if len(b) <= max_chars else b[: max_chars - 1].rstrip() + "…" for b in bullets]
+    return {"highlights": clipped[:BULLETS]}
 
 
 def render_messages(results: Sequence[PaperResult], fmt: str, prompts_dir: Any = None) -> Messages:

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# A lone UTF-16 surrogate ("\ud800" in JSON) is a str in Python but no UTF-8 can hold it: one
+# in a title would stop the results file being written at all.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-class Paper(BaseModel):
+def plain_text(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings (in lists and dicts too) as U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, list):
+        return [plain_text(v) for v in value]
+    if isinstance(value, dict):
+        return {plain_text(k): plain_text(v) for k, v in value.items()}
+    return value
+
+
+class Record(BaseModel):
+    """A model whose text can always be written as UTF-8, whatever the source sent."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _writable(cls, data: Any) -> Any:
+        return plain_text(data) if isinstance(data, dict) else data
+
+
+class Paper(Record):
     """One input paper, as read from any source."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,7 +73,7 @@ class Usage(BaseModel):
         return [Usage(**share) for share in shares]
 
 
-class ErrorInfo(BaseModel):
+class ErrorInfo(Record):
     """Why a paper has no annotation."""
 
     model_config = ConfigDict(extra="forbid")
@@ -55,7 +82,7 @@ class ErrorInfo(BaseModel):
     message: str
 
 
-class Annotation(BaseModel):
+class Annotation(Record):
     """What a backend returns for one paper."""
 
     model_config = ConfigDict(extra="forbid")
@@ -72,7 +99,7 @@ class Annotation(BaseModel):
 INTEREST_FIELDS = frozenset({"relevance", "why", "relevance_by"})
 
 
-class PaperResult(BaseModel):
+class PaperResult(Record):
     """One line of results.jsonl (DESIGN: never rename these fields, only add)."""
 
     model_config = ConfigDict(extra="forbid")

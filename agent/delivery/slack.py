@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -80,6 +81,7 @@ def check_webhook(url: str) -> str:
     register(url)
     try:
         parsed = httpx.URL(url)
+        urlsplit(url).port  # noqa: B018 (httpx takes port 99999; this raises ValueError)
     except (httpx.InvalidURL, ValueError, TypeError):
         parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:

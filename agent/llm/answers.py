@@ -7,9 +7,17 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.models import plain_text
 from agent.taxonomy import Taxonomy
 
 WHY_CHARS = 120  # one short line in a digest
+# About 6 characters a word in English prose; twice that leaves room for long terms.
+CHARS_PER_WORD = 12
+
+
+def summary_chars(summary_words: int) -> int:
+    """The most characters a summary of ``summary_words`` words may have (schema and check)."""
+    return summary_words * CHARS_PER_WORD
 
 
 class AnswerInvalid(ValueError):
@@ -84,7 +92,7 @@ def parse_answer(
         if data is None:
             raise AnswerInvalid(f"the answer is not valid JSON ({exc})") from None
     try:
-        answer = RawAnswer.model_validate(data)
+        answer = RawAnswer.model_validate(plain_text(data))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()
@@ -118,6 +126,13 @@ def parse_answer(
         if not final:
             raise AnswerInvalid(f"the summary has {len(words)} words; the limit is {summary_words}")
         summary = " ".join(words[:summary_words]).rstrip(",;:") + "…"
+    max_chars = summary_chars(summary_words)
+    if len(summary) > max_chars:  # few words but a wall of characters: the schema's maxLength
+        if not final:
+            raise AnswerInvalid(
+                f"the summary has {len(summary)} characters; the limit is {max_chars}"
+            )
+        summary = summary[: max_chars - 1].rstrip(",;: ") + "…"
     if not relevance:
         return Parsed(tags[:max_tags], summary)
     if answer.relevance is None:

@@ -308,7 +308,9 @@ class LLM:
             raise PaperFailed(
                 "content_filter", "the provider's content filter stopped the answer", usage=usage
             )
-        return choice.message.content or ""
+        # A server that echoes the key (a debug proxy, a prompt-injected model) must not get it
+        # into results, the cache or a digest.
+        return redact(choice.message.content or "", [self.settings.api_key])
 
     async def _complete(self, messages: Messages, question: Question, usage: Usage) -> Completion:
         """One chat completion with retries; the first of the run goes alone."""

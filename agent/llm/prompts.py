@@ -13,7 +13,7 @@ import jinja2
 
 from agent.errors import ConfigError
 from agent.interests import Criterion
-from agent.llm.answers import WHY_CHARS
+from agent.llm.answers import WHY_CHARS, summary_chars
 from agent.models import Paper
 from agent.taxonomy import Taxonomy
 
@@ -59,8 +59,7 @@ def answer_schema(
         "minItems": 1,
         "maxItems": max_tags,
     }
-    # About 6 characters a word in English prose; twice that leaves room for long terms.
-    summary = {"type": "string", "maxLength": summary_words * 12}
+    summary = {"type": "string", "maxLength": summary_chars(summary_words)}
     properties: dict[str, Any] = {"tags": tags, "summary": summary}
     if relevance:
         properties["relevance"] = {"type": "integer", "minimum": 0, "maximum": 10}

@@ -38,7 +38,10 @@ def _variants(secret: str) -> Iterable[str]:
     yield secret
     if "://" in secret:
         # httpx prints a URL with its host lower-cased; a path alone still grants access.
-        parts = urlsplit(secret)
+        try:
+            parts = urlsplit(secret)
+        except ValueError:  # "http://[::1/..." is no URL: the whole string is still secret
+            return
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         if len(path.strip("/")) >= MIN_SECRET:
             yield path

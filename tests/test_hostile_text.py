@@ -1,0 +1,103 @@
+"""Text no UTF-8 can hold, a key echoed back, a wall of characters, a broken webhook: each
+costs at most its own paper, and never a traceback or the results already written."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import respx
+from click.testing import CliRunner
+
+from agent.cli import cli
+from agent.llm.cache import cache_dir
+from tests.llm import API_KEY, BASE_URL, answer, completion
+
+LONE = "\ud800"  # a lone surrogate: a str in Python, but not encodable as UTF-8
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def write_papers(path, titles: list[str]) -> str:
+    rows = [
+        {"id": f"p{i}", "title": t, "abstract": f"We propose method {i}. It works well."}
+        for i, t in enumerate(titles)
+    ]
+    # json.dumps escapes the surrogate as \ud800, exactly as a hostile source would send it.
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_a_lone_surrogate_in_an_input_costs_nothing(isolated_env):
+    good = write_papers(isolated_env / "good.jsonl", ["One", "Two", "Three"])
+    assert invoke("run", good, "--backend", "local", "-o", "out.jsonl").exit_code == 0
+    bad = write_papers(isolated_env / "bad.jsonl", ["One", f"Bad {LONE} title", "Two", "Three"])
+    result = invoke("run", bad, "--backend", "local", "-o", "out.jsonl")
+    assert result.exit_code == 0, result.output
+    lines = (isolated_env / "out.jsonl").read_text(encoding="utf-8").split("\n")
+    rows = [json.loads(line) for line in lines if line]
+    assert [r["error"] for r in rows] == [None] * 4
+    assert rows[1]["title"] == "Bad \ufffd title"
+
+
+def test_an_llm_answer_with_a_lone_surrogate_is_cached_and_written(isolated_env, sleeps):
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    content = json.dumps({"tags": ["LLMs"], "summary": f"It {LONE} works."})
+    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": BASE_URL}
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/chat/completions").mock(
+            return_value=httpx.Response(200, json=completion(content))
+        )
+        result = invoke("run", papers, "-o", "out.jsonl", env=env)
+    assert result.exit_code == 0, result.output
+    row = json.loads((isolated_env / "out.jsonl").read_text(encoding="utf-8"))
+    assert row["summary"] == "It \ufffd works."
+
+
+def test_an_echoed_api_key_never_reaches_results_cache_or_digest(isolated_env, sleeps):
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": BASE_URL}
+    echo = answer(["LLMs"], f"The key is {API_KEY.upper()} indeed.")  # in any case
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/chat/completions").mock(return_value=echo)
+        result = invoke("run", papers, "-o", "out.jsonl", "--digest", "markdown", env=env)
+    assert result.exit_code == 0, result.output
+    written = (isolated_env / "out.jsonl").read_text(encoding="utf-8")
+    assert "The key is [redacted] indeed." in written
+    stored = b"".join(
+        f.read_bytes() for f in cache_dir(isolated_env / "home").rglob("*") if f.is_file()
+    )
+    assert b"[redacted]" in stored and API_KEY.lower().encode() not in stored.lower()
+    assert API_KEY.lower() not in (result.output + written).lower()
+
+
+def test_a_summary_that_is_a_wall_of_characters_is_reasked_then_clipped(isolated_env, sleeps):
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": BASE_URL}
+    wall = answer(["LLMs"], "x" * 50_000)  # one "word": the word limit alone would pass it
+    with respx.mock(base_url=BASE_URL) as router:
+        route = router.post("/chat/completions").mock(return_value=wall)
+        result = invoke("run", papers, "-o", "out.jsonl", env=env)
+    assert result.exit_code == 0, result.output
+    assert route.call_count == 3  # asked, then re-asked with the limit, then clipped
+    repair = json.loads(route.calls[1].request.content)["messages"][-1]["content"]
+    assert "the summary has 50000 characters; the limit is 480" in repair
+    row = json.loads((isolated_env / "out.jsonl").read_text(encoding="utf-8"))
+    assert len(row["summary"]) <= 40 * 12 and row["summary"].endswith("…")
+
+
+def test_a_malformed_webhook_in_the_environment_is_one_line_only_when_used(isolated_env):
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    env = {"SLACK_WEBHOOK_URL": "http://[::1/services/T0/B0/SECRETPATH"}
+    result = invoke("run", papers, "--backend", "local", "-o", "out.jsonl", env=env)
+    assert result.exit_code == 0, result.output  # not posting: nothing to complain about
+    posted = invoke("run", papers, "--backend", "local", "-o", "o2.jsonl", "--post-slack", env=env)
+    assert posted.exit_code == 2
+    assert posted.stderr.strip() == (
+        "paper-agent: error: the Slack webhook must be an http(s) URL (value not shown)"
+    )
+    bad_port = invoke("post", "out.jsonl", "--slack-webhook", "http://127.0.0.1:99999/s/X")
+    assert bad_port.exit_code == 2 and "must be an http(s) URL" in bad_port.stderr
+    assert "SECRETPATH" not in result.output + posted.output
