@@ -101,3 +101,17 @@ def test_a_malformed_webhook_in_the_environment_is_one_line_only_when_used(isola
     bad_port = invoke("post", "out.jsonl", "--slack-webhook", "http://127.0.0.1:99999/s/X")
     assert bad_port.exit_code == 2 and "must be an http(s) URL" in bad_port.stderr
     assert "SECRETPATH" not in result.output + posted.output
+
+
+def test_line_separators_inside_fields_keep_the_results_file_readable(isolated_env):
+    row = {
+        "id": "a",
+        "title": "T\u2028x",
+        "abstract": "We propose A.\x85 It works.",
+        "note": "x\u2029y",
+    }
+    (isolated_env / "p.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", "utf-8")
+    result = invoke("run", "p.jsonl", "--backend", "local", "-o", "r.jsonl", "--digest", "markdown")
+    assert result.exit_code == 0, result.output
+    assert invoke("digest", "r.jsonl").exit_code == 0
+    assert invoke("eval", "r.jsonl").exit_code == 0

@@ -54,7 +54,8 @@ def load_results(path: str | Path) -> list[PaperResult]:
 def parse_results(text: str, name: str = "<stdin>") -> list[PaperResult]:
     """Parse results.jsonl text; ``name`` is used in error messages."""
     results: list[PaperResult] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: U+2028 or U+0085 inside a JSON string is not a line break.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -52,7 +52,7 @@ def load_examples(
     examples: list[tuple[Counter[str], list[int]]] = []
     raw = read_examples(path) if data is None else data
     try:
-        lines = raw.decode("utf-8").splitlines()
+        lines = raw.decode("utf-8").split("\n")  # not at U+2028 inside a JSON string
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read taxonomy examples {path}: {exc}") from None
     for lineno, line in enumerate(lines, 1):
