@@ -400,3 +400,13 @@ def test_the_bare_command_still_shows_its_help(isolated_env):
     done = subprocess.run([sys.executable, "-m", "agent"], capture_output=True, text=True)
     assert done.stdout.startswith("Usage: ") or done.stderr.startswith("Usage: ")
     assert "Commands:" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("command", [["run", "papers.jsonl"], ["digest", "papers.jsonl"]])
+def test_an_empty_output_path_is_a_usage_error_and_writes_nothing(isolated_env, command):
+    (isolated_env / "sub").mkdir()
+    before = sorted(p.name for p in isolated_env.iterdir())
+    result = CliRunner().invoke(cli, [*command, "-o", ""])
+    assert result.exit_code == 2
+    assert "give a file path, not an empty string" in result.stderr
+    assert sorted(p.name for p in isolated_env.iterdir()) == before

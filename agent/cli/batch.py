@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from agent.cli.types import config_option, results_option
+from agent.cli.types import FILE, config_option, results_option
 from agent.config import settings_options
 
 
@@ -36,7 +36,7 @@ def _echo(line: str) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     required=True,
     help="Request file (JSONL; - for stdout); split into NAME-0001.jsonl, ... past 50,000 lines "
     "or 200 MB.",
@@ -104,7 +104,7 @@ def export_cmd(
 @click.option(
     "--output-file",
     "output_files",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     multiple=True,
     required=True,
     help="A batch output file (repeatable; lines in any order).",
@@ -112,7 +112,7 @@ def export_cmd(
 @click.option(
     "--error-file",
     "error_files",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     multiple=True,
     help="A batch error file (repeatable): its papers get error records.",
 )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agent.cli.digest_options import digest_shape_options
-from agent.cli.types import config_option, iso_date
+from agent.cli.types import FILE, config_option, iso_date
 from agent.config import settings_options
 from agent.delivery.email import DEFAULT_SENDER
 from agent.digest import (
@@ -113,9 +113,7 @@ def _build(
 @click.option(
     "-f", "--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True
 )
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
-)
+@click.option("-o", "--output", type=FILE, help="Write to FILE.")
 def digest(
     results: str,
     group_order: str,

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import click
 
+from agent.cli.types import FILE
+
 
 @click.command("eval")
-@click.argument("results", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("results", type=FILE)
 @click.option(
     "--gold",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="Gold JSONL: id or paper_id, tldrs and/or summary, tags or categories (keywords with "
     "--relevance). Without it, only the summaries' visible defects are counted.",
 )
@@ -25,7 +27,7 @@ import click
 @click.option(
     "--interests",
     "interests_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="With --relevance: JSON list of interests (name, criterion, gold keywords).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from agent.cli.types import config_option, iso_date
+from agent.cli.types import FILE, config_option, iso_date
 
 
 def _announce(
@@ -65,7 +65,7 @@ def source_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=Path("-"),
     help="Write the papers here (JSONL).  [default: stdout]",
 )

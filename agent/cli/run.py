@@ -17,7 +17,7 @@ import click
 
 from agent.cli.digest_options import digest_shape_options
 from agent.cli.fetch import source_options
-from agent.cli.types import config_option, results_option
+from agent.cli.types import FILE, config_option, results_option
 from agent.config import settings_options
 from agent.errors import Interrupted, OutputError, PaperAgentError
 
@@ -60,7 +60,7 @@ DIGEST_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", 
 )
 @click.option(
     "--digest-out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Write the digest to this file.",
 )

@@ -10,6 +10,22 @@ from typing import Any
 import click
 
 
+class FilePath(click.Path):
+    """A file's path (never a directory); an empty one is refused, since it would name the
+    working directory and a run would write beside it."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("give a file path, not an empty string", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+FILE = FilePath()
+
+
 def iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
     """A ``YYYY-MM-DD`` option as a date (None when not given)."""
     if value is None:
@@ -25,7 +41,7 @@ def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--config",
         "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=FILE,
         default=None,
         help="Config file.  [default: ./paper-agent.toml if present]",
     )(command)
@@ -36,7 +52,7 @@ def results_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "-o",
         "--output",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=FILE,
         default=Path("results.jsonl"),
         show_default=True,
         help="Results file (JSONL).",
