@@ -116,6 +116,8 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise InputError(f"{path}:{lineno}: invalid JSON: nested too deeply") from None
         if not isinstance(row, dict):
             raise InputError(f"{path}:{lineno}: expected a JSON object")
         yield lineno, row
@@ -341,6 +343,8 @@ def load_interest_gold(path: Path) -> list[InterestGold]:
         raise InputError(f"cannot read {path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{path}: invalid JSON: nested too deeply") from None
     if not isinstance(data, list) or not data:
         raise InputError(f"{path}: expected a non-empty JSON list of interests")
     out: list[InterestGold] = []

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import jinja2
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.config import Settings
@@ -19,7 +18,13 @@ from agent.llm.answers import AnswerInvalid, summary_chars
 from agent.llm.cache import AnswerCache, cache_dir
 from agent.llm.client import LLM, Messages, Question
 from agent.llm.cost import Budget
-from agent.llm.prompts import default_prompts_dir, defuse
+from agent.llm.prompts import (
+    default_prompts_dir,
+    defuse,
+    load_template,
+    render_template,
+    template_env,
+)
 from agent.models import PaperResult, plain_text
 
 log = logging.getLogger(__name__)
@@ -70,9 +75,7 @@ def parse_highlights(raw: str, final: bool = False) -> dict[str, Any]:
 def render_messages(results: Sequence[PaperResult], fmt: str, prompts_dir: Any = None) -> Messages:
     """The system and user messages from the highlights templates (StrictUndefined)."""
     directory = prompts_dir or default_prompts_dir()
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(directory), undefined=jinja2.StrictUndefined
-    )
+    env = template_env(directory)
     papers = [
         r.model_copy(
             update={
@@ -91,13 +94,10 @@ def render_messages(results: Sequence[PaperResult], fmt: str, prompts_dir: Any =
         "schema_json": json.dumps(SCHEMA, indent=1),
         "papers": papers,
     }
-    try:
-        system = env.get_template("highlights-system.j2").render(context).strip()
-        user = env.get_template("highlights-user.j2").render(context).strip()
-    except jinja2.TemplateNotFound as exc:
-        raise ConfigError(f"prompt template {exc.name} not found in {directory}") from None
-    except (jinja2.TemplateSyntaxError, jinja2.UndefinedError) as exc:
-        raise ConfigError(f"highlights template: {exc}") from None
+    system, user = (
+        render_template(load_template(env, name, directory), context)
+        for name in ("highlights-system.j2", "highlights-user.j2")
+    )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

@@ -115,3 +115,64 @@ def test_line_separators_inside_fields_keep_the_results_file_readable(isolated_e
     assert result.exit_code == 0, result.output
     assert invoke("digest", "r.jsonl").exit_code == 0
     assert invoke("eval", "r.jsonl").exit_code == 0
+
+
+def copy_prompts(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    target = tmp_path / "prompts"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "prompts", target)
+    return target
+
+
+def test_a_binary_template_is_one_line(isolated_env):
+    prompts = copy_prompts(isolated_env)
+    (prompts / "system.j2").write_bytes(b"\xff\xfe\x00binary")
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    args = ["run", papers, "--dry-run", "--prompts-dir", str(prompts), "--base-url", BASE_URL]
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"paper-agent: error: prompt template system.j2 in {prompts} is not UTF-8 text"
+    )
+
+
+def test_a_template_cannot_reach_the_environment(isolated_env, monkeypatch):
+    monkeypatch.setenv("PAPER_AGENT_PROBE", "visible-to-python-only")
+    prompts = copy_prompts(isolated_env)
+    with (prompts / "user.j2").open("a", encoding="utf-8") as fh:
+        fh.write("{{ cycler.__init__.__globals__.os.environ }}\n")
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    args = ["run", papers, "--dry-run", "--prompts-dir", str(prompts), "--base-url", BASE_URL]
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert "not allowed" in result.stderr and "visible-to-python-only" not in result.output
+
+
+def test_deep_nesting_and_huge_fields_are_one_line_or_read(isolated_env):
+    (isolated_env / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (isolated_env / "deep.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    for args in (
+        ["run", "deep.json", "--backend", "local", "-o", "x.jsonl"],
+        ["digest", "deep.jsonl"],
+        ["eval", "deep.jsonl"],
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 2 and "nested too deeply" in result.stderr, args
+    abstract = "We propose a method for long inputs. " * 5_000  # 185,000 characters
+    (isolated_env / "big.csv").write_text(f'title,abstract\nBig,"{abstract}"\n')
+    assert invoke("run", "big.csv", "--backend", "local", "-o", "x.jsonl").exit_code == 0
+
+
+def test_absurd_counts_are_usage_errors(isolated_env):
+    huge = "9" * 25
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    for args in (
+        ["run", papers, "--backend", "local", "--limit", huge],
+        ["seen", "list", "--limit", huge],
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 2 and "--limit" in result.stderr, args
+    result = invoke("fetch", "arxiv:cs.LG", "--since", "99999999999999d")
+    assert result.exit_code == 2 and "at most 3660 days" in result.stderr

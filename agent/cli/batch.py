@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from agent.cli.types import FILE, config_option, results_option
+from agent.cli.types import FILE, config_option, limit_option, results_option
 from agent.config import settings_options
 
 
@@ -43,7 +43,7 @@ def _echo(line: str) -> None:
 )
 @settings_options("run")
 @config_option
-@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N papers.")
+@limit_option()
 def export_cmd(
     inputs: tuple[str, ...], output: Path, config_path: Path | None, limit: int | None, **flags: Any
 ) -> None:
@@ -122,7 +122,7 @@ def export_cmd(
 )
 @settings_options("run")
 @config_option
-@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N papers.")
+@limit_option()
 def import_cmd(
     inputs: tuple[str, ...],
     output_files: tuple[Path, ...],

@@ -28,7 +28,7 @@ def digest_shape_options(command: Callable[..., Any]) -> Callable[..., Any]:
         [
             click.option(
                 "--top",
-                type=click.IntRange(min=0),
+                type=click.IntRange(0, 1_000_000),
                 metavar="N",
                 help=f"Show the N best papers first (default: {DEFAULT_TOP} when results have "
                 "a relevance, else none; Slack's one message shows the first "

@@ -17,7 +17,7 @@ import click
 
 from agent.cli.digest_options import digest_shape_options
 from agent.cli.fetch import source_options
-from agent.cli.types import FILE, config_option, results_option
+from agent.cli.types import FILE, config_option, limit_option, results_option
 from agent.config import settings_options
 from agent.errors import Interrupted, OutputError, PaperAgentError
 
@@ -49,7 +49,7 @@ DIGEST_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", 
 @results_option
 @settings_options("run")
 @config_option
-@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N papers.")
+@limit_option()
 @click.option("--dry-run", is_flag=True, help="Show the first prompt and the cost; call nothing.")
 @click.option(
     "--digest",

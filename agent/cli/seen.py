@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from agent.cli.types import limit_option
 from agent.llm.redact import scrub
 from agent.sources.seen import SeenEntry, SeenStore, default_path
 
@@ -18,7 +19,7 @@ def seen() -> None:
 
 
 @seen.command("list")
-@click.option("--limit", type=click.IntRange(min=1), help="Show only the N newest.")
+@limit_option("Show only the N newest.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_cmd(limit: int | None, as_json: bool) -> None:
     """The seen papers, newest first: first-seen date (UTC), id, source, title."""

@@ -24,6 +24,13 @@ class FilePath(click.Path):
 
 
 FILE = FilePath()
+# A count far past any real use, yet small enough for islice and SQLite's INTEGER.
+COUNT = click.IntRange(1, 1_000_000_000)
+
+
+def limit_option(help: str = "Only the first N papers.") -> Callable[..., Any]:
+    """``--limit N``: the one declaration of every command's limit."""
+    return click.option("--limit", type=COUNT, default=None, help=help)
 
 
 def iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:

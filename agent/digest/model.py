@@ -62,6 +62,8 @@ def parse_results(text: str, name: str = "<stdin>") -> list[PaperResult]:
             results.append(ResultRecord.model_validate(json.loads(line)))
         except json.JSONDecodeError as exc:
             raise InputError(f"{name}:{number}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise InputError(f"{name}:{number}: not valid JSON (nested too deeply)") from None
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "line"

@@ -188,7 +188,7 @@ def read_batch_output(paths: Iterable[Path]) -> dict[str, BatchAnswer]:
         for number, line in _lines(path):
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 record = None
             if not isinstance(record, dict) or not isinstance(record.get("custom_id"), str):
                 unreadable.append(number)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
 
 from agent.errors import ConfigError
 from agent.interests import Criterion
@@ -122,12 +123,7 @@ class PromptBuilder:
         directory = prompts_dir or default_prompts_dir()
         if not directory.is_dir():
             raise ConfigError(f"prompts directory not found: {directory}")
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(directory),
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=False,
-            autoescape=False,  # prompts are plain text; the paper sits inside delimiters
-        )
+        env = template_env(directory)
         self._system, self._user = _templates(env, TEMPLATES, directory)
         self.schema = answer_schema(
             taxonomy, max_tags=max_tags, summary_words=summary_words, relevance=bool(criteria)
@@ -159,10 +155,7 @@ class PromptBuilder:
         self._system_text: str | None = None
 
     def _render(self, template: jinja2.Template, **context: Any) -> str:
-        try:
-            return template.render(**context).strip()
-        except jinja2.UndefinedError as exc:
-            raise ConfigError(f"prompt template {template.name}: {exc}") from None
+        return render_template(template, context)
 
     def messages_system(self) -> str:
         """The system message, rendered once: it is the same for every paper."""
@@ -225,17 +218,48 @@ def prompt_id(paper: Paper) -> str:
     return defuse(paper.id).replace('"', "'")
 
 
+def template_env(directory: Path) -> jinja2.Environment:
+    """The Jinja environment of every prompt: plain text, StrictUndefined, and sandboxed, so a
+    template from someone else cannot reach the process's environment (the API key) or files."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(directory),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,  # prompts are plain text; the paper sits inside delimiters
+    )
+
+
+def load_template(env: jinja2.Environment, name: str, directory: Path, hint: str = "") -> Any:
+    """Template ``name`` from ``directory``, or a one-line ConfigError saying what is wrong."""
+    try:
+        return env.get_template(name)
+    except jinja2.TemplateNotFound:
+        raise ConfigError(f"prompt template {name} not found in {directory}{hint}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"prompt template {name} line {exc.lineno}: {exc.message}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"prompt template {name} in {directory} is not UTF-8 text") from None
+
+
+def render_template(template: jinja2.Template, context: dict[str, Any]) -> str:
+    """``template`` rendered and stripped; a missing variable or a forbidden attribute (the
+    sandbox) is a one-line ConfigError."""
+    try:
+        return template.render(**context).strip()
+    except jinja2.UndefinedError as exc:
+        raise ConfigError(f"prompt template {template.name}: {exc}") from None
+    except SecurityError as exc:
+        raise ConfigError(f"prompt template {template.name}: not allowed: {exc}") from None
+
+
 def _templates(
     env: jinja2.Environment, names: Sequence[str], directory: Path
 ) -> tuple[jinja2.Template, jinja2.Template]:
     """The system and user templates ``names`` from ``directory``, or a one-line ConfigError."""
-    try:
-        system, user = (env.get_template(name) for name in names)
-    except jinja2.TemplateNotFound as exc:
-        hint = ""
-        if names == GROUP_TEMPLATES:
-            hint = " (--papers-per-request above 1 needs it: copy it from the bundled prompts/)"
-        raise ConfigError(f"prompt template {exc.name} not found in {directory}{hint}") from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"prompt template {exc.name} line {exc.lineno}: {exc}") from None
+    hint = ""
+    if names == GROUP_TEMPLATES:
+        hint = " (--papers-per-request above 1 needs it: copy it from the bundled prompts/)"
+    system, user = (load_template(env, name, directory, hint) for name in names)
     return system, user

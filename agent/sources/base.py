@@ -74,10 +74,11 @@ class Window:
         if match is None or int(match.group(1)) == 0:
             raise ValueError(f"--since {since!r}: use a number of hours or days, e.g. 36h or 7d")
         amount = int(match.group(1))
-        span = dt.timedelta(hours=amount) if match.group(2) == "h" else dt.timedelta(days=amount)
-        if span > MAX_SPAN:
+        hours = amount if match.group(2) == "h" else amount * 24
+        # Compared as a number: timedelta itself overflows on "99999999999999d".
+        if hours > MAX_SPAN.days * 24:
             raise ValueError(f"--since {since}: at most {MAX_SPAN.days} days")
-        return cls(now - span, now)
+        return cls(now - dt.timedelta(hours=hours), now)
 
     def describe(self) -> str:
         """How the window reads in a message: "since 2026-11-30 04:00 UTC" (or "from ... to")."""

@@ -11,7 +11,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from agent.errors import InputError
 from agent.models import Paper
@@ -44,6 +44,7 @@ TITLE_MAX_WORDS = 40
 ABSTRACT_MIN_WORDS = 20
 
 HEAD_BYTES = 8192
+CSV_FIELD_MAX = 64 * 1024 * 1024  # characters in one CSV field
 HEAD_CHARS = 4096
 JSON_CHUNK = 1 << 16
 
@@ -268,6 +269,8 @@ def _parse_json_array(head: str, text: TextIO, where: str, label: str) -> Iterat
             try:
                 record, end = decoder.raw_decode(buf, pos)
                 break
+            except RecursionError:
+                raise InputError(f"{where_at(pos)}: invalid JSON: nested too deeply") from None
             except json.JSONDecodeError as exc:
                 if eof:
                     raise InputError(f"{where_at(exc.pos)}: invalid JSON: {exc.msg}") from None
@@ -285,7 +288,15 @@ def _is_csv_header(header: Sequence[str]) -> bool:
 
 
 def _parse_csv(lines: Iterable[str], where: str, label: str) -> Iterator[Paper]:
-    reader = csv.reader(lines)
+    # csv's default cap (128 KiB a field) is below a long abstract, which the run then clips.
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_MAX))
+    try:
+        yield from _csv_papers(csv.reader(lines), where, label)
+    except csv.Error as exc:
+        raise InputError(f"{where}: not a readable CSV file ({exc})") from None
+
+
+def _csv_papers(reader: Any, where: str, label: str) -> Iterator[Paper]:
     header = next(reader, [])
     if not _is_csv_header(header):
         shown = ", ".join(h.strip() for h in header) or "none"
