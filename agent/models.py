@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,6 +21,10 @@ def plain_text(value: Any) -> Any:
     if isinstance(value, dict):
         return {plain_text(k): plain_text(v) for k, v in value.items()}
     return value
+
+
+# A relevance score: 0 to 10, never NaN or infinite (a results file may be edited by hand).
+Score = Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)]
 
 
 class Record(BaseModel):
@@ -91,9 +95,9 @@ class Annotation(Record):
     summary: str
     usage: Usage = Field(default_factory=Usage)
     cached: bool = False
-    relevance: float | None = None  # 0-10 when interests are configured
+    relevance: Score | None = None  # 0-10 when interests are configured
     why: str | None = None  # the criterion or liked paper it matches; "" when none
-    relevance_by: dict[str, float] = Field(default_factory=dict)  # per named criterion
+    relevance_by: dict[str, Score] = Field(default_factory=dict)  # per named criterion
 
 
 INTEREST_FIELDS = frozenset({"relevance", "why", "relevance_by"})
@@ -117,9 +121,9 @@ class PaperResult(Record):
     usage: Usage = Field(default_factory=Usage)
     error: ErrorInfo | None = None
     metadata: dict[str, str] = Field(default_factory=dict)  # the input's other fields, kept
-    relevance: float | None = None  # 0-10 when interests are configured, else absent
+    relevance: Score | None = None  # 0-10 when interests are configured, else absent
     why: str | None = None  # one short line: the criterion or liked paper it matches
-    relevance_by: dict[str, float] = Field(default_factory=dict)  # per named criterion
+    relevance_by: dict[str, Score] = Field(default_factory=dict)  # per named criterion
 
     def to_line(self) -> str:
         """Its line in results.jsonl: the interest fields only when interests were set."""

@@ -176,3 +176,25 @@ def test_absurd_counts_are_usage_errors(isolated_env):
         assert result.exit_code == 2 and "--limit" in result.stderr, args
     result = invoke("fetch", "arxiv:cs.LG", "--since", "99999999999999d")
     assert result.exit_code == 2 and "at most 3660 days" in result.stderr
+
+
+def test_an_address_with_a_line_break_never_becomes_a_header(isolated_env):
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    assert invoke("run", papers, "--backend", "local", "-o", "r.jsonl").exit_code == 0
+    for flags in (
+        ["--email", "a@b.c\r\nBcc: x@y"],
+        ["--email", "a@b.c", "--email-from", "me\nBcc: z@q"],
+    ):
+        result = invoke("post", "r.jsonl", *flags, "--dry-run")
+        assert result.exit_code == 2 and "is not one email address" in result.stderr, flags
+        assert "Bcc:" not in result.stdout
+
+
+def test_a_hand_edited_relevance_must_be_a_score(isolated_env):
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    assert invoke("run", papers, "--backend", "local", "-o", "r.jsonl").exit_code == 0
+    row = (isolated_env / "r.jsonl").read_text().strip()
+    for value in ("NaN", "Infinity", "11", "-1"):
+        (isolated_env / "n.jsonl").write_text(row[:-1] + f', "relevance": {value}}}\n')
+        result = invoke("digest", "n.jsonl")
+        assert result.exit_code == 2 and "n.jsonl:1: relevance:" in result.stderr, value

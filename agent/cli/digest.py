@@ -26,6 +26,7 @@ from agent.digest import (
     render,
     slack_messages,
 )
+from agent.digest.text import plural
 from agent.errors import ConfigError, DeliveryError
 from agent.llm.redact import register
 from agent.models import PaperResult
@@ -206,7 +207,7 @@ def post(
     messages = slack_messages(built, full=full, more_url=more_url)
     email = None
     if email_to:
-        subject = f"{built.title} {built.date.isoformat()}: {built.total} papers"
+        subject = f"{built.title} {built.date.isoformat()}: {plural(built.total, 'paper')}"
         text, html = render(built, "text"), render(built, "html")
         email = build_email(
             subject=subject, sender=email_from, recipients=email_to, text=text, html=html

@@ -8,7 +8,7 @@ import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 
 from agent.errors import ConfigError, DeliveryError
 
@@ -46,9 +46,16 @@ def parse_smtp_address(value: str) -> tuple[str, int]:
 def build_email(
     *, subject: str, sender: str, recipients: Sequence[str], text: str, html: str
 ) -> EmailMessage:
-    """A multipart/alternative message: the plain text part first, the HTML part preferred."""
+    """A multipart/alternative message: the plain text part first, the HTML part preferred.
+
+    An address with a line break ("a@b.c\\r\\nBcc: x@y" would add a header) or without an "@"
+    is a ConfigError.
+    """
+    for flag, address in (("--email-from", sender), *(("--email", to) for to in recipients)):
+        if any(ord(ch) < 32 or ch == "\x7f" for ch in address) or "@" not in parseaddr(address)[1]:
+            raise ConfigError(f"{flag}: {address!r} is not one email address")
     message = EmailMessage()
-    message["Subject"] = subject
+    message["Subject"] = " ".join(subject.split())
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = formatdate(localtime=True)
