@@ -94,6 +94,21 @@ def test_liked_papers_pull_similar_papers_up(labelled) -> None:
     assert 0.0 <= value <= 10.0 and why.startswith("like “")
 
 
+def test_two_unlike_liked_papers_do_not_make_every_paper_like_them(labelled) -> None:
+    papers, relevant, _ = labelled
+    # One paper from each of two interests: they share almost nothing, so a scale taken from
+    # how alike they are would call any paper as close to them as they are to each other.
+    names = sorted(relevant)
+    liked = [next(p for p in papers if p.id in relevant[name]) for name in names[:2]]
+    model = RelevanceModel(Interests(liked=liked))
+    chosen = {p.id for p in liked}
+    related = relevant[names[0]] | relevant[names[1]]
+    unrelated = [p for p in papers if p.id not in related and p.id not in chosen]
+    named = [p for p in unrelated if model.score(p).why]
+    assert len(named) <= len(unrelated) // 10, [p.title for p in named]
+    assert sum(model.score(p).relevance for p in unrelated) / len(unrelated) < 3.0
+
+
 def test_combine_raises_toward_liked_never_lowers() -> None:
     assert combine(4, 8, "llm says", "like “A”") == (6.0, "like “A”")  # 4 + 0.5 * (8 - 4)
     assert combine(7, 2, "llm says", "like “A”") == (7.0, "llm says")  # never pushed down
