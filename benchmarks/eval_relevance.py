@@ -164,6 +164,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ceiling", action="store_true", help="also (c): trained on every label")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if not args.data.is_file():
+        # The labelled set is not shipped: it comes with the project's shared data.
+        ap.exit(
+            2,
+            f"eval_relevance.py: {args.data} not found; give the path of relevance-dev.jsonl"
+            f" from the shared data (e.g. ../shared/data/relevance-dev.jsonl)\n",
+        )
     if args.interests is None:
         args.interests = args.data.with_name(args.data.stem + "-interests.json")
     args.seeds = [int(s) for s in args.seeds.split(",")]

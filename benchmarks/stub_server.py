@@ -311,7 +311,7 @@ def faulty_reply(
         }
         return 500, {"error": error}, {}
     answers = answer_objects(request)
-    if fault == "unknown_tags":
+    if fault == "unknown_tags" and answers and not wants_highlights(request):
         # A real model's slip: one invented tag in front of a good one.
         answers[0]["tags"] = [UNKNOWN_TAG, *answers[0]["tags"][:1]]
     content = answer_content(request, answers)
@@ -321,6 +321,13 @@ def faulty_reply(
     elif fault == "length":
         content, finish = content[: len(content) // 2], "length"
     return 200, completion(request, number, content, finish), {}
+
+
+HIGHLIGHTS = [
+    "Several papers scale test-time compute instead of parameters.",
+    "Parameter-efficient fine-tuning keeps getting cheaper.",
+    "Agents that use tools are measured on harder benchmarks.",
+]
 
 
 def answer_objects(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -352,9 +359,22 @@ def answer_objects(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def answer_content(request: dict[str, Any], answers: list[dict[str, Any]]) -> str:
-    """The answer text: one object, or ``{"answers": [...]}`` for a group request."""
+    """The answer text: one object, ``{"answers": [...]}`` for a group request, or three
+    bullets for a digest's highlights request."""
+    if wants_highlights(request):
+        return json.dumps({"highlights": HIGHLIGHTS})
     grouped = answers and "id" in answers[0]
     return json.dumps({"answers": answers} if grouped else answers[0])
+
+
+def wants_highlights(request: dict[str, Any]) -> bool:
+    """A ``--highlights`` request: its schema (or, in json_object mode, its prompt) asks for
+    a "highlights" list."""
+    schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("schema")
+    if isinstance(schema, dict):
+        return "highlights" in (schema.get("properties") or {})
+    messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+    return any('"highlights"' in str(m.get("content", "")) for m in messages)
 
 
 def count_tokens(text: str) -> int:
