@@ -156,12 +156,15 @@ class FilterReport:
     total: int = 0
     kept: int = 0
     dropped: Counter[Reason] = field(default_factory=Counter)
+    uncategorized: int = 0  # papers the category filter could not judge (no categories)
 
     def summary(self) -> str:
         """One line for the run summary: "37 of 412 papers kept (300 without an include ...)"."""
         noun = "paper" if self.total == 1 else "papers"
         line = f"{self.kept} of {self.total} {noun} kept"
         parts = [f"{self.dropped[r]} {text}" for r, text in _REASON_TEXT.items() if self.dropped[r]]
+        if self.uncategorized:
+            parts.append(f"{self.uncategorized} without categories, not judged by --category")
         return f"{line} ({', '.join(parts)})" if parts else line
 
 
@@ -172,6 +175,8 @@ def apply(
     report = report if report is not None else FilterReport()
     for paper in papers:
         report.total += 1
+        if filters.categories and not paper.categories:
+            report.uncategorized += 1
         why = filters.reason(paper)
         if why is None:
             report.kept += 1

@@ -185,3 +185,14 @@ def test_a_keyword_finds_its_plural_but_not_a_longer_word():
     ]
     kept = [p.id for p in apply(papers, Filters(include=["agent", "benchmark"]))]
     assert kept == ["1", "3"]
+
+
+def test_papers_without_categories_are_kept_and_counted_as_not_judged() -> None:
+    filters = Filters(categories=["cs.CL"])
+    report = FilterReport()
+    papers = [paper("nlp", categories=["cs.CL"]), paper("vision", categories=["cs.CV"])]
+    papers += [paper("a file row"), paper("another")]
+    assert [p.title for p in apply(papers, filters, report)] == ["nlp", "a file row", "another"]
+    assert report.summary() == (
+        "3 of 4 papers kept (1 in other categories, 2 without categories, not judged by --category)"
+    )
