@@ -20,7 +20,7 @@ Reason = Literal["include", "exclude", "category"]
 _REASON_TEXT: dict[Reason, str] = {
     "include": "without an include keyword",
     "exclude": "excluded",
-    "category": "other categories",
+    "category": "in other categories",
 }
 
 # Title and abstract are searched as one text; this separator is neither a word character nor

@@ -132,7 +132,8 @@ def test_summary_counts_each_reason_once() -> None:
     assert [p.title for p in apply(papers, filters, report)] == ["agent one", "agent two"]
     assert (report.total, report.kept) == (6, 2)
     assert report.summary() == (
-        "2 of 6 papers kept (2 without an include keyword, 1 excluded, 1 other categories)"
+        "2 of 6 papers kept (2 without an include keyword, 1 excluded, 1 in other categories, "
+        "3 without categories, not judged by --category)"
     )
     single = FilterReport(total=1, kept=0)
     single.dropped["exclude"] += 1
