@@ -42,7 +42,8 @@ _CONNECTIVES = (
     "likewise|conversely|accordingly|otherwise|finally|lastly|second|secondly|third|thirdly|"
     "next|subsequently|afterwards|specifically|in particular|in addition|in contrast|"
     "by contrast|on the other hand|as a result|as such|in response|in turn|to this end|"
-    "to that end|to do so|for this purpose|for this reason|in doing so|this way|that is"
+    "to that end|to do so|to compensate|for this purpose|for this reason|in doing so|this way|"
+    "that is"
 )
 # Case-blind, then kept only as "However" or "however": "SO(3)" and "AND-OR" are names.
 _OPENING = re.compile(rf"^(?:{_CONNECTIVES})\b(?![-'(])", re.IGNORECASE)
@@ -111,6 +112,13 @@ _DANGLING_PUNCT = re.compile(r"[,;:]\s*[.!?]?$")
 # "Quantization, and stability challenges, we develop ...": the tail of a list left as the
 # subject once the sentence's start was cut away.
 _LIST_TAIL = re.compile(r"^[A-Z][\w-]*(?:\s+[\w-]+){0,2},\s+and\s+[^,.]+,\s+we\s+[a-z]+")
+# "We design and implement." (a LaTeX name macro was dropped): a verb that needs its object.
+_NO_OBJECT = re.compile(
+    r"^(?:We|This (?:paper|work))\s+(?:[a-z]+\s+and\s+)?(?:implement|propose|introduce|present|"
+    r"design|develop|devise|build|create|describe)s?\s*[.!?]$"
+)
+# "... the discussion of the following aspects.": it announces what it never says.
+_ANNOUNCES = re.compile(r"\b(?:the following(?:\s+[\w-]+){0,2}|as follows)\s*[.!?]$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(\[])")
 _ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|et al|vs|cf|Fig|Eq|Sec|approx|resp)\.$")
 # A first word that is all lowercase letters: "we propose", not "word2vec", "mBERT", "k-means".
@@ -206,4 +214,12 @@ def _cut(text: str) -> list[str]:
     tail = _LIST_TAIL.match(text)
     if tail:
         found.append(f"cut start: {tail.group(0)!r}")
+    for sentence in sentences:
+        if _NO_OBJECT.match(sentence.strip()):
+            found.append(f"cut ending: {sentence.strip()!r} has no object")
+            break
+        announced = _ANNOUNCES.search(sentence.rstrip())
+        if announced:
+            found.append(f"cut ending: {announced.group(0)!r} announces what never follows")
+            break
     return found

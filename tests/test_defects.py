@@ -37,6 +37,7 @@ FLAGGED = [
     ("However, the method fails on long documents.", "dangling opening"),
     ("And ranking losses in retrieval, we introduce a listwise objective.", "dangling opening"),
     ("By contrast, humans learn from a few examples.", "dangling opening"),
+    ("To compensate, prior systems offload the optimizer state.", "dangling opening"),
     ("In light of this, our study revisits the causes of collapse.", "dangling opening"),
     ("This framework improves recall by 12% on BEIR.", "dangling reference"),
     ("We extend these techniques to video generation.", "dangling reference"),
@@ -56,6 +57,9 @@ FLAGGED = [
     ("We propose a new optimizer and. It converges faster than Adam.", "cut ending"),
     ("Quantization, and stability challenges, we develop block-wise dynamic quantization.",
      "cut start"),
+    ("We design and implement.", "cut ending"),
+    ("We dedicate this perspective paper to the discussion of the following aspects.",
+     "cut ending"),
 ]  # fmt: skip
 
 CLEAN = [
@@ -88,6 +92,9 @@ CLEAN = [
     "Workers send gradient signs to the server. We show that this algorithm converges.",
     "In this extended abstract, we sketch a proof of convergence.",
     "For generator classes such as mixtures of Gaussians, we prove a sample bound.",
+    "The system we design and implement halves the memory of training.",
+    "We design and implement a checkpointing engine for LLM training.",
+    "The steps are as follows: retrieve, rerank and answer.",
 ]
 
 
