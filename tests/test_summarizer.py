@@ -174,3 +174,15 @@ def test_no_visible_defects_on_scitldr_dev() -> None:
         (p.id, s) for p in read_papers([str(path)]) if defects(s := summarize(p.title, p.abstract))
     ]
     assert bad == []
+
+
+def test_a_cut_never_drops_items_of_a_list_announced_with_its_count() -> None:
+    sentence = (
+        "We introduce Orion, a tabular architecture featuring three key innovations: multi-scale "
+        "processing of feature interactions; block-sparse attention for long-range connectivity; "
+        "and a memory that lets components exchange information in both directions, which "
+        "scales to wide tables."
+    )
+    summary = summarize("Orion: tabular in-context learning", sentence, 30)
+    assert "multi-scale processing" not in summary or "memory" in summary
+    assert not defects(summary)

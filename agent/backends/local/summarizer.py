@@ -113,6 +113,11 @@ _LEANS_ON_CONTEXT = re.compile(
     r"\b(?:the following(?: [\w-]+){0,2}|as follows|the question)\.?$",
     re.IGNORECASE,
 )
+# A list announced with its count: a cut inside it drops items the count promised.
+_ANNOUNCED_LIST = re.compile(
+    r"\b(two|three|four|five|six)\s+(?:[\w-]+\s+){0,3}?[\w-]+\s*:\s", re.IGNORECASE
+)
+_COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 # "..., to address these issues." at the end says nothing without the sentence before.
 _ANAPHORIC_PURPOSE = re.compile(
     r",?\s+(?:in order )?to (?:address|tackle|solve|overcome|mitigate|alleviate|handle|resolve|"
@@ -272,7 +277,7 @@ def whole(text: str, max_words: int) -> str | None:
         head = text[: match.start()]
         if count_words(head) > max_words:
             break
-        if count_words(head) >= 3 and _clean_head(head):
+        if count_words(head) >= 3 and _clean_head(head) and not _cuts_list(head, text):
             cut = head
     return _end(cut) if cut is not None else None
 
@@ -287,6 +292,15 @@ def _clean_head(head: str) -> bool:
         return False
     stripped = _DANGLING.sub("", head)
     return stripped == head.rstrip()
+
+
+def _cuts_list(head: str, text: str) -> bool:
+    """True when ``head`` stops inside a list ``text`` announces with its count and separates
+    by semicolons ("three key innovations: A; B; and C" cut after A or B)."""
+    announced = _ANNOUNCED_LIST.search(head)
+    if announced is None or ";" not in text[announced.end() :]:
+        return False
+    return head.count(";", announced.end()) + 1 < _COUNTS[announced.group(1).lower()]
 
 
 def rank(title: list[str], sents: list[str], sent_terms: list[list[str]]) -> list[int]:
