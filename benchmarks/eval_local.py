@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from agent.backends.local import LocalBackend
 from agent.eval import evaluate_files, format_table
@@ -44,7 +45,7 @@ def annotate_all(backend: LocalBackend, papers: list[Paper]) -> list[PaperResult
 
 
 def cross_validated(
-    taxonomy: Taxonomy, rows: list[tuple[Paper, dict[str, object]]], k: int, **kw: int
+    taxonomy: Taxonomy, rows: list[tuple[Paper, dict[str, object]]], k: int, **kw: Any
 ) -> list[PaperResult]:
     """Results where each paper is tagged by a model that never saw it (K-fold)."""
     order = list(range(len(rows)))
@@ -76,11 +77,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-tags", type=int, default=3)
     ap.add_argument("--summary-words", type=int, default=40)
     ap.add_argument("--json", action="store_true", help="print metrics as JSON")
+    ap.add_argument(
+        "--semantic", action="store_true", help="as run --semantic (needs the semantic extra)"
+    )
     args = ap.parse_args(argv)
 
     taxonomy = load_taxonomy(args.taxonomy)
     rows = list(read_jsonl(args.data))
-    kw = {"max_tags": args.max_tags, "summary_words": args.summary_words}
+    kw: dict[str, Any] = {"max_tags": args.max_tags, "summary_words": args.summary_words}
+    if args.semantic:
+        from agent.backends.local.semantic import SemanticScorer
+
+        kw["semantic"] = SemanticScorer(taxonomy)  # the taxonomy's tag texts, embedded once
     start = time.perf_counter()
     if args.cv > 1:
         results = cross_validated(taxonomy, rows, args.cv, **kw)

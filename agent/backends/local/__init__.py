@@ -6,6 +6,7 @@ import math
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from agent.backends.local.semantic import fuse
 from agent.backends.local.summarizer import summarize_parsed
 from agent.backends.local.tagger import PriorTagger, TagScore, select, term_counts
 from agent.backends.local.text import Parsed, parse
@@ -15,6 +16,7 @@ from agent.taxonomy import Taxonomy
 if TYPE_CHECKING:
     from agent.backends.local.learned import ExampleModel
     from agent.backends.local.relevance import RelevanceModel
+    from agent.backends.local.semantic import SemanticScorer
     from agent.interests import Interests
 
 __all__ = ["LocalBackend"]
@@ -39,6 +41,7 @@ class LocalBackend:
         max_tags: int = 3,
         summary_words: int = 40,
         interests: Interests | None = None,
+        semantic: SemanticScorer | None = None,
     ) -> None:
         if max_tags < 1:
             raise ValueError("max_tags must be at least 1")
@@ -47,6 +50,7 @@ class LocalBackend:
         self.summary_words = summary_words
         self.prior = PriorTagger(taxonomy)
         self.interests = interests
+        self.semantic = semantic  # --semantic: embedding similarity beside the words
 
     @cached_property
     def relevance(self) -> RelevanceModel | None:
@@ -72,6 +76,9 @@ class LocalBackend:
         parsed = paper if isinstance(paper, Parsed) else parse(paper.title, paper.abstract)
         counts = term_counts(parsed)
         probs = self.prior.probabilities(counts)
+        if self.semantic is not None:
+            abstract = " ".join(parsed.sentences)
+            probs = fuse(probs, self.semantic.log_probs(parsed.title, abstract))
         model = self.learned
         if model is not None:
             learned = model.probabilities(counts)
