@@ -92,9 +92,10 @@ def _special(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def output_lock(path: str | Path, what: str = "output") -> Iterator[None]:
+def output_lock(path: str | Path, what: str = "output", *, wait: bool = False) -> Iterator[None]:
     """Be the only writer of ``path`` (``what`` names it in errors) for the block; a lock left
-    by a dead run is taken over."""
+    by a dead run is taken over. Held by another run: an ``OutputError``, or with ``wait``, a
+    wait until that run ends."""
     if str(path) == STDIO:
         yield
         return
@@ -105,7 +106,7 @@ def output_lock(path: str | Path, what: str = "output") -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot write {what} to {path}: {exc.strerror}") from None
-    fd = _acquire(path, lock, what)
+    fd = _acquire(path, lock, what, wait)
     try:
         yield
     finally:
@@ -115,7 +116,7 @@ def output_lock(path: str | Path, what: str = "output") -> Iterator[None]:
         os.close(fd)
 
 
-def _acquire(path: Path, lock: Path, what: str) -> int:
+def _acquire(path: Path, lock: Path, what: str, wait: bool = False) -> int:
     """Open, flock and stamp ``lock`` with our pid; the kernel frees a dead holder's flock."""
     while True:
         try:
@@ -126,9 +127,16 @@ def _acquire(path: Path, lock: Path, what: str) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_pid(fd)
-            os.close(fd)
             who = f"another run (pid {holder})" if holder else "another run"
-            raise OutputError(f"{who} is writing {path}") from None
+            if not wait:
+                os.close(fd)
+                raise OutputError(f"{who} is writing {path}") from None
+            log.warning("waiting for %s to finish with %s", who, path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # until that run ends (or dies: the kernel frees it)
+            except OSError as exc:
+                os.close(fd)
+                raise OutputError(f"cannot lock {lock}: {exc.strerror}") from None
         except OSError as exc:
             os.close(fd)
             raise OutputError(f"cannot lock {lock}: {exc.strerror}") from None

@@ -251,3 +251,57 @@ def test_a_source_cut_short_runs_what_came_and_exits_1(servers, tmp_path, sleeps
     assert result.exit_code == 1
     assert [r["id"] for r in rows(tmp_path / "r.jsonl")] == ["2611.00001"]
     assert "may be missing" in result.stderr
+
+
+def test_two_cron_runs_at_once_annotate_each_paper_once(tmp_path):
+    """Two real processes, one state dir: the second waits for the first, then finds its
+    papers seen; arXiv sees one client."""
+    import subprocess
+    import sys
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = atom([paper(n) for n in range(1, 6)]).encode()
+    arrivals: list[float] = []
+
+    class Arxiv(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            arrivals.append(time.monotonic())
+            time.sleep(1.5)  # the first run is still busy when the second starts
+            self.send_response(200)
+            self.send_header("Content-Type", "application/atom+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Arxiv)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PAPER_AGENT_HOME": str(tmp_path / "home"),
+        "PAPER_AGENT_ARXIV_API_URL": f"http://127.0.0.1:{server.server_port}/api/query",
+    }
+    runs = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            command = [sys.executable, "-m", "agent", "run", "--source", "arxiv:cs.LG"]
+            command += ["--backend", "local", "-o", "r.jsonl"]
+            runs.append(
+                subprocess.Popen(
+                    command, cwd=tmp_path / name, env=env, stderr=subprocess.PIPE, text=True
+                )
+            )
+            time.sleep(0.5)
+        errors = [run.communicate(timeout=60)[1] for run in runs]
+    finally:
+        server.shutdown()
+    assert [run.returncode for run in runs] == [0, 0], errors
+    first, second = (rows(tmp_path / name / "r.jsonl") for name in ("a", "b"))
+    assert len(first) + len(second) == 5  # each paper annotated once, by one of the runs
+    assert "waiting for another run" in errors[1] and "no new papers" in errors[1]
+    assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 1.5  # one client at a time

@@ -165,6 +165,14 @@ def run(
         from agent.fresh import fresh_papers
         from agent.sources.fetching import FetchRequest
 
+        if not dry_run:
+            # One run at a time fetches into a state dir, from the fetch to marking the papers
+            # seen: a second cron job waits, then finds them seen (no paper annotated or posted
+            # twice, and arXiv sees one client pacing its requests).
+            click.get_current_context().with_resource(
+                output_lock(settings.home / "sources", "papers from sources", wait=True)
+            )
+
         request = FetchRequest(list(source_specs), since, from_date, to_date, max_papers, announce)
         fresh = fresh_papers(request, settings, include_seen=include_seen)
         if fresh.papers or inputs:  # a quiet day says so in one line, below
