@@ -305,3 +305,62 @@ def test_two_cron_runs_at_once_annotate_each_paper_once(tmp_path):
     assert len(first) + len(second) == 5  # each paper annotated once, by one of the runs
     assert "waiting for another run" in errors[1] and "no new papers" in errors[1]
     assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 1.5  # one client at a time
+
+
+@pytest.mark.parametrize(
+    "feed",
+    [
+        "<?xml version='1.0' encoding='bogus'?><rss version='2.0'><channel/></rss>",
+        "<?xml version='1.0' encoding='shift_jis'?><rss version='2.0'><channel/></rss>",
+    ],
+)
+def test_a_feed_no_parser_can_read_fails_only_its_source(servers, tmp_path, feed):
+    servers.rss.respond(200, text=feed)
+    args = ["run", "--source", "arxiv-rss:cs.LG", "--source", "arxiv:cs.LG", "--backend", "local"]
+    result = invoke(*args, "-o", "r.jsonl")
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.stderr and "arxiv-rss:cs.LG" in result.stderr
+    assert len(rows(tmp_path / "r.jsonl")) == 3  # arXiv's papers still ran
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"paper": {"id": "2611.00009", "title": "Odd authors", "authors": [{"name": 5}]}},
+        {
+            "paper": {
+                "id": "2611.00009",
+                "title": "Far future",
+                "publishedAt": "9999-12-31T23:00:00-05:00",
+            }
+        },
+    ],
+)
+def test_odd_fields_from_hugging_face_cost_nothing(servers, tmp_path, item):
+    servers.get(url__startswith=HF).respond(200, json=[item])
+    result = invoke("run", "--source", "hf:2026-11-30", "--backend", "local", "-o", "r.jsonl")
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in rows(tmp_path / "r.jsonl")] == ["2611.00009"]
+
+
+def test_a_gzip_bomb_stops_at_the_size_limit(servers, tmp_path, monkeypatch):
+    import gzip
+
+    from agent.sources import base
+
+    monkeypatch.setattr(base, "MAX_BODY_BYTES", 1_000_000)
+    bomb = gzip.compress(b" " * 5_000_000)  # 5 KB on the wire, 5 MB unpacked
+    servers.arxiv.respond(200, content=bomb, headers={"Content-Encoding": "gzip"})
+    result = invoke("fetch", "arxiv:cs.LG", "-o", "out.jsonl")
+    assert result.exit_code == 2
+    assert "arxiv:cs.LG: arxiv.test sent more than 1 MB" in result.stderr
+    assert "no new papers" not in result.stderr
+
+
+def test_a_mirror_url_keeps_its_own_query(servers, tmp_path):
+    result = invoke(
+        "fetch", "arxiv:cs.LG", "-o", "out.jsonl", PAPER_AGENT_ARXIV_API_URL=f"{ARXIV}?key=k1"
+    )
+    assert result.exit_code == 0, result.output
+    sent = servers.arxiv.calls.last.request.url
+    assert sent.params["key"] == "k1" and "cat:cs.LG" in sent.params["search_query"]

@@ -131,18 +131,20 @@ class Source(Protocol):
         ...
 
 
-MAX_XML_BYTES = 50_000_000  # far beyond any feed page; a bigger body is not a feed
+# Far beyond any feed or API page: a bigger body is not one (counted as it is decompressed, so
+# a gzip bomb stops here instead of filling memory).
+MAX_BODY_BYTES = 50_000_000
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 def parse_xml(content: bytes) -> ET.Element | None:
     """A feed's root element, or None when it is not one. Feeds never carry a DTD, so a body
     with one is refused before parsing: no entity expansion, whatever expat's version."""
-    if len(content) > MAX_XML_BYTES or _DTD.search(content[:4096]):
+    if len(content) > MAX_BODY_BYTES or _DTD.search(content[:4096]):
         return None
     try:
         return ET.fromstring(content)
-    except ET.ParseError:
+    except (ET.ParseError, LookupError, ValueError):  # bad XML, or an encoding expat lacks
         return None
 
 
@@ -160,14 +162,33 @@ async def fetch_url(
     never the URL (a mirror's may hold a key); a status error keeps its response on
     ``.response`` for a source that reads the body."""
 
+    host = host_of(url)
+    # Merged into the URL's own query: a mirror's ?key=... is kept (params= would replace it).
+    target = httpx.URL(url).copy_merge_params(params or {})
+
     async def attempt() -> httpx.Response:
         if pacer is not None:
             await pacer.wait()  # per attempt: a retry keeps its distance too
-        response = await http.get(url, params=params)
+        async with http.stream("GET", target) as streamed:
+            body = bytearray()
+            async for chunk in streamed.aiter_bytes():  # decompressed as it arrives
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise SourceError(
+                        f"{spec}: {host} sent more than {MAX_BODY_BYTES // 1_000_000} MB; "
+                        "that is no feed page"
+                    )
+        # The body as read: already decompressed, so without its encoding headers.
+        headers = [
+            (k, v)
+            for k, v in streamed.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        response = httpx.Response(
+            streamed.status_code, headers=headers, content=bytes(body), request=streamed.request
+        )
         response.raise_for_status()  # the error carries .response: Retry-After is read
         return response
-
-    host = host_of(url)
 
     retries = 0
 
@@ -197,6 +218,17 @@ def host_of(url: str) -> str:
         return httpx.URL(url).host or url
     except httpx.InvalidURL:
         return "the server"
+
+
+def utc_iso(when: dt.datetime, raw: str) -> str:
+    """``when`` as ``2026-02-26T17:08:18Z``; ``raw`` as given when it cannot be (year 9999
+    in a zone east of UTC overflows)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    try:
+        return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError):
+        return raw
 
 
 def collapse(text: str | None) -> str:

@@ -68,6 +68,14 @@ async def fetch_sources(sources: list[Source], http: httpx.AsyncClient) -> Fetch
         except SourceError as exc:
             fetched.failures.append(exc)
             continue
+        except Exception as exc:  # an answer no parser foresaw: this source fails, not the run
+            log.debug("%s: unreadable answer", source.spec, exc_info=True)
+            fetched.failures.append(
+                SourceError(
+                    f"{source.spec}: unreadable answer ({type(exc).__name__}; -vv shows it)"
+                )
+            )
+            continue
         log.info("%s: %d paper(s)", source.spec, len(papers))
         if papers:
             fetched.add(papers)

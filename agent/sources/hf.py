@@ -12,7 +12,15 @@ import httpx
 from agent.errors import InputError
 from agent.llm.retry import RetryPolicy
 from agent.models import Paper
-from agent.sources.base import SourceError, SourceOptions, abs_url, collapse, fetch_url, host_of
+from agent.sources.base import (
+    SourceError,
+    SourceOptions,
+    abs_url,
+    collapse,
+    fetch_url,
+    host_of,
+    utc_iso,
+)
 from agent.sources.files import canonical_arxiv_id, is_arxiv_id
 
 log = logging.getLogger(__name__)
@@ -97,7 +105,7 @@ class HuggingFaceSource:
         response = await fetch_url(http, url, self.spec, RetryPolicy(), params=params)
         try:
             items = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise SourceError(f"{self.spec}: {host_of(url)} did not return JSON") from None
         if not isinstance(items, list):
             raise SourceError(f"{self.spec}: {host_of(url)} did not return a list of papers")
@@ -134,7 +142,10 @@ def _names(authors: object) -> list[str]:
     """Every author's name (a ``hidden`` author is one without a linked account, still named)."""
     if not isinstance(authors, list):
         return []
-    names = (collapse(a.get("name")) if isinstance(a, dict) else "" for a in authors)
+    names = (
+        collapse(a["name"]) if isinstance(a, dict) and isinstance(a.get("name"), str) else ""
+        for a in authors
+    )
     return [n for n in names if n]
 
 
@@ -166,6 +177,4 @@ def _published(value: object) -> str | None:
         when = dt.datetime.fromisoformat(value.strip())
     except ValueError:
         return value.strip()
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_iso(when, value.strip())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import email.utils
 import logging
 import re
@@ -13,7 +12,15 @@ import httpx
 from agent.errors import InputError
 from agent.models import Paper
 from agent.sources.arxiv import ARXIV_POLICY, arxiv_pacer
-from agent.sources.base import SourceError, SourceOptions, abs_url, collapse, fetch_url, parse_xml
+from agent.sources.base import (
+    SourceError,
+    SourceOptions,
+    abs_url,
+    collapse,
+    fetch_url,
+    parse_xml,
+    utc_iso,
+)
 from agent.sources.categories import check_categories
 from agent.sources.files import arxiv_id, is_arxiv_id, split_authors
 
@@ -159,6 +166,4 @@ def _published(value: str | None) -> str | None:
         when = email.utils.parsedate_to_datetime(value.strip())
     except (TypeError, ValueError):
         return value.strip()
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_iso(when, value.strip())
