@@ -158,7 +158,7 @@ def test_include_seen_runs_them_again(servers, tmp_path):
     assert len(rows(tmp_path / "r.jsonl")) == 3
 
 
-def test_a_quiet_day_posts_nothing_unless_asked(servers, tmp_path):
+def test_a_quiet_day_posts_nothing_unless_asked(servers, tmp_path, sleeps):
     servers.arxiv.respond(200, text=atom([]))
     args = ("run", "--source", "arxiv:cs.LG", "--backend", "local", "-o", "r.jsonl")
     quiet = invoke(*args, "--post-slack", SLACK_WEBHOOK_URL=WEBHOOK)
@@ -170,6 +170,18 @@ def test_a_quiet_day_posts_nothing_unless_asked(servers, tmp_path):
     assert asked.exit_code == 0, asked.stderr
     assert servers.slack.call_count == 1
     assert "0 papers" in servers.slack.calls.last.request.content.decode()
+    # With another source failing, "0 papers" would be a false all-clear: nothing is posted.
+    servers.rss.respond(503, text="down")
+    failing = invoke(
+        *args,
+        "--source",
+        "arxiv-rss:cs.LG",
+        "--post-slack",
+        "--post-empty",
+        SLACK_WEBHOOK_URL=WEBHOOK,
+    )
+    assert failing.exit_code == 1 and "arxiv-rss:cs.LG" in failing.stderr
+    assert servers.slack.call_count == 1
 
 
 def test_a_failing_source_is_exit_2_and_others_still_run(servers, tmp_path, sleeps):

@@ -472,6 +472,25 @@ async def test_a_blank_200_is_asked_again_like_an_empty_page(arxiv_api, options)
     assert arxiv_api.call_count == 3
 
 
+async def test_a_blank_first_page_is_asked_again_not_taken_for_a_quiet_day(arxiv_api, options):
+    arxiv_api.side_effect = [httpx.Response(200, text=""), _feed(["2611.00001"], total=1)]
+    papers = await fetch("arxiv:cs.LG", options)
+    assert [p.id for p in papers] == ["2611.00001"]
+    arxiv_api.side_effect = None
+    arxiv_api.return_value = httpx.Response(200, text="")
+    with pytest.raises(SourceIncomplete, match="blank page at 0 4 times") as stopped:
+        await fetch("arxiv:cs.LG", options)
+    assert stopped.value.papers == []  # a failed source (exit 1), never "no new papers"
+
+
+async def test_a_page_that_fails_after_others_keeps_what_came(arxiv_api, options, sleeps):
+    arxiv_api.side_effect = [_feed(["2611.00001"], total=3), *[httpx.Response(503)] * 20]
+    with pytest.raises(SourceIncomplete, match="503") as stopped:
+        await fetch("arxiv:cs.LG", options)
+    assert [p.id for p in stopped.value.papers] == ["2611.00001"]
+    assert "the 1 paper(s) before it were run" in str(stopped.value)
+
+
 async def test_a_document_type_declaration_is_refused_unparsed(arxiv_api, options):
     bomb = (
         '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'

@@ -188,8 +188,11 @@ def run(
             runner.quiet_day(
                 settings,
                 results,
+                # "0 papers" is only true when every source answered: not posted otherwise.
                 dataclasses.replace(
-                    wanted, webhook=webhook if post_empty else None, highlights=False
+                    wanted,
+                    webhook=webhook if post_empty and failed is None else None,
+                    highlights=False,
                 ),
             )
             click.echo(scrub(f"paper-agent: {fresh.nothing_new()} -> {output}"), err=True)

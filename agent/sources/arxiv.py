@@ -63,6 +63,7 @@ class Page:
     total: int
     entries: int  # every <entry>, parsed or not: the next start counts what came back
     papers: list[Paper] = field(default_factory=list)
+    blank: bool = False  # a 200 with no feed at all: says nothing, not even a total
 
 
 class ArxivSource:
@@ -105,18 +106,27 @@ class ArxivSource:
         for _ in range(math.ceil(limit / PAGE_SIZE) * 2 + EMPTY_PAGE_RETRIES + 1):
             if len(papers) >= limit:
                 break
-            page = await self._page(http, pacer, received, min(PAGE_SIZE, limit - len(papers)))
+            try:
+                page = await self._page(http, pacer, received, min(PAGE_SIZE, limit - len(papers)))
+            except SourceError as exc:
+                if not papers or isinstance(exc, SourceIncomplete):
+                    raise
+                # A later page failed: what came before is run, and the source still fails.
+                raise SourceIncomplete(
+                    f"{exc} at result {received}; the {len(papers)} paper(s) before it were run",
+                    list(papers.values())[:limit],
+                ) from None
             if not page.entries:
-                # An empty page may be arXiv's glitch, not the end: only the total says so.
-                if received >= max(total, page.total):
+                # An empty page may be arXiv's glitch, not the end: only a feed's total says
+                # so (a blank body has none, even on the first page).
+                if not page.blank and received >= max(total, page.total):
                     break
                 empty += 1
                 if empty > EMPTY_PAGE_RETRIES:
-                    missing = min(max(total, page.total) - received, limit - len(papers))
                     raise SourceIncomplete(
-                        f"{self.spec}: arXiv answered an empty page at {received} of "
-                        f"{max(total, page.total)} results {empty} times; {missing} paper(s) "
-                        "may be missing (the rest were run; try again later)",
+                        self._empty_message(
+                            page, received, max(total, page.total), empty, limit - len(papers)
+                        ),
                         list(papers.values())[:limit],
                     )
                 log.info("%s: empty page at %d, asking again", self.spec, received)
@@ -140,6 +150,18 @@ class ArxivSource:
                 total,
             )
         return list(papers.values())[:limit]
+
+    def _empty_message(self, page: Page, received: int, total: int, times: int, room: int) -> str:
+        """Why the source stops at an empty page (``room``: how many more papers fit)."""
+        if page.blank:
+            what = f"a blank page at {received} {times} times; how many papers are missing is"
+            return f"{self.spec}: arXiv answered {what} unknown (try again later)"
+        missing = min(total - received, room)
+        return (
+            f"{self.spec}: arXiv answered an empty page at {received} of {total} results "
+            f"{times} times; {missing} paper(s) may be missing (the rest were run; try again "
+            "later)"
+        )
 
     def nothing_new(self) -> str:
         """The one line a run prints when the window held no papers."""
@@ -190,7 +212,7 @@ class ArxivSource:
         root = _xml(content)
         if root is None and not content.strip(b" \t\r\n<>?xml"):
             # arXiv sometimes answers 200 with a blank body: an empty page, asked again.
-            return Page(total=0, entries=0, papers=[])
+            return Page(total=0, entries=0, papers=[], blank=True)
         if root is None or root.tag != ATOM + "feed":
             raise SourceError(f"{self.spec}: {self._host} did not answer with an Atom feed")
         reason = _error_text(root)
