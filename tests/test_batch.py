@@ -667,3 +667,23 @@ def test_batch_api_without_a_key_is_one_line_that_names_the_flag(isolated_env, m
         "(or --base-url for a server with the Batch API)"
     ]  # not "using the offline backend" first, and no "--backend openai" the user never gave
     assert not (isolated_env / "out.jsonl").exists()
+
+
+def test_a_batch_id_from_the_server_never_becomes_a_path_outside_the_state_dir():
+    from agent.llm.batch_api import file_stem
+
+    assert file_stem("batch_abc123") == "batch_abc123"
+    for hostile in ("../../../PWNED", "a/b", "/etc/passwd", "..", "x" * 500, ""):
+        stem = file_stem(hostile)
+        assert "/" not in stem and ".." not in stem and 0 < len(stem) <= 100
+
+
+def test_an_unknown_batch_status_is_polled_until_it_ends(tmp_path, sleeps):
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        api = FakeBatchAPI(router, ["frobnicating", "frobnicating", "completed"])
+        result = invoke("run", str(PAPERS), "--batch-api", "-o", "results.jsonl")
+    assert result.exit_code == 0, result.output
+    assert api.poll.call_count == 3
+    assert "frobnicating" in result.output
+    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 5 and all(r["error"] is None for r in results)

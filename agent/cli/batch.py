@@ -200,7 +200,7 @@ def _run(settings: Any, work: Any) -> Any:
 
 @_jobs_command("status", "Show the Batch API jobs (ID, or all) and their progress.")
 def status_cmd(batch_id: str | None, config_path: Path | None) -> None:
-    from agent.llm.batch_api import ACTIVE, Jobs
+    from agent.llm.batch_api import ENDED, Jobs
 
     settings = _settings({}, config_path)
     saved = Jobs(settings.home).load() if batch_id is None else Jobs(settings.home).pick(batch_id)
@@ -210,12 +210,12 @@ def status_cmd(batch_id: str | None, config_path: Path | None) -> None:
 
     async def work(api: Any, jobs: Any) -> None:
         for job in saved:
-            if job.batch_id and job.status in ACTIVE:
+            if job.batch_id and job.status not in ENDED:
                 await api.refresh(job, jobs)
 
     if not settings.api_key and not settings.base_url:
         _echo("no OPENAI_API_KEY: the saved status is shown, not checked with the API")
-    elif any(job.batch_id and job.status in ACTIVE for job in saved):
+    elif any(job.batch_id and job.status not in ENDED for job in saved):
         _run(settings, work)
     for job in saved:
         failed = f", {job.failed} failed" if job.failed else ""

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass, fields
@@ -43,8 +44,8 @@ log = logging.getLogger(__name__)
 
 WINDOW = "24h"
 MAX_POLL_SECONDS = 600.0
-ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 DONE = ("completed", "expired", "cancelled")  # these have output and error files to read
+ENDED = (*DONE, "failed", "not_found")  # any other status (an unknown one too) is still running
 # A batch in these states is not reused: its missing answers are exported and sent again.
 SPENT = ("failed", "expired", "cancelled", "not_found")
 
@@ -127,7 +128,7 @@ class Jobs:
         """The job with ``batch_id``, or every job still running when None."""
         jobs = self.load()
         if batch_id is None:
-            return [j for j in jobs if j.batch_id and j.status in ACTIVE]
+            return [j for j in jobs if j.batch_id and j.status not in ENDED]
         found = [j for j in jobs if j.batch_id == batch_id]
         if not found:
             raise InputError(f"no batch {batch_id} in {self.path}")
@@ -220,7 +221,7 @@ class BatchAPI:
         shown: dict[str, str] = {}
         while True:
             for job in pending:
-                if job.status in ACTIVE or job.status == "uploading":
+                if job.status not in ENDED:
                     await self.refresh(job, jobs)
                 line = f"batch {job.label()}: {job.status}, {job.completed}/{job.requests} done" + (
                     f", {job.failed} failed" if job.failed else ""
@@ -228,7 +229,7 @@ class BatchAPI:
                 if shown.get(job.label()) != line:
                     shown[job.label()] = line
                     self.notify(line)
-            if all(job.status not in ACTIVE for job in pending):
+            if all(job.status in ENDED for job in pending):
                 return
             await retry.sleep(delay)
             delay = min(delay * 2, MAX_POLL_SECONDS)
@@ -252,7 +253,7 @@ class BatchAPI:
         for kind, file_id in (("output", job.output_file_id), ("errors", job.error_file_id)):
             if not file_id:
                 continue
-            target = directory / f"{job.batch_id}-{kind}.jsonl"
+            target = directory / f"{file_stem(job.batch_id or '')}-{kind}.jsonl"
             if not target.exists():
                 content = await self.call(
                     f"download {file_id}", lambda file_id=file_id: sdk.files.content(file_id)
@@ -274,6 +275,14 @@ class BatchAPI:
         job.error_file_id = batch.error_file_id
         errors = getattr(batch.errors, "data", None) or []
         job.problem = "; ".join(str(e.message) for e in errors if getattr(e, "message", None))
+
+
+def file_stem(batch_id: str) -> str:
+    """A file name for a batch id the server chose: the id itself when it is a plain token
+    ("batch_abc123"), else its hash, so "../../x" never leaves the batches directory."""
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,100}", batch_id):
+        return batch_id
+    return "batch-" + hashlib.sha256(batch_id.encode()).hexdigest()[:16]
 
 
 def failed_answers(job: Job) -> dict[str, BatchAnswer]:
