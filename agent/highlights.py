@@ -25,6 +25,7 @@ from agent.llm.prompts import (
     render_template,
     template_env,
 )
+from agent.llm.redact import redact
 from agent.models import PaperResult, plain_text
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def parse_highlights(raw: str, final: bool = False) -> dict[str, Any]:
     except ValidationError as exc:
         problem = exc.errors()[0]["msg"]
         raise AnswerInvalid(f"the answer does not match the schema ({problem})") from None
-    bullets = [" ".join(plain_text(b).split()) for b in bullets if b.strip()]
+    bullets = [redact(" ".join(plain_text(b).split())) for b in bullets if b.strip()]
     if len(bullets) < BULLETS or (len(bullets) > BULLETS and not final):
         raise AnswerInvalid(f"give exactly {BULLETS} non-empty bullets, not {len(bullets)}")
     max_chars = summary_chars(BULLET_WORDS)

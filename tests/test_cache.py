@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -270,3 +271,28 @@ def test_spellings_of_one_server_share_a_key_and_credentials_never_enter_it():
     assert server_id("HTTP://LocalHost:8000/v1/") == server_id("http://localhost:8000/v1")
     assert server_id("https://user:secret@api.example.com/v1?x=1") == "https://api.example.com/v1"
     assert server_id("https://api.openai.com/v1") != server_id("http://127.0.0.1:8000/v1")
+
+
+def test_a_cached_answer_that_no_longer_validates_is_a_miss(
+    directory, fixtures, monkeypatch, sleeps
+):
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", BASE_URL)
+    args = ["run", str(fixtures / "papers.jsonl"), "-o", "out.jsonl"]
+    with respx.mock(base_url=BASE_URL) as router:
+        route = router.post("/chat/completions").mock(return_value=answer(["LLMs"]))
+        assert CliRunner().invoke(cli, args, catch_exceptions=False).exit_code == 0
+        raw = diskcache.Cache(str(directory))
+        bad = [
+            '{"foo": 1}',
+            '{"tags": "LLMs", "summary": null}',
+            '{"tags": ["NotATag"], "summary": "x"}',
+        ]
+        for n, stored in enumerate(list(raw.iterkeys())[:3]):
+            raw.set(stored, bad[n])
+        raw.close()
+        again = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert route.call_count == 5 + 3  # the three spoiled entries were asked again
+    lines = Path("out.jsonl").read_text(encoding="utf-8").splitlines()
+    assert all(json.loads(x)["error"] is None and json.loads(x)["tags"] == ["LLMs"] for x in lines)

@@ -198,3 +198,22 @@ def test_a_hand_edited_relevance_must_be_a_score(isolated_env):
         (isolated_env / "n.jsonl").write_text(row[:-1] + f', "relevance": {value}}}\n')
         result = invoke("digest", "n.jsonl")
         assert result.exit_code == 2 and "n.jsonl:1: relevance:" in result.stderr, value
+
+
+def test_a_key_echoed_as_json_escapes_is_redacted_once_decoded(isolated_env, sleeps):
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    escaped = "".join(f"\\u{ord(c):04x}" for c in API_KEY)  # no byte of the key in clear
+    content = '{"tags": ["LLMs"], "summary": "It works, key ' + escaped + '."}'
+    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": BASE_URL}
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/chat/completions").mock(
+            return_value=httpx.Response(200, json=completion(content))
+        )
+        result = invoke("run", papers, "-o", "out.jsonl", env=env)
+    assert result.exit_code == 0, result.output
+    written = (isolated_env / "out.jsonl").read_text(encoding="utf-8")
+    assert API_KEY not in written and "key [redacted]." in written
+    stored = b"".join(
+        f.read_bytes() for f in cache_dir(isolated_env / "home").rglob("*") if f.is_file()
+    )
+    assert API_KEY.encode() not in stored

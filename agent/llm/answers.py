@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.llm.redact import redact
 from agent.models import plain_text
 from agent.taxonomy import Taxonomy
 
@@ -118,7 +119,8 @@ def parse_answer(
         # re-asking would cost a request for no better answer.
         tags.remove(taxonomy.fallback)
 
-    summary = " ".join(answer.summary.split())
+    # The decoded text: a key written as "\\u0074..." escapes is only visible once decoded.
+    summary = redact(" ".join(answer.summary.split()))
     if not summary:
         raise AnswerInvalid("the summary is empty")
     words = summary.split()
@@ -137,7 +139,7 @@ def parse_answer(
         return Parsed(tags[:max_tags], summary)
     if answer.relevance is None:
         raise AnswerInvalid('the answer has no "relevance" (an integer from 0 to 10)')
-    why = " ".join((answer.why or "").split())[:WHY_CHARS]
+    why = redact(" ".join((answer.why or "").split()))[:WHY_CHARS]
     return Parsed(tags[:max_tags], summary, float(answer.relevance), why)
 
 

@@ -10,6 +10,7 @@ unknown model, a server that cannot be reached at all) or a per-paper ``PaperFai
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -242,7 +243,12 @@ class LLM:
         if self.cache is not None and answered is None:
             hit = self.cache.get(key)
             if hit is not MISS:
-                return Answer(hit, usage, cached=True)
+                # Checked again as a fresh answer would be: an entry from an older version,
+                # another taxonomy or a hand edit is a miss, never a crash or an unknown tag.
+                try:
+                    return Answer(validate(json.dumps(hit), False), usage, cached=True)
+                except AnswerInvalid as exc:
+                    log.info("%s: cached answer no longer valid (%s); asking again", label, exc)
 
         conversation = messages
         attempts = self.settings.max_repairs + 1
