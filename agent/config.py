@@ -488,6 +488,12 @@ def resolve_settings(
     settings = replace(Settings(), **values)
     api_key = (env.get(settings.api_key_env) or "").strip() or None
     register(api_key)  # whatever its shape, it never reaches a log line or a file
+    if api_key is not None and not (api_key.isascii() and api_key.isprintable()):
+        # An HTTP header cannot carry it: say so now, not as an encoding error mid-run.
+        raise ConfigError(
+            f"{settings.api_key_env} holds a character no API key has (a pasted quote or "
+            "control character?); set it again"
+        )
     for name in ("base_url", "arxiv_api_url", "arxiv_rss_url", "hf_api_url"):
         if getattr(settings, name):
             _check_url(name, getattr(settings, name))

@@ -299,6 +299,18 @@ def test_max_cost_stops_launching_keeps_finished_and_skips_the_rest(priced_llm, 
     assert "; cost $0.12; " in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_server_reporting_negative_usage_is_charged_its_estimate(priced_llm, papers_file):
+    lying = answer(["LLMs"])
+    body = json.loads(lying.content)
+    body["usage"] = {"prompt_tokens": -100_000_000, "completion_tokens": -5}
+    route = priced_llm.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
+    args = ("run", str(papers_file), "-o", "out.jsonl", "--concurrency", "1", "--max-cost", "0.2")
+    result = invoke(*args)
+    # No usable figure: each request costs its worst case, 0.10; the third would pass 0.20.
+    assert route.call_count == 2
+    assert result.exit_code == 1 and "--max-cost" in result.stderr
+
+
 def test_requests_in_flight_wait_for_room_and_spend_what_one_at_a_time_would(
     priced_llm, papers_file
 ):

@@ -217,3 +217,27 @@ def test_a_key_echoed_as_json_escapes_is_redacted_once_decoded(isolated_env, sle
         f.read_bytes() for f in cache_dir(isolated_env / "home").rglob("*") if f.is_file()
     )
     assert API_KEY.encode() not in stored
+
+
+def test_an_api_key_with_a_pasted_quote_is_one_line(isolated_env):
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    env = {"OPENAI_API_KEY": "test-key-123\u2019", "OPENAI_BASE_URL": BASE_URL}
+    result = invoke("run", papers, "-o", "out.jsonl", env=env)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "paper-agent: error: OPENAI_API_KEY holds a character no API key has (a pasted quote "
+        "or control character?); set it again"
+    )
+
+
+def test_odd_usage_figures_cost_neither_the_answer_nor_the_limit(isolated_env, sleeps):
+    papers = write_papers(isolated_env / "p.jsonl", ["One", "Two", "Three"])
+    body = completion({"tags": ["LLMs"], "summary": "It works."})
+    body["usage"] = {"prompt_tokens": -100_000_000, "completion_tokens": "many"}
+    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": BASE_URL}
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
+        result = invoke("run", papers, "-o", "out.jsonl", env=env)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in (isolated_env / "out.jsonl").read_text().splitlines()]
+    assert all(r["error"] is None and r["usage"]["prompt_tokens"] >= 0 for r in rows)

@@ -170,6 +170,19 @@ async def test_remaining_zero_holds_new_requests_until_the_reset(clock, kind):
     assert await start(throttle, clock) == pytest.approx(1.5)
 
 
+@pytest.mark.parametrize("reset", ["23h59m59s", "1e9", "inf"])
+async def test_a_reset_far_away_holds_no_longer_than_a_retry_after(clock, caplog, reset):
+    throttle = Throttle(8, clock=clock, sleep=clock.sleep)
+    headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": reset}
+    async with throttle.attempt() as attempt:
+        attempt.answered(httpx.Response(200, headers=headers))
+    async with throttle.attempt() as attempt:  # the server says it again
+        assert clock.now == pytest.approx(30.0)
+        attempt.answered(httpx.Response(200, headers=headers))
+    assert await start(throttle, clock) == pytest.approx(60.0)
+    assert caplog.text.count(f"limit resets in {reset}; waiting at most 30 s") == 1
+
+
 async def test_headers_with_room_left_or_unreadable_do_not_hold(clock):
     throttle = Throttle(8, clock=clock, sleep=clock.sleep)
     for headers in (

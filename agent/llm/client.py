@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from agent.config import Settings
 from agent.errors import NOT_RUN, BackendError, Halt, PaperFailed
@@ -73,14 +74,29 @@ class _Choice(BaseModel):
     finish_reason: str | None = None
 
 
+def _count(value: Any) -> int | None:
+    """A token count the server reported, or None when it is no count at all ("many", -1e8):
+    an odd usage field costs its figure, never the answer or a --max-cost limit."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        return None
+    return int(value) if math.isfinite(value) else None
+
+
+def _object(value: Any) -> Any:
+    return value if isinstance(value, dict) else None
+
+
+Count = Annotated[int | None, BeforeValidator(_count)]
+
+
 class _Details(BaseModel):
-    cached_tokens: int | None = None
+    cached_tokens: Count = None
 
 
 class _Counted(BaseModel):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    prompt_tokens_details: _Details | None = None
+    prompt_tokens: Count = None
+    completion_tokens: Count = None
+    prompt_tokens_details: Annotated[_Details | None, BeforeValidator(_object)] = None
 
 
 class Completion(BaseModel):
@@ -89,7 +105,7 @@ class Completion(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     choices: list[_Choice]
-    usage: _Counted | None = None
+    usage: Annotated[_Counted | None, BeforeValidator(_object)] = None
 
 
 @dataclass(frozen=True)

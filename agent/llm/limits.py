@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from agent.llm.cost import estimated_tokens
-from agent.llm.retry import status_and_headers
+from agent.llm.retry import RetryPolicy, status_and_headers
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -44,6 +44,10 @@ GROWTH = (1 - PACE) / PLATEAU**3
 MIN_SAMPLES = 4  # a rate measured from fewer requests than this is noise: no pacing
 DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+# The longest hold a reset header is granted, as a Retry-After is (RetryPolicy.max_delay).
+MAX_HOLD = RetryPolicy.max_delay
 
 
 def parse_duration(text: str) -> float | None:
@@ -155,6 +159,7 @@ class Throttle:
         self.round_trip = 0.0  # smoothed seconds from start to success
         self._recover_to = 0.0  # the limit before the last cut: one back per success up to it
         self._hold_until = -math.inf
+        self._long_reset_said = False  # a reset past MAX_HOLD is said once per run
         self._next_start = -math.inf  # the paced start of the next attempt
         self._starts: deque[float] = deque()  # attempt starts, the last 2 WINDOWs
         self._refused: deque[float] = deque()  # starts of the 429s among them
@@ -294,5 +299,16 @@ class Throttle:
             reset = headers.get(f"x-ratelimit-reset-{kind}")
             seconds = parse_duration(reset) if reset else None
             if exhausted and seconds is not None:
+                if seconds > MAX_HOLD and not self._long_reset_said:
+                    # A daily quota ("23h59m59s") or a bogus value: hold no longer than a
+                    # Retry-After would; later 429s then fail the papers, bounded, with a reason.
+                    self._long_reset_said = True
+                    log.warning(
+                        "the server's %s limit resets in %s; waiting at most %.0f s at a time",
+                        kind,
+                        reset,
+                        MAX_HOLD,
+                    )
                 # The server counted this request when it arrived, about when it started.
-                self._hold_until = max(self._hold_until, attempt.start + seconds)
+                hold = min(seconds, MAX_HOLD)
+                self._hold_until = max(self._hold_until, attempt.start + hold)
