@@ -350,12 +350,17 @@ def answer_objects(request: dict[str, Any]) -> list[dict[str, Any]]:
         return [names[(seed + i) % len(names)] for i in range(min(2, max_tags, len(names)))]
 
     users = "".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
+    # With --interest the schema (or the prompt) asks for a relevance and a reason as well.
+    scored = '"relevance"' in json.dumps(request.get("response_format") or {}) or (
+        '"relevance"' in prompt
+    )
+    extra = {"relevance": 5, "why": ""} if scored else {}
     if "<papers>" in users:
         return [
-            {"id": pid, "tags": tags(text), "summary": SUMMARY}
+            {"id": pid, "tags": tags(text), "summary": SUMMARY, **extra}
             for pid, text in GROUP_PAPER.findall(users)
         ]
-    return [{"tags": tags(prompt), "summary": SUMMARY}]
+    return [{"tags": tags(prompt), "summary": SUMMARY, **extra}]
 
 
 def answer_content(request: dict[str, Any], answers: list[dict[str, Any]]) -> str:
