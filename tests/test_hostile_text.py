@@ -30,6 +30,23 @@ def write_papers(path, titles: list[str]) -> str:
     return str(path)
 
 
+def run_against(isolated_env, content: str, *flags: str):
+    """``run`` on one paper against an LLM whose every answer's content is ``content``."""
+    papers = write_papers(isolated_env / "p.jsonl", ["One"])
+    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": BASE_URL}
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/chat/completions").mock(
+            return_value=httpx.Response(200, json=completion(content))
+        )
+        return invoke("run", papers, "-o", "out.jsonl", *flags, env=env)
+
+
+def cached_bytes(isolated_env) -> bytes:
+    """Everything the answer cache holds on disk."""
+    files = cache_dir(isolated_env / "home").rglob("*")
+    return b"".join(f.read_bytes() for f in files if f.is_file())
+
+
 def test_a_lone_surrogate_in_an_input_costs_nothing(isolated_env):
     good = write_papers(isolated_env / "good.jsonl", ["One", "Two", "Three"])
     assert invoke("run", good, "--backend", "local", "-o", "out.jsonl").exit_code == 0
@@ -43,14 +60,8 @@ def test_a_lone_surrogate_in_an_input_costs_nothing(isolated_env):
 
 
 def test_an_llm_answer_with_a_lone_surrogate_is_cached_and_written(isolated_env, sleeps):
-    papers = write_papers(isolated_env / "p.jsonl", ["One"])
     content = json.dumps({"tags": ["LLMs"], "summary": f"It {LONE} works."})
-    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": BASE_URL}
-    with respx.mock(base_url=BASE_URL) as router:
-        router.post("/chat/completions").mock(
-            return_value=httpx.Response(200, json=completion(content))
-        )
-        result = invoke("run", papers, "-o", "out.jsonl", env=env)
+    result = run_against(isolated_env, content)
     assert result.exit_code == 0, result.output
     row = json.loads((isolated_env / "out.jsonl").read_text(encoding="utf-8"))
     assert row["summary"] == "It \ufffd works."
@@ -66,9 +77,7 @@ def test_an_echoed_api_key_never_reaches_results_cache_or_digest(isolated_env, s
     assert result.exit_code == 0, result.output
     written = (isolated_env / "out.jsonl").read_text(encoding="utf-8")
     assert "The key is [redacted] indeed." in written
-    stored = b"".join(
-        f.read_bytes() for f in cache_dir(isolated_env / "home").rglob("*") if f.is_file()
-    )
+    stored = cached_bytes(isolated_env)
     assert b"[redacted]" in stored and API_KEY.lower().encode() not in stored.lower()
     assert API_KEY.lower() not in (result.output + written).lower()
 
@@ -201,22 +210,13 @@ def test_a_hand_edited_relevance_must_be_a_score(isolated_env):
 
 
 def test_a_key_echoed_as_json_escapes_is_redacted_once_decoded(isolated_env, sleeps):
-    papers = write_papers(isolated_env / "p.jsonl", ["One"])
     escaped = "".join(f"\\u{ord(c):04x}" for c in API_KEY)  # no byte of the key in clear
     content = '{"tags": ["LLMs"], "summary": "It works, key ' + escaped + '."}'
-    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": BASE_URL}
-    with respx.mock(base_url=BASE_URL) as router:
-        router.post("/chat/completions").mock(
-            return_value=httpx.Response(200, json=completion(content))
-        )
-        result = invoke("run", papers, "-o", "out.jsonl", env=env)
+    result = run_against(isolated_env, content)
     assert result.exit_code == 0, result.output
     written = (isolated_env / "out.jsonl").read_text(encoding="utf-8")
     assert API_KEY not in written and "key [redacted]." in written
-    stored = b"".join(
-        f.read_bytes() for f in cache_dir(isolated_env / "home").rglob("*") if f.is_file()
-    )
-    assert API_KEY.encode() not in stored
+    assert API_KEY.encode() not in cached_bytes(isolated_env)
 
 
 def test_an_api_key_with_a_pasted_quote_is_one_line(isolated_env):
