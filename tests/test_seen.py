@@ -329,6 +329,8 @@ def test_seen_forget(store):
     assert missing.exit_code == 1
     assert missing.stderr == "not in the seen-store: 2401.99999\n"
     assert invoke("forget").exit_code == 2  # an ID is required
+    empty = invoke("forget", " ")
+    assert empty.exit_code == 2 and "not an empty one" in empty.stderr
 
 
 def test_seen_clear_asks_first(store, path):

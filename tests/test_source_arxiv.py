@@ -107,6 +107,15 @@ def test_spec_repeats_collapse(options) -> None:
     assert source.spec == "arxiv:cs.LG,cs.CL"
 
 
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [("", "use a number of hours or days"), ("99999999999999d", "at most 3660 days")],
+)
+def test_a_window_that_is_no_window_is_refused(since: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Window.parse(since=since, now=NOW)
+
+
 # --- categories checked before any request ---
 
 

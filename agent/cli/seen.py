@@ -41,6 +41,8 @@ def list_cmd(limit: int | None, as_json: bool) -> None:
 def forget(ids: tuple[str, ...]) -> None:
     """Forget papers by arXiv id (with or without version) or paper id, so the next run
     annotates them again. Exits 1 when an ID matched nothing."""
+    if any(not ident.strip() for ident in ids):
+        raise click.UsageError("give paper ids to forget, not an empty one")
     missing = 0
     with SeenStore() as store:
         for ident in ids:

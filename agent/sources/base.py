@@ -57,6 +57,8 @@ class Window:
         now = now or dt.datetime.now(dt.UTC)
         if since is not None and (start is not None or end is not None):
             raise ValueError("use --since or --from/--to, not both")
+        if since is not None and not since.strip():
+            raise ValueError("--since '': use a number of hours or days, e.g. 36h or 7d")
         if start is not None:
             if start > now.date():
                 raise ValueError(f"--from {start} is in the future")
