@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -26,7 +26,7 @@ from agent.llm.prompts import (
     template_env,
 )
 from agent.llm.redact import redact
-from agent.models import PaperResult, plain_text
+from agent.models import PaperResult, Usage, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,13 @@ async def write_highlights(
     settings: Settings,
     http: httpx.AsyncClient | None = None,
     budget: Budget | None = None,
+    spent: Callable[[Usage], None] | None = None,
 ) -> list[str]:
     """Three bullets for the top of the digest, validated and cached like every LLM answer.
 
     ``http`` is the run's shared client; without one (the digest commands) a client is made.
     ``budget`` is the run's --max-cost: a highlights request that would pass it is not sent.
+    ``spent`` is told what the request cost, so the run's summary counts it.
     """
     if not any(r.error is None and r.summary for r in results):
         return []
@@ -119,7 +121,7 @@ async def write_highlights(
         from agent.llm.http import make_client
 
         async with make_client(settings.timeout) as client:
-            return await write_highlights(results, settings, client, budget)
+            return await write_highlights(results, settings, client, budget, spent)
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
     llm = LLM(settings, http, cache, budget)
     try:
@@ -132,9 +134,13 @@ async def write_highlights(
     except (PaperFailed, BackendError) as exc:
         # The digest matters more than its highlights: go on without them.
         log.warning("no highlights today: %s", getattr(exc, "message", exc))
+        if spent is not None and isinstance(getattr(exc, "usage", None), Usage):
+            spent(exc.usage)  # type: ignore[union-attr]
         return []
     finally:
         llm.close()
+    if spent is not None:
+        spent(answer.usage)
     return answer.value["highlights"]
 
 
@@ -153,8 +159,9 @@ async def with_highlights(
     settings: Settings,
     http: httpx.AsyncClient | None = None,
     budget: Budget | None = None,
+    spent: Callable[[Usage], None] | None = None,
 ) -> Digest:
     """``digest`` opened by highlights written from the summaries of its papers."""
     results = [entry.result for group in digest.groups for entry in group.entries]
-    bullets = await write_highlights(results, settings, http, budget)
+    bullets = await write_highlights(results, settings, http, budget, spent)
     return dataclasses.replace(digest, highlights=bullets)

@@ -31,7 +31,7 @@ from agent.llm.cost import (
     usd,
 )
 from agent.llm.limits import request_cost, tpm_too_small
-from agent.models import Paper, PaperResult
+from agent.models import Paper, PaperResult, Usage
 from agent.pipeline import RunStats, run_pipeline
 from agent.sources import read_papers, unique_papers
 from agent.taxonomy import Taxonomy
@@ -263,7 +263,7 @@ async def execute(
                 stats.skipped,
             )
             digest = dataclasses.replace(digest, webhook=None)
-        return await publish(http, settings, output, digest, budget) if digest else None
+        return await publish(http, settings, output, digest, budget, stats) if digest else None
 
 
 def run_job(job: Coroutine[Any, Any, T]) -> T:
@@ -415,9 +415,10 @@ async def publish(
     results_path: Path,
     request: DigestRequest,
     budget: Budget | None = None,
+    stats: RunStats | None = None,
 ) -> str | None:
     """Render the digest (returned when no ``out`` file) and post what is not yet delivered;
-    the highlights request counts against the run's --max-cost ``budget``."""
+    the highlights request counts against the run's --max-cost ``budget`` and in ``stats``."""
     from agent.digest import SORTS, load_results, make_digest, render, slack_messages
     from agent.outputs import write_atomic
 
@@ -432,7 +433,11 @@ async def publish(
     if request.highlights:
         from agent.highlights import with_highlights
 
-        digest = await with_highlights(digest, settings, http, budget)
+        def spent(usage: Usage) -> None:
+            if stats is not None:
+                stats.usage = stats.usage + usage
+
+        digest = await with_highlights(digest, settings, http, budget, spent)
     text = None
     if request.fmt:
         text = render(digest, request.fmt, full=request.full, more_url=request.more_url)

@@ -116,6 +116,7 @@ def test_run_with_highlights_opens_its_digest(mocked_llm, fixtures, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert route.call_count == 6  # five papers, one highlights call
     assert "**What stood out today**" in result.stdout
+    assert "5 ok, 0 failed; 6 requests" in result.stderr  # the summary counts the highlights
 
 
 def test_unreachable_llm_still_gives_the_digest(mocked_llm, results_file, caplog, sleeps):
