@@ -187,3 +187,25 @@ def test_bad_smtp_addresses_are_config_errors(value):
 
 def test_settings_never_show_the_password():
     assert PASSWORD not in repr(SmtpSettings(password=PASSWORD))
+
+
+def test_resume_after_a_slack_failure_does_not_send_the_email_twice(smtp_server, results_file):
+    import httpx
+    import respx
+
+    inbox, port = smtp_server
+    webhook = "https://hooks.example.test/services/T/B/resume"
+    args = ["post", str(results_file), "--email", "team@example.org"]
+    args += ["--smtp", f"127.0.0.1:{port}", "--date", "2026-03-06", "--slack-webhook", webhook]
+    with respx.mock(assert_all_called=False) as router:
+        slack = router.post(webhook).mock(
+            side_effect=[httpx.Response(400, text="invalid_blocks"), httpx.Response(200, text="ok")]
+        )
+        first = invoke(*args)
+        assert first.exit_code == 1 and "--resume" in first.stderr
+        assert "Email: sent to team@example.org" in first.stderr
+        again = invoke(*args, "--resume")
+    assert again.exit_code == 0, again.output
+    assert slack.call_count == 2
+    assert len(inbox.envelopes) == 1  # the email went once
+    assert "Email: already sent to team@example.org, not sent again" in again.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -302,3 +303,67 @@ def test_run_refuses_a_malformed_webhook_before_running(fixtures, monkeypatch):
     assert result.exit_code == 2
     assert "must be an http(s) URL" in result.stderr
     assert "secret-part" not in result.output + result.stderr
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [[], {"delivered": 7}, "x", {"delivered": {"a": 1}}, {"delivered": [0, "1", True, None]}],
+)
+async def test_a_damaged_delivery_log_entry_never_stops_a_post(webhook_route, tmp_path, entry):
+    from agent.delivery.journal import destination_id, digest_hash
+
+    payloads = messages(2)
+    path = tmp_path / "deliveries.json"
+    dest = {destination_id(WEBHOOK): entry, "other": {"updated": "9999"}}
+    body = {"version": 1, "digests": {digest_hash(payloads): dest if entry != [] else []}}
+    path.write_text(json.dumps(body))
+    webhook_route.mock(return_value=ok())
+    report = await post(payloads, resume=True, delivery_log=DeliveryLog(path))
+    # A valid index in the damaged entry still counts; every other shape is ignored.
+    assert sorted(report.skipped + report.sent) == [1, 2]
+    saved = json.loads(path.read_text())["digests"][digest_hash(payloads)]
+    assert 1 in saved[destination_id(WEBHOOK)]["delivered"]  # what it sent is recorded
+
+
+def test_two_posts_at_once_deliver_each_message_once(tmp_path):
+    """Two real processes post one digest with --resume: the second waits for the first."""
+    import subprocess
+    import sys
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[bytes] = []
+
+    class Slack(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            time.sleep(0.3)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slack)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    results = Path(__file__).parent / "fixtures" / "digest" / "results.jsonl"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PAPER_AGENT_HOME": str(tmp_path / "home"),
+        "SLACK_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}/services/T/B/x",
+    }
+    command = [sys.executable, "-m", "agent", "post", str(results), "--full", "--resume"]
+    command += ["--date", "2026-03-06"]
+    try:
+        runs = [
+            subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)
+        ]
+        errors = [run.communicate(timeout=60)[1] for run in runs]
+    finally:
+        server.shutdown()
+    assert [run.returncode for run in runs] == [0, 0], errors
+    assert len(received) == len(set(received))  # no message twice
+    assert any("already delivered" in e for e in errors)

@@ -237,6 +237,7 @@ async def _deliver(
     settings: SmtpSettings | None,
 ) -> None:
     from agent.delivery.email import send_email
+    from agent.delivery.journal import DeliveryLog, destination_id, digest_hash
     from agent.delivery.slack import post_to_slack
     from agent.llm.http import make_client
 
@@ -258,12 +259,26 @@ async def _deliver(
                     click.echo(f"Slack: skipped {len(report.skipped)} already delivered", err=True)
                 click.echo(f"Slack: {report.total} message(s) delivered", err=True)
     if email is not None and settings is not None:
-        try:
-            await send_email(email, settings)
-        except DeliveryError as exc:
-            failures.append(exc)
-        else:
-            click.echo(f"Email: sent to {email['To']}", err=True)
+        # The email is in the delivery log too: --resume after a Slack failure must not send
+        # it again (its key is what it says, not its Date or Message-ID).
+        journal = DeliveryLog()
+        body = email.get_body(("plain",))
+        key = digest_hash([email["Subject"], body.get_content() if body else ""])
+        where = destination_id(f"mailto:{email['To']}")
+        with journal.lock():
+            if resume and 0 in journal.delivered(key, where):
+                click.echo(f"Email: already sent to {email['To']}, not sent again", err=True)
+            else:
+                try:
+                    await send_email(email, settings)
+                except DeliveryError as exc:
+                    failures.append(exc)
+                else:
+                    click.echo(f"Email: sent to {email['To']}", err=True)
+                    try:
+                        journal.record(key, where, 1, 0)
+                    except OSError as exc:
+                        click.echo(f"Email: cannot write the delivery log ({exc})", err=True)
     if len(failures) == 1:
         raise failures[0]
     if failures:

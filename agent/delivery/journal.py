@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,11 @@ class DeliveryLog:
             log.warning("ignoring unreadable delivery log %s: %s", self.path, exc)
             return {}
         digests = data.get("digests") if isinstance(data, dict) else None
-        return digests if isinstance(digests, dict) else {}
+        return _clean(digests) if isinstance(digests, dict) else {}
 
     def delivered(self, digest: str, destination: str) -> set[int]:
         """Indexes (0-based) of the messages already delivered."""
-        entry = self._read().get(digest, {}).get(destination, {})
-        return {i for i in entry.get("delivered", []) if isinstance(i, int)}
+        return set(self._read().get(digest, {}).get(destination, {}).get("delivered", []))
 
     def record(self, digest: str, destination: str, total: int, index: int) -> None:
         """Note that message ``index`` of ``total`` reached ``destination``."""
@@ -63,14 +63,28 @@ class DeliveryLog:
         digests = {
             key: value
             for key, value in digests.items()
-            if isinstance(value, dict)
-            and any(isinstance(d, dict) and d.get("updated", "") >= cutoff for d in value.values())
+            if any(d["updated"] >= cutoff for d in value.values())
         }
         entry = digests.setdefault(digest, {}).setdefault(destination, {"delivered": []})
-        entry["delivered"] = sorted({*entry.get("delivered", []), index})
+        entry["delivered"] = sorted({*entry["delivered"], index})
         entry["total"] = total
         entry["updated"] = now.isoformat()
         self._write({"version": 1, "digests": digests})
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while a post reads, delivers and records: a second post at once waits for it,
+        then finds what it delivered (nothing goes out twice). A state dir where no lock can
+        be made costs only that guard, as an unwritable log costs only --resume."""
+        from agent.errors import OutputError
+        from agent.outputs import output_lock
+
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(output_lock(self.path, "the delivery log", wait=True))
+            except OutputError as exc:
+                log.warning("cannot lock the delivery log (%s); posting without it", exc)
+            yield
 
     def _write(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,3 +97,29 @@ class DeliveryLog:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _clean(digests: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The log's entries in the shape this module writes; anything else (a hand edit, a
+    damaged file) is dropped: the log only saves re-sending, it must not stop a post."""
+    clean: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, value in digests.items():
+        if not isinstance(value, dict):
+            continue
+        destinations = {}
+        for where, entry in value.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("delivered"), list):
+                continue
+            delivered = entry["delivered"]
+            updated = entry.get("updated")
+            total = entry.get("total")
+            destinations[where] = {
+                "delivered": sorted(
+                    {i for i in delivered if isinstance(i, int) and not isinstance(i, bool)}
+                ),
+                "total": total if isinstance(total, int) and not isinstance(total, bool) else 0,
+                "updated": updated if isinstance(updated, str) else "",
+            }
+        if destinations:
+            clean[key] = destinations
+    return clean

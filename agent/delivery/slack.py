@@ -105,6 +105,33 @@ async def post_to_slack(
     """Send ``messages`` in order; raise SlackPostError naming what was and wasn't delivered."""
     webhook = check_webhook(webhook)
     journal = delivery_log or DeliveryLog()
+    with journal.lock():
+        return await _post(
+            client,
+            webhook,
+            messages,
+            journal,
+            resume,
+            policy,
+            interval,
+            on_sent,
+            resume_hint,
+            clock,
+        )
+
+
+async def _post(
+    client: httpx.AsyncClient,
+    webhook: str,
+    messages: Sequence[dict[str, Any]],
+    journal: DeliveryLog,
+    resume: bool,
+    policy: retry.RetryPolicy,
+    interval: float,
+    on_sent: Callable[[int, int], None] | None,
+    resume_hint: str | None,
+    clock: Callable[[], float],
+) -> SlackReport:
     key, where = digest_hash(messages), destination_id(webhook)
     total = len(messages)
     already = journal.delivered(key, where) if resume else set()
