@@ -451,6 +451,8 @@ def read_config_file(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {file}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {file} is not valid TOML: nested too deeply") from None
     from pydantic import ValidationError
 
     try:

@@ -43,7 +43,18 @@ class Tag(BaseModel):
         value = value.strip()
         if not value:
             raise ValueError("tag name is blank")
+        if not value.isprintable():
+            raise ValueError("tag name holds a control character or a line break")
         return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _strip_aliases(cls, values: list[str]) -> list[str]:
+        # Compared stripped everywhere (a label " b " is "b"), so stored stripped, never blank.
+        stripped = [v.strip() for v in values]
+        if not all(stripped):
+            raise ValueError("an alias is blank")
+        return stripped
 
 
 class FallbackTag(Tag):
@@ -75,7 +86,8 @@ class Taxonomy(BaseModel):
         wanted = data["fallback"].strip()
         if not wanted:
             raise ValueError('fallback is blank: name a tag such as "Other", or remove it')
-        for tag in data.get("tags") or []:
+        tags = data.get("tags")
+        for tag in tags if isinstance(tags, list) else []:
             name = (
                 tag.name
                 if isinstance(tag, Tag)
@@ -169,6 +181,8 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
         raise ConfigError(f"cannot read taxonomy file {file}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"taxonomy file {file} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"taxonomy file {file} is not valid TOML: nested too deeply") from None
     if isinstance(data.get("examples"), str):
         data["examples"] = (file.parent / data["examples"]).resolve()
     try:

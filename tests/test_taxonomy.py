@@ -44,6 +44,15 @@ def test_an_alias_equal_to_its_own_name_is_fine(tmp_path):
         ("tags = []\n", "tags"),
         ('[[tags]]\nname = "A"\n', "tags.0.description"),
         ("[[tags]\n", "not valid TOML"),
+        (
+            '[[tags]]\nname = "B"\ndescription = "d"\n[[tags]]\nname = "A"\ndescription = "e"\n'
+            'aliases = [" b "]\n',
+            "names both 'B' and 'A'",
+        ),
+        ('[[tags]]\nname = "A"\ndescription = "d"\naliases = ["  "]\n', "an alias is blank"),
+        ('[[tags]]\nname = "A\\u001b[2J"\ndescription = "d"\n', "control character"),
+        ('fallback = "Other"\ntags = 5\n', "tags: Input should be a valid list"),
+        ("a = " + "[" * 10_000 + "]" * 10_000 + "\n", "nested too deeply"),
     ],
 )
 def test_bad_taxonomies_name_the_problem(tmp_path, text, message):
