@@ -372,20 +372,25 @@ def load_keywords(path: Path) -> dict[str, frozenset[str]]:
 def load_scores(path: Path) -> list[tuple[str, float | None, dict[str, float]]]:
     """(id, relevance, relevance_by) of each results line, in file order."""
     out: list[tuple[str, float | None, dict[str, float]]] = []
+    seen: dict[str, str] = {}
     for lineno, row in _jsonl(path):
         where = f"{path}:{lineno}"
         relevance = row.get("relevance")
         by = row.get("relevance_by") or {}
         if relevance is not None and not _is_number(relevance):
-            raise InputError(f"{where}: 'relevance' must be a number")
+            raise InputError(f"{where}: 'relevance' must be a finite number")
         if not isinstance(by, dict) or not all(_is_number(v) for v in by.values()):
-            raise InputError(f"{where}: 'relevance_by' must map names to numbers")
-        out.append((_row_id(row, where), relevance, {str(k): float(v) for k, v in by.items()}))
+            raise InputError(f"{where}: 'relevance_by' must map names to finite numbers")
+        pid = _row_id(row, where)
+        if pid in seen:  # ranked twice, one paper would count as several relevant hits
+            raise InputError(f"{where}: id {pid!r} again (first at {seen[pid]})")
+        seen[pid] = where
+        out.append((pid, relevance, {str(k): float(v) for k, v in by.items()}))
     return out
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def average_precision(ranked: list[str], relevant: set[str]) -> float:

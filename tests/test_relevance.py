@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from agent.backends.local import LocalBackend
 from agent.backends.local.relevance import RelevanceModel, combine, shorten
+from agent.cli import cli
 from agent.cli.eval import eval_cmd
 from agent.errors import ConfigError, InputError
 from agent.interests import Criterion, Interests, criterion_name, load_interests
@@ -256,6 +257,24 @@ def test_eval_relevance_falls_back_to_relevance(tmp_path: Path, tiny_eval) -> No
     report = json.loads(out.output)
     # P: relevant a(1) c(3) e(5): AP = (1 + 2/3 + 3/5) / 3.
     assert report["interests"][0]["ap"] == round((1 + 2 / 3 + 3 / 5) / 3, 4)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"id": "a", "relevance": 9}, {"id": "a", "relevance": 9}], "id 'a' again"),
+        ([{"id": "a", "relevance": float("nan")}], "'relevance' must be a finite number"),
+    ],
+)
+def test_eval_relevance_refuses_what_would_make_impossible_scores(
+    tmp_path: Path, tiny_eval, rows, message
+) -> None:
+    _, gold, interests = tiny_eval
+    results = tmp_path / "bad.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))  # NaN as JSON allows it
+    args = ["eval", str(results), "--gold", str(gold), "--relevance", "--interests", str(interests)]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 2 and message in out.stderr
 
 
 def test_eval_relevance_needs_interests(tiny_eval) -> None:
