@@ -432,3 +432,13 @@ def test_tex_in_a_title_reads_as_plain_text_in_every_format_for_people(fmt):
     text = render(build_digest([tex], date=DATE), fmt)
     assert "H₂O: 5% of the KV cache" in text
     assert "$" not in text
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "mrkdwn", "html", "text", "slack"])
+def test_tag_source_and_model_names_are_one_line_without_control_codes(fmt):
+    odd = result("o1", ["Evil\x1b[2J\nTag", "Second\x07"]).model_copy(
+        update={"source": "s\x1b[31m\nsrc", "model": "m\r\nodel"}
+    )
+    text = render(build_digest([odd], date=DATE), fmt)
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert "2J Tag" in text and "31m src" in text  # one line each (brackets may be escaped)

@@ -165,7 +165,7 @@ def _entry(result: PaperResult) -> Entry:
         title=one_line(clean_latex(result.title)) or ref or UNTITLED,
         url=safe_url(result.url),
         authors=short_authors(result.authors),
-        other_tags=list(result.tags[1:]),
+        other_tags=[one_line(t) for t in result.tags[1:]],
         summary=one_line(result.summary or ""),
         error=error,
         votes=votes(result),
@@ -222,7 +222,7 @@ def build_digest(
         if entry.error is not None:
             failures.append(entry)
             continue
-        tag = result.tags[0].strip() if result.tags and result.tags[0].strip() else UNTAGGED
+        tag = one_line(result.tags[0]) if result.tags and one_line(result.tags[0]) else UNTAGGED
         buckets.setdefault(tag, []).append(entry)
 
     first_seen = {tag: i for i, tag in enumerate(buckets)}
@@ -263,8 +263,9 @@ def build_digest(
     return Digest(
         title=title,
         date=date or dt.date.today(),
-        sources=_unique(r.source for r in results),
-        models=_unique(r.model or r.backend for r in results),
+        # Every name a results file holds is shown on one line, like titles (no control codes).
+        sources=_unique(one_line(r.source) for r in results),
+        models=_unique(one_line(r.model or r.backend) for r in results),
         total=len(results),
         groups=groups,
         failures=failures,
