@@ -176,11 +176,12 @@ def build_backend(
     if online and not settings.api_key and not settings.base_url:
         if batch and settings.batch_api:
             raise ConfigError(
-                "--batch-api needs OPENAI_API_KEY (or --base-url for a server with the Batch API)"
+                f"--batch-api needs {settings.api_key_env} (or --base-url for a server with the "
+                "Batch API)"
             )
         why = " to repair invalid answers (or pass --no-repair)" if batch else ""
         raise ConfigError(
-            f"--backend openai needs OPENAI_API_KEY (or --base-url for a local server){why}"
+            f"--backend openai needs {settings.api_key_env} (or --base-url for a local server){why}"
         )
     from agent.backends.openai import OpenAIBackend
 

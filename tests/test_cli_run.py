@@ -410,3 +410,22 @@ def test_an_empty_output_path_is_a_usage_error_and_writes_nothing(isolated_env, 
     assert result.exit_code == 2
     assert "give a file path, not an empty string" in result.stderr
     assert sorted(p.name for p in isolated_env.iterdir()) == before
+
+
+def test_a_webhook_flag_is_secret_even_in_a_usage_error(isolated_env):
+    webhook = "https://hooks.example.com/services/T/B/" + "SeCrEt" + "Token123"
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "post", "r.jsonl", "--slack-webhook", webhook, webhook],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "Token123" not in done.stderr + done.stdout and "[redacted]" in done.stderr
+
+
+def test_the_missing_key_is_named_by_the_variable_the_config_chose(isolated_env):
+    (isolated_env / "k.toml").write_text('api_key_env = "MY_KEY"\nbackend = "openai"\n')
+    (isolated_env / "p.jsonl").write_text('{"id": "a", "title": "T", "abstract": "A."}\n')
+    result = CliRunner().invoke(cli, ["run", "p.jsonl", "--config", "k.toml"])
+    assert result.exit_code == 2 and "needs MY_KEY" in result.stderr

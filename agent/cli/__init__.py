@@ -11,7 +11,7 @@ import click
 
 from agent import __version__
 from agent.errors import PaperAgentError
-from agent.llm.redact import ScrubbingFormatter, scrub, scrub_logs
+from agent.llm.redact import ScrubbingFormatter, register, scrub, scrub_logs
 
 # command name -> "module:attribute"; each command lives in its own module.
 COMMANDS = {
@@ -94,6 +94,14 @@ def cli(verbose: int) -> None:
 
 def main() -> None:
     """Console entry point: a usage error is one line too, with where to find help."""
+    # A webhook given as a flag is a secret before click parses anything: a usage error about
+    # another argument may quote it.
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg == "--slack-webhook" and i + 1 < len(args):
+            register(args[i + 1])
+        elif arg.startswith("--slack-webhook="):
+            register(arg.partition("=")[2])
     try:
         code = cli.main(prog_name="paper-agent", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:  # "paper-agent" alone: the help

@@ -355,7 +355,7 @@ async def batch_api(settings: Any, notify: Notify) -> AsyncIterator[tuple[BatchA
     from agent.llm.http import make_client
 
     if not settings.api_key and not settings.base_url:
-        raise ConfigError("the Batch API needs OPENAI_API_KEY (or OPENAI_BASE_URL)")
+        raise ConfigError(f"the Batch API needs {settings.api_key_env} (or OPENAI_BASE_URL)")
     async with make_client(settings.timeout) as http:
         yield (
             BatchAPI(LLM(settings, http), notify, settings.batch_poll_seconds),
