@@ -262,6 +262,13 @@ def test_post_partial_failure_then_resume(webhook_route, many_results, caplog):
     assert sent_bodies(webhook_route)[0]["text"].endswith("(3/3)")
     for output in (failed.output, resumed.output, caplog.text):
         assert WEBHOOK not in output and "s3cret" not in output
+    # The next day's date makes another digest: --resume says it found nothing to resume.
+    next_day = invoke(
+        "post", str(many_results), "--slack-webhook", WEBHOOK, "--date", "2026-03-07",
+        "--resume", "--full",
+    )  # fmt: skip
+    assert next_day.exit_code == 0
+    assert "--resume found no earlier delivery of this digest" in next_day.stderr
 
 
 def test_post_dry_run_prints_payloads_and_sends_nothing(webhook_route, results_file):

@@ -257,6 +257,8 @@ async def _deliver(
             else:
                 if report.skipped:
                     click.echo(f"Slack: skipped {len(report.skipped)} already delivered", err=True)
+                elif resume:  # a digest that changed (its papers, or its date) is a new one
+                    click.echo("Slack: --resume found no earlier delivery of this digest", err=True)
                 click.echo(f"Slack: {report.total} message(s) delivered", err=True)
     if email is not None and settings is not None:
         # The email is in the delivery log too: --resume after a Slack failure must not send
