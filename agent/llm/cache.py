@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -136,33 +137,25 @@ class AnswerCache:
             self._fault(exc, "write")
 
     def __len__(self) -> int:
-        if self._cache is None:
-            return 0
-        try:
-            return len(self._cache)
-        except _faults() as exc:
-            self._fault(exc, "count", strict=True)
-            return 0
+        return self._count("count", len)
 
     def volume(self) -> int:
         """Bytes used on disk."""
-        if self._cache is None:
-            return 0
-        try:
-            return self._cache.volume()
-        except _faults() as exc:
-            self._fault(exc, "measure", strict=True)
-            return 0
+        return self._count("measure", lambda cache: cache.volume())
 
     def clear(self) -> int:
-        """Remove every entry; returns how many were removed."""
+        """Remove every entry; returns how many were removed (damage found here is moved
+        aside, which leaves an empty cache: cleared)."""
+        return self._count("clear", lambda cache: cache.clear())
+
+    def _count(self, doing: str, call: Callable[[diskcache.Cache], int]) -> int:
+        """``call(cache)``, or 0 with the fault handled (there is no cache, or it failed)."""
         if self._cache is None:
             return 0
         try:
-            return self._cache.clear()
+            return call(self._cache)
         except _faults() as exc:
-            # Damage found here is moved aside, which leaves an empty cache: cleared.
-            self._fault(exc, "clear", strict=True)
+            self._fault(exc, doing, strict=True)
             return 0
 
     def close(self) -> None:
