@@ -330,9 +330,9 @@ class LLM:
             raise PaperFailed(
                 "content_filter", "the provider's content filter stopped the answer", usage=usage
             )
-        # A server that echoes the key (a debug proxy, a prompt-injected model) must not get it
-        # into results, the cache or a digest.
-        return redact(choice.message.content or "", [self.settings.api_key])
+        # A key the server echoes is redacted where the answer is decoded (parse_answer,
+        # parse_highlights): only there is a key written as JSON escapes visible.
+        return choice.message.content or ""
 
     async def _complete(self, messages: Messages, question: Question, usage: Usage) -> Completion:
         """One chat completion with retries; the first of the run goes alone."""
