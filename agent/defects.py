@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["defects", "has_defects"]
+__all__ = ["announces", "defects", "has_defects"]
 
 # --- Markup --------------------------------------------------------------------------------
 _MARKUP = (
@@ -118,7 +118,7 @@ _NO_OBJECT = re.compile(
     r"design|develop|devise|build|create|describe)s?\s*[.!?]$"
 )
 # "... the discussion of the following aspects.": it announces what it never says.
-_ANNOUNCES = re.compile(r"\b(?:the following(?:\s+[\w-]+){0,2}|as follows)\s*[.!?]$")
+_ANNOUNCES = re.compile(r"\b(?:the following(?:\s+[\w-]+){0,2}|as follows)\s*[.!?]?$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(\[])")
 _ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|et al|vs|cf|Fig|Eq|Sec|approx|resp)\.$")
 # A first word that is all lowercase letters: "we propose", not "word2vec", "mBERT", "k-means".
@@ -144,6 +144,12 @@ def defects(summary: str) -> list[str]:
         found.append(f"lowercase start: {lower.group(0)!r}")
     found += _cut(text)
     return found
+
+
+def announces(text: str) -> bool:
+    """True when ``text`` ends on "the following aspects" or "as follows" and gives nothing
+    (the offline summarizer asks this of a sentence, and of where it might cut one)."""
+    return bool(_ANNOUNCES.search(text.rstrip()))
 
 
 def has_defects(summary: str) -> bool:
@@ -219,7 +225,7 @@ def _cut(text: str) -> list[str]:
             found.append(f"cut ending: {sentence.strip()!r} has no object")
             break
         announced = _ANNOUNCES.search(sentence.rstrip())
-        if announced:
+        if announced and sentence.rstrip()[-1:] in ".!?":
             found.append(f"cut ending: {announced.group(0)!r} announces what never follows")
             break
     return found

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 
 from agent.backends.local.text import Parsed, count_words, parse, terms
-from agent.defects import has_defects
+from agent.defects import announces, has_defects
 
 # Verbs that announce the paper's own contribution, strongest first.
 _STRONG_CUE = re.compile(
@@ -106,11 +106,12 @@ _UNNAMED = re.compile(
     r"solutions|principles|observations|findings|extensions|questions)\.?$",
     re.IGNORECASE,
 )
-# "X accomplishes this by ...", "the capabilities of them", "the following aspects.", "answering
-# the question.": a pronoun or an announcement whose content is in another sentence.
+# "X accomplishes this by ...", "the capabilities of them", "answering the question." (its
+# colon cut away): a pronoun or a reference whose content is in another sentence. An
+# announcement ("the following aspects.") is the shared defect check's ``announces``.
 _LEANS_ON_CONTEXT = re.compile(
     r"\b(?:this|these)(?= (?:by|via|through|using|with)\b|[,.;:]|$)|\bthe [\w-]+ of (?:them|it)\b|"
-    r"\b(?:the following(?: [\w-]+){0,2}|as follows|the question)\.?$",
+    r"\bthe question\.?$",
     re.IGNORECASE,
 )
 # A list announced with its count: a cut inside it drops items the count promised.
@@ -258,7 +259,10 @@ def dependent(text: str) -> bool:
     """True when a sentence leans on context it does not carry ("These results ...")."""
     stem = text.rstrip(".")
     return bool(
-        _DEPENDENT_START.match(text) or _UNNAMED.search(stem) or _LEANS_ON_CONTEXT.search(stem)
+        _DEPENDENT_START.match(text)
+        or _UNNAMED.search(stem)
+        or _LEANS_ON_CONTEXT.search(stem)
+        or announces(stem)
     )
 
 
@@ -284,7 +288,9 @@ def whole(text: str, max_words: int) -> str | None:
 
 def _clean_head(head: str) -> bool:
     """A head that is a sentence: no open clause, balanced brackets, names what it counts."""
-    if _OPEN_CLAUSE.search(head) or _UNNAMED.search(head) or _LEANS_ON_CONTEXT.search(head):
+    if any(rule.search(head) for rule in (_OPEN_CLAUSE, _UNNAMED, _LEANS_ON_CONTEXT)):
+        return False
+    if announces(head):
         return False
     if head.count("(") != head.count(")") or head.count("[") != head.count("]"):
         return False
