@@ -308,7 +308,10 @@ def test_two_cron_runs_at_once_annotate_each_paper_once(tmp_path):
                     command, cwd=tmp_path / name, env=env, stderr=subprocess.PIPE, text=True
                 )
             )
-            time.sleep(0.5)
+            # The second starts once the first is fetching, i.e. holds the state dir.
+            deadline = time.monotonic() + 30
+            while not arrivals and time.monotonic() < deadline:
+                time.sleep(0.05)
         errors = [run.communicate(timeout=60)[1] for run in runs]
     finally:
         server.shutdown()
