@@ -17,7 +17,7 @@ from agent.cli import cli
 from agent.digest import build_digest, load_results, render, render_digest
 from agent.digest.text import escape_markdown, escape_mrkdwn, fit, safe_url, short_authors
 from agent.errors import InputError
-from agent.models import PaperResult
+from agent.models import ErrorInfo, PaperResult
 
 DATE = dt.date(2026, 3, 6)
 GOLDEN = {
@@ -442,3 +442,40 @@ def test_tag_source_and_model_names_are_one_line_without_control_codes(fmt):
     text = render(build_digest([odd], date=DATE), fmt)
     assert "\x1b" not in text and "\x07" not in text and "\r" not in text
     assert "2J Tag" in text and "31m src" in text  # one line each (brackets may be escaped)
+
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+@pytest.mark.parametrize("fmt", ["slack", "mrkdwn", "markdown", "html", "json", "text"])
+def test_bidirectional_controls_never_reach_any_format(fmt):
+    import dataclasses
+
+    def hostile(text: str) -> str:
+        return f"{BIDI[:6]}{text}{BIDI[6:]}"
+
+    fields = {
+        "authors": [hostile("Eve"), "Bob", "Carol"],
+        "source": hostile("src"),
+        "model": hostile("mdl"),
+        "relevance": 9.0,
+        "why": hostile("why"),
+        "metadata": {hostile("k"): hostile("v")},
+    }
+    papers = [
+        result("2601.00001" + BIDI, [hostile("LLMs"), hostile("Agents")], **fields).model_copy(
+            update={"summary": hostile("gnp.exe")}
+        ),
+        result("f1", ["LLMs"]).model_copy(
+            update={"title": hostile("Broken"), "error": ErrorInfo(type="x", message=hostile("m"))}
+        ),
+    ]
+    digest = build_digest(papers, date=DATE, top=1)
+    digest = dataclasses.replace(digest, highlights=[hostile("stood out")])
+    for full in (False, True):
+        text = render(digest, fmt, full=full)
+        assert not any(ch in text for ch in BIDI), [ch for ch in BIDI if ch in text]
+        assert "\\u202" not in text.lower() and "\\u20" + "6" not in text.lower()
+        # The text stays, only the controls go (Slack's one screen shows no authors or failures).
+        shown = ["gnp.exe", "Agents"] + (["Eve", "Broken"] if full or fmt != "slack" else [])
+        assert all(word in text for word in shown), shown

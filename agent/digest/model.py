@@ -79,6 +79,7 @@ class Entry:
     title: str
     url: str | None
     authors: str
+    tags: list[str]  # every tag, first included, each on one line
     other_tags: list[str]
     summary: str
     error: str | None
@@ -116,6 +117,11 @@ class Digest:
     top_asked: bool = False  # --top given: Slack then shows exactly that many
     below: int = 0  # papers under min_relevance, left out
     min_relevance: float | None = None
+
+    def __post_init__(self) -> None:
+        # Highlights are model output added later (dataclasses.replace runs this again): they
+        # get the one-line cleaning every other shown string got in _entry.
+        object.__setattr__(self, "highlights", [one_line(h) for h in self.highlights])
 
     @property
     def failed(self) -> int:
@@ -158,6 +164,7 @@ def _entry(result: PaperResult) -> Entry:
         error = one_line(f"{result.error.type}: {result.error.message}")
     ref = "" if is_internal_id(result.id) else one_line(result.id)
     why = getattr(result, "why", None)
+    tags = [one_line(t) for t in result.tags]
     return Entry(
         result=result,
         # Titles and summaries are shown on one line in every format; a title's TeX is read
@@ -165,7 +172,8 @@ def _entry(result: PaperResult) -> Entry:
         title=one_line(clean_latex(result.title)) or ref or UNTITLED,
         url=safe_url(result.url),
         authors=short_authors(result.authors),
-        other_tags=[one_line(t) for t in result.tags[1:]],
+        tags=[t for t in tags if t],
+        other_tags=[t for t in tags[1:] if t],
         summary=one_line(result.summary or ""),
         error=error,
         votes=votes(result),

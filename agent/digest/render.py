@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from agent.digest.model import Digest, Entry
-from agent.digest.text import escape_markdown, escape_mrkdwn, plural
+from agent.digest.text import escape_markdown, escape_mrkdwn, plural, without_bidi
 
 # format -> (template, escape applied to every {{ value }}); HTML uses Jinja's autoescape.
 TEMPLATES: dict[str, tuple[str, Callable[[str], str] | None]] = {
@@ -93,4 +93,5 @@ def render_json(digest: Digest) -> str:
         "min_relevance": digest.min_relevance,
         "below_min_relevance": digest.below,
     }
-    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    # Results stay as results.jsonl holds them (TeX, line breaks), but never with bidi controls.
+    return json.dumps(without_bidi(data), ensure_ascii=False, indent=2) + "\n"

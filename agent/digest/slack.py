@@ -9,7 +9,7 @@ from typing import Any
 
 from agent.digest.model import Digest, Entry
 from agent.digest.rank import DEFAULT_TOP
-from agent.digest.text import escape_mrkdwn, fit, one_line, plural, safe_url
+from agent.digest.text import escape_mrkdwn, fit, plural, safe_url
 
 Block = dict[str, Any]
 Message = dict[str, Any]
@@ -193,7 +193,7 @@ TAG_NAME = 100
 
 def pick_block(entry: Entry, limits: SlackLimits) -> Block:
     """A top pick in one section: linked title and upvotes, tags and relevance, why, summary."""
-    meta = " ".join(f"`{one_line(t)}`" for t in entry.result.tags if t.strip())
+    meta = " ".join(f"`{t}`" for t in entry.tags if t)
     if entry.score:
         meta += (" · " if meta else "") + f"relevance {entry.score}"
     lines = [

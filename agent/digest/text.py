@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
+
+T = TypeVar("T")
 
 ELLIPSIS = "…"
 # URLs longer than this are shown unlinked: no reader clicks them and they eat Slack's budget.
@@ -14,7 +17,11 @@ _MRKDWN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can
 # start emphasis, links, code, HTML, headings, tables or entities inside a line.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Bidirectional controls (embeddings, overrides, isolates and marks) reorder what a reader
+# sees: "U+202E" turns "txt.exe" around. Untrusted text never keeps them, in any format.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_BIDI_CONTROL = re.compile(f"[{_BIDI}]")
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f{_BIDI}]")
 # Characters left as they are in a link target; everything else is percent-encoded, so a URL
 # can never close a Markdown link, a Slack <url|label> or an HTML attribute early.
 _URL_SAFE = "/:?#[]@!$&'*+,;=%-._~"
@@ -31,8 +38,23 @@ def escape_markdown(text: object) -> str:
 
 
 def one_line(text: str) -> str:
-    """Collapse whitespace (including newlines) and drop control characters."""
+    """Collapse whitespace (including newlines) and drop control and bidirectional characters."""
     return " ".join(_CONTROL.sub("", text).split())
+
+
+def without_bidi(value: T) -> T:
+    """``value`` with every bidirectional control dropped from its strings (lists, dicts too).
+
+    For data kept as it is otherwise (the JSON digest); text shown on one line gets the same
+    cleaning from ``one_line``.
+    """
+    if isinstance(value, str):
+        return _BIDI_CONTROL.sub("", value)  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [without_bidi(v) for v in value]  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {without_bidi(k): without_bidi(v) for k, v in value.items()}  # type: ignore[return-value]
+    return value
 
 
 def safe_url(url: str | None) -> str | None:
