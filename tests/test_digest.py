@@ -27,7 +27,8 @@ GOLDEN = {
     "json": "digest.json",
     "slack": "digest.slack-one.json",  # the one-screen message, Slack's default
 }
-# --full is today's Slack digest exactly: this file predates --top and is never regenerated.
+# --full is the Slack digest from before --top: this file is not regenerated with the others,
+# only edited for a change meant for --full too (issue 16: three authors in full, no '*').
 FULL_SLACK_GOLDEN = "digest.slack.json"
 HOSTILE = ["<!channel>", "<!here>", "<@U123>", "<http://evil|click>"]
 
@@ -145,7 +146,8 @@ def test_failed_papers_are_listed_at_the_end_with_their_error(sample_results, di
         ([], ""),
         (["Ada Lovelace"], "Ada Lovelace"),
         (["A", "B"], "A, B"),
-        (["A", "B", "C"], "A, B et al."),
+        (["A", "B", "C"], "A, B, C"),  # "et al." in place of one name saves nothing
+        (["  A\n", "", "B", "C"], "A, B, C"),
         (["  A\n", "", "B", "C", "D"], "A, B et al."),
     ],
 )
@@ -180,6 +182,23 @@ def test_mrkdwn_escaping_neutralises_mentions_links_and_entities():
     assert escaped == (
         "&lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;http://evil|click&gt; &amp;amp;"
     )
+
+
+def test_an_asterisk_in_a_title_cannot_break_slack_bold():
+    starred = result("s1", ["LLMs"], url="https://example.org/a*b").model_copy(
+        update={"title": "A* search: *fast* and *", "authors": ["A", "B", "C"]}
+    )
+    digest = build_digest([starred], date=DATE)
+    link = "<https://example.org/a%2Ab|A∗ search: ∗fast∗ and ∗>"
+    one = json.loads(render(digest, "slack"))[0]["blocks"]
+    full = json.loads(render(digest, "slack", full=True))[0]["blocks"]
+    for blocks in (one, full):
+        texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+        title_line = next(t for t in texts if "search" in t).split("\n")[0]
+        # The only asterisks are the bold markers around the link.
+        assert title_line == f"*{link}*"
+    assert "A, B, C" in json.dumps(full, ensure_ascii=False)
+    assert f"• *{link}* — A, B, C\n" in render(digest, "mrkdwn")
 
 
 def test_markdown_escaping_keeps_text_literal():

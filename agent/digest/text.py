@@ -13,7 +13,9 @@ ELLIPSIS = "…"
 # URLs longer than this are shown unlinked: no reader clicks them and they eat Slack's budget.
 MAX_URL_LENGTH = 1000
 
-_MRKDWN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# Slack has no escape for its bold marker: an asterisk in a title would end the bold around
+# it early, so untrusted text shows U+2217 (∗) instead, which reads the same.
+_MRKDWN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "*": "\u2217"})
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can
 # start emphasis, links, code, HTML, headings, tables or entities inside a line.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
@@ -23,12 +25,14 @@ _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _BIDI_CONTROL = re.compile(f"[{_BIDI}]")
 _CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f{_BIDI}]")
 # Characters left as they are in a link target; everything else is percent-encoded, so a URL
-# can never close a Markdown link, a Slack <url|label> or an HTML attribute early.
-_URL_SAFE = "/:?#[]@!$&'*+,;=%-._~"
+# can never close a Markdown link, a Slack <url|label> or an HTML attribute early ('*' too:
+# escape_mrkdwn swaps it in text, and a URL must come through that unchanged).
+_URL_SAFE = "/:?#[]@!$&'+,;=%-._~"
 
 
 def escape_mrkdwn(text: object) -> str:
-    """Escape ``&``, ``<`` and ``>`` so Slack shows the text literally (no mentions, no links)."""
+    """Escape ``&``, ``<`` and ``>`` so Slack shows the text literally (no mentions, no links),
+    and swap ``*`` for ``∗`` so it cannot end the bold around a title."""
     return str(text).translate(_MRKDWN)
 
 
@@ -76,9 +80,10 @@ def safe_url(url: str | None) -> str | None:
 
 
 def short_authors(authors: Sequence[str], keep: int = 2) -> str:
-    """``"A, B et al."`` for long lists, all names for short ones."""
+    """``"A, B et al."`` for four names or more, all names for up to three."""
     names = [one_line(a) for a in authors if a and a.strip()]
-    if len(names) <= keep:
+    # "et al." stands for two names at least: it saves no room in place of one.
+    if len(names) <= keep + 1:
         return ", ".join(names)
     return ", ".join(names[:keep]) + " et al."
 
