@@ -437,7 +437,7 @@ def test_post_dry_run_sends_one_message_unless_full(digest_dir):
     one = invoke("post", results, "--dry-run", "--top", "3")
     assert one.exit_code == 0, one.output
     assert "# Slack: 1 message(s), not sent" in one.stderr
-    assert "+ 1 more in" in one.stdout
+    assert '"+ 5 more in 5 tags · ⚠ 2 papers failed"' in one.stdout
     full = invoke("post", results, "--dry-run", "--full")
     assert json.loads(full.stdout) == json.loads(
         render_digest(load_results(results), "slack", full=True)
