@@ -202,8 +202,8 @@ def test_an_asterisk_in_a_title_cannot_break_slack_bold():
 
 
 def test_markdown_escaping_keeps_text_literal():
-    assert escape_markdown("a *b* [c](d) <e> &amp; `f`\nnext") == (
-        r"a \*b\* \[c\](d) \<e\> \&amp; \`f\` next"
+    assert escape_markdown("a *b* [c](d) <e> &amp; `f`\nnext & R&D a_b _c_") == (
+        r"a \*b\* \[c\](d) \<e\> \&amp; \`f\` next & R&D a_b \_c\_"
     )
 
 

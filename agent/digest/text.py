@@ -16,9 +16,22 @@ MAX_URL_LENGTH = 1000
 # Slack has no escape for its bold marker: an asterisk in a title would end the bold around
 # it early, so untrusted text shows U+2217 (∗) instead, which reads the same.
 _MRKDWN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "*": "\u2217"})
-# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can
-# start emphasis, links, code, HTML, headings, tables or entities inside a line.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
+# Markdown: only what would turn text into markup is escaped, so the file reads plainly
+# ("Retrieval & RAG", "snake_case", "$\alpha$"). Anywhere in a line: emphasis and strikethrough
+# (* ~, and _ unless between two letters or digits), code (`), links and images ([ ]), raw HTML
+# and autolinks (< >, both: a Markdown file passed on unparsed must not hold "<!channel>"), '&'
+# that starts an entity ("&amp;"), and a backslash that would escape the next character or end
+# the line (a hard break).
+_MARKDOWN_INLINE = re.compile(
+    r"[`*~\[\]<>]|(?<![^\W_])_|_(?![^\W_])|&(?=#?[0-9A-Za-z]+;)|\\(?=[!-/:-@\[-`{-~]|$)"
+)
+# At the start of a line (a value may begin one): a heading ("# "), a list item ("- ", "+ ",
+# "1. ", "1) "), a rule or setext underline ("---", "=="); a quote's ">" is escaped anywhere.
+_MARKDOWN_LINE_START = re.compile(
+    r"^(?:#(?=#{0,5}(?:\s|$))|[-+=](?=[-+=\s]|$)|\d{1,9}(?=[.)](?:\s|$)))"
+)
+# A run of '#' at the end of a heading's text would close the heading and vanish.
+_MARKDOWN_CLOSING_HASHES = re.compile(r"(?<=\s)#(?=#*$)")
 # Bidirectional controls (embeddings, overrides, isolates and marks) reorder what a reader
 # sees: "U+202E" turns "txt.exe" around. Untrusted text never keeps them, in any format.
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
@@ -37,8 +50,14 @@ def escape_mrkdwn(text: object) -> str:
 
 
 def escape_markdown(text: object) -> str:
-    """Backslash-escape the characters that would turn untrusted text into Markdown syntax."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", one_line(str(text)))
+    """Backslash-escape what would turn untrusted text into Markdown (CommonMark and GitHub's)
+    syntax, wherever in a line the text lands, and nothing else."""
+    line = _MARKDOWN_INLINE.sub(lambda m: "\\" + m.group(), one_line(str(text)))
+    line = _MARKDOWN_CLOSING_HASHES.sub(r"\\#", line)
+    # After a marker's digits, the escape goes before the '.' or ')': "1\. Introduction".
+    return _MARKDOWN_LINE_START.sub(
+        lambda m: m.group() + "\\" if m.group().isdigit() else "\\" + m.group(), line
+    )
 
 
 def one_line(text: str) -> str:
