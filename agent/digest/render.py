@@ -57,7 +57,7 @@ def render_template(digest: Digest, fmt: str) -> str:
     template = env.get_template(TEMPLATES[fmt][0])
     return template.render(
         digest=digest,
-        date=digest.date.isoformat(),
+        date=digest.dated,  # "papers of 2026-11-20", "run of 2026-12-05" or the --date given
         sources=", ".join(digest.sources),
         models=", ".join(digest.models),
         overview=" · ".join(f"{tag} {count}" for tag, count in digest.overview),
@@ -78,6 +78,7 @@ def render_json(digest: Digest) -> str:
     data = {
         "title": digest.title,
         "date": digest.date.isoformat(),
+        "date_basis": digest.date_basis,  # papers (their newest date), run (today) or given
         "sources": digest.sources,
         "models": digest.models,
         "counts": {"papers": digest.total, "ok": digest.ok, "failed": digest.failed},

@@ -172,7 +172,7 @@ def build_slack_messages(digest: Digest, limits: SlackLimits | None = None) -> l
             page.extend(unit.blocks)
 
     total = len(pages)
-    title = f"{digest.title} — {digest.date.isoformat()}"
+    title = f"{digest.title} — {digest.dated}"
     messages = []
     for number, page in enumerate(pages, start=1):
         suffix = f" ({number}/{total})" if total > 1 else ""
@@ -287,7 +287,7 @@ def build_slack_message(
     count of what is left instead, so the message always posts.
     """
     limits = limits or SlackLimits()
-    title = f"{digest.title} — {digest.date.isoformat()}"
+    title = f"{digest.title} — {digest.dated}"
     head = header(title, limits)
     more = _more_block(digest, more_url, limits)
     picks = digest.ranked[: _pick_count(digest)]
