@@ -121,14 +121,19 @@ class PaperResult(Record):
     usage: Usage = Field(default_factory=Usage)
     error: ErrorInfo | None = None
     metadata: dict[str, str] = Field(default_factory=dict)  # the input's other fields, kept
+    published: str | None = None  # the paper's date as its source gave it; absent when none
     relevance: Score | None = None  # 0-10 when interests are configured, else absent
     why: str | None = None  # one short line: the criterion or liked paper it matches
     relevance_by: dict[str, Score] = Field(default_factory=dict)  # per named criterion
 
     def to_line(self) -> str:
-        """Its line in results.jsonl: the interest fields only when interests were set."""
+        """Its line in results.jsonl: the interest fields only when interests were set, the
+        published date only when the source gave one."""
         unset = self.relevance is None and not self.why and not self.relevance_by
-        return self.model_dump_json(exclude=INTEREST_FIELDS if unset else None)
+        exclude = set(INTEREST_FIELDS) if unset else set()
+        if self.published is None:
+            exclude.add("published")
+        return self.model_dump_json(exclude=exclude or None)
 
     @classmethod
     def ok(cls, paper: Paper, ann: Annotation, backend: str, model: str | None) -> PaperResult:
@@ -175,6 +180,7 @@ def _carried(paper: Paper) -> dict[str, object]:
         "authors": paper.authors,
         "source": paper.source,
         "metadata": paper.metadata,
+        "published": paper.published,  # the digest is dated by its papers
     }
 
 

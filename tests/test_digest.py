@@ -17,7 +17,7 @@ from agent.cli import cli
 from agent.digest import build_digest, load_results, render, render_digest
 from agent.digest.text import escape_markdown, escape_mrkdwn, fit, safe_url, short_authors
 from agent.errors import InputError
-from agent.models import PaperResult
+from agent.models import ErrorInfo, PaperResult
 
 DATE = dt.date(2026, 3, 6)
 GOLDEN = {
@@ -27,7 +27,8 @@ GOLDEN = {
     "json": "digest.json",
     "slack": "digest.slack-one.json",  # the one-screen message, Slack's default
 }
-# --full is today's Slack digest exactly: this file predates --top and is never regenerated.
+# --full is the Slack digest from before --top: this file is not regenerated with the others,
+# only edited for a change meant for --full too (issue 16: three authors in full, no '*').
 FULL_SLACK_GOLDEN = "digest.slack.json"
 HOSTILE = ["<!channel>", "<!here>", "<@U123>", "<http://evil|click>"]
 
@@ -145,7 +146,8 @@ def test_failed_papers_are_listed_at_the_end_with_their_error(sample_results, di
         ([], ""),
         (["Ada Lovelace"], "Ada Lovelace"),
         (["A", "B"], "A, B"),
-        (["A", "B", "C"], "A, B et al."),
+        (["A", "B", "C"], "A, B, C"),  # "et al." in place of one name saves nothing
+        (["  A\n", "", "B", "C"], "A, B, C"),
         (["  A\n", "", "B", "C", "D"], "A, B et al."),
     ],
 )
@@ -182,9 +184,26 @@ def test_mrkdwn_escaping_neutralises_mentions_links_and_entities():
     )
 
 
+def test_an_asterisk_in_a_title_cannot_break_slack_bold():
+    starred = result("s1", ["LLMs"], url="https://example.org/a*b").model_copy(
+        update={"title": "A* search: *fast* and *", "authors": ["A", "B", "C"]}
+    )
+    digest = build_digest([starred], date=DATE)
+    link = "<https://example.org/a%2Ab|A∗ search: ∗fast∗ and ∗>"
+    one = json.loads(render(digest, "slack"))[0]["blocks"]
+    full = json.loads(render(digest, "slack", full=True))[0]["blocks"]
+    for blocks in (one, full):
+        texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+        title_line = next(t for t in texts if "search" in t).split("\n")[0]
+        # The only asterisks are the bold markers around the link.
+        assert title_line == f"*{link}*"
+    assert "A, B, C" in json.dumps(full, ensure_ascii=False)
+    assert f"• *{link}* — A, B, C\n" in render(digest, "mrkdwn")
+
+
 def test_markdown_escaping_keeps_text_literal():
-    assert escape_markdown("a *b* [c](d) <e> &amp; `f`\nnext") == (
-        r"a \*b\* \[c\](d) \<e\> \&amp; \`f\` next"
+    assert escape_markdown("a *b* [c](d) <e> &amp; `f`\nnext & R&D a_b _c_") == (
+        r"a \*b\* \[c\](d) \<e\> \&amp; \`f\` next & R&D a_b \_c\_"
     )
 
 
@@ -418,7 +437,7 @@ def test_post_dry_run_sends_one_message_unless_full(digest_dir):
     one = invoke("post", results, "--dry-run", "--top", "3")
     assert one.exit_code == 0, one.output
     assert "# Slack: 1 message(s), not sent" in one.stderr
-    assert "+ 1 more in" in one.stdout
+    assert '"+ 5 more in 5 tags · ⚠ 2 papers failed"' in one.stdout
     full = invoke("post", results, "--dry-run", "--full")
     assert json.loads(full.stdout) == json.loads(
         render_digest(load_results(results), "slack", full=True)
@@ -442,3 +461,40 @@ def test_tag_source_and_model_names_are_one_line_without_control_codes(fmt):
     text = render(build_digest([odd], date=DATE), fmt)
     assert "\x1b" not in text and "\x07" not in text and "\r" not in text
     assert "2J Tag" in text and "31m src" in text  # one line each (brackets may be escaped)
+
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+@pytest.mark.parametrize("fmt", ["slack", "mrkdwn", "markdown", "html", "json", "text"])
+def test_bidirectional_controls_never_reach_any_format(fmt):
+    import dataclasses
+
+    def hostile(text: str) -> str:
+        return f"{BIDI[:6]}{text}{BIDI[6:]}"
+
+    fields = {
+        "authors": [hostile("Eve"), "Bob", "Carol"],
+        "source": hostile("src"),
+        "model": hostile("mdl"),
+        "relevance": 9.0,
+        "why": hostile("why"),
+        "metadata": {hostile("k"): hostile("v")},
+    }
+    papers = [
+        result("2601.00001" + BIDI, [hostile("LLMs"), hostile("Agents")], **fields).model_copy(
+            update={"summary": hostile("gnp.exe")}
+        ),
+        result("f1", ["LLMs"]).model_copy(
+            update={"title": hostile("Broken"), "error": ErrorInfo(type="x", message=hostile("m"))}
+        ),
+    ]
+    digest = build_digest(papers, date=DATE, top=1)
+    digest = dataclasses.replace(digest, highlights=[hostile("stood out")])
+    for full in (False, True):
+        text = render(digest, fmt, full=full)
+        assert not any(ch in text for ch in BIDI), [ch for ch in BIDI if ch in text]
+        assert "\\u202" not in text.lower() and "\\u20" + "6" not in text.lower()
+        # The text stays, only the controls go (Slack's one screen shows no authors or failures).
+        shown = ["gnp.exe", "Agents"] + (["Eve", "Broken"] if full or fmt != "slack" else [])
+        assert all(word in text for word in shown), shown

@@ -251,7 +251,9 @@ def test_picks_are_the_most_relevant_with_why_tags_and_upvotes():
     )
     assert "2603.00003" in second and "relevance 7.2" in second and "→" not in second
     assert message["blocks"][1]["text"]["text"] == "*Top 2* of 4 papers, by relevance"
-    assert rest_lines(message) == ["+ 1 more in Reasoning", "+ 1 more in Multimodal &lt;vision&gt;"]
+    assert rest_lines(message) == ["+ 2 more in 2 tags"]
+    linked = one_screen(results, top=2, more_url="https://example.org/d")
+    assert rest_lines(linked) == ["+ 1 more in Reasoning", "+ 1 more in Multimodal &lt;vision&gt;"]
 
 
 def test_sort_by_upvotes_and_by_tag():
@@ -322,7 +324,9 @@ def test_the_fallback_group_is_last_and_min_relevance_is_counted():
     assert digest.below == 1 and digest.below_note == "1 paper below relevance 4.0 not shown"
     by_size = build_digest(results * 2, fallback="Other", group_order="size", date=DATE)
     assert by_size.groups[-1].tag == "Other"
-    message = one_screen(results, fallback="Other", min_relevance=4.5, top=0)
+    message = one_screen(
+        results, fallback="Other", min_relevance=4.5, top=0, more_url="https://example.org/d"
+    )
     assert "1 paper below relevance 4.5 not shown" in message["blocks"][1]["text"]["text"]
     assert json.dumps(message).index("in Untagged") < json.dumps(message).index("in Other")
 
@@ -344,3 +348,23 @@ def test_without_a_ranking_the_one_message_shows_a_few_from_each_tag():
     text = json.dumps(build_slack_message(digest))
     assert "a few from each tag" in text
     assert "Paper 20" in text and "Paper 23" in text  # Agents' and Code's first papers
+
+
+def test_without_a_link_what_is_left_is_one_line():
+    # 76 papers over 15 tags, two failed: the 19-line list of tags nobody can open is one line.
+    tags = [f"Tag {i}" for i in range(15)]
+    results = [paper(i, tags=[tags[i % 15]], relevance=float(i % 10)) for i in range(76)]
+    results += [paper(100 + i, error=ErrorInfo(type="timeout", message="x")) for i in range(2)]
+    message = one_screen(results)
+    sections = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+    assert len(pick_texts(message)) == 15
+    assert sections[-1] == "+ 61 more in 15 tags · ⚠ 2 papers failed"
+    assert rest_lines(message) == ["+ 61 more in 15 tags · ⚠ 2 papers failed"]
+    # With somewhere to go, the tags are listed above the link.
+    linked = one_screen(results, more_url="https://example.org/d")
+    assert len(rest_lines(linked)) == 15
+    assert sum(int(line.split()[1]) for line in rest_lines(linked)) == 61
+    assert json.dumps(linked).count("2 papers failed") == 1
+    # Nothing picked: the count alone.
+    counts = one_screen(results, top=0)
+    assert counts["blocks"][-1]["text"]["text"] == "76 papers in 15 tags · ⚠ 2 papers failed"

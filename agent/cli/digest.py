@@ -64,7 +64,7 @@ def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 "--date",
                 callback=iso_date,
                 metavar="YYYY-MM-DD",
-                help="Date shown in the header (default: today).",
+                help="Date shown in the header (default: the papers' newest date, else today).",
             ),
             click.option(
                 "--highlights",
@@ -207,6 +207,7 @@ def post(
     messages = slack_messages(built, full=full, more_url=more_url)
     email = None
     if email_to:
+        # The date is the papers' (or the run's) as in the heading, which says which it is.
         subject = f"{built.title} {built.date.isoformat()}: {plural(built.total, 'paper')}"
         text, html = render(built, "text"), render(built, "html")
         email = build_email(

@@ -30,11 +30,24 @@ from agent.errors import InputError
 from agent.models import PaperResult, ResultRecord
 
 GroupOrder = Literal["taxonomy", "size"]
+# What a digest's date is: its papers' (announced or published), the run's (none had a date),
+# or the one given with --date.
+DateBasis = Literal["papers", "run", "given"]
 UNTAGGED = "Untagged"
 DEFAULT_TITLE = "Research digest"
 UNTITLED = "(untitled)"
 
-__all__ = ["Digest", "Entry", "Group", "GroupOrder", "Sort", "build_digest", "relevance"]
+__all__ = [
+    "DateBasis",
+    "Digest",
+    "Entry",
+    "Group",
+    "GroupOrder",
+    "Sort",
+    "build_digest",
+    "papers_date",
+    "relevance",
+]
 
 
 def load_results(path: str | Path) -> list[PaperResult]:
@@ -79,6 +92,7 @@ class Entry:
     title: str
     url: str | None
     authors: str
+    tags: list[str]  # every tag, first included, each on one line
     other_tags: list[str]
     summary: str
     error: str | None
@@ -116,6 +130,19 @@ class Digest:
     top_asked: bool = False  # --top given: Slack then shows exactly that many
     below: int = 0  # papers under min_relevance, left out
     min_relevance: float | None = None
+    date_basis: DateBasis = "given"
+
+    def __post_init__(self) -> None:
+        # Highlights are model output added later (dataclasses.replace runs this again): they
+        # get the one-line cleaning every other shown string got in _entry.
+        object.__setattr__(self, "highlights", [one_line(h) for h in self.highlights])
+
+    @property
+    def dated(self) -> str:
+        """The date as headings show it, saying what it is: ``"papers of 2026-11-20"``,
+        ``"run of 2026-12-05"`` (no paper had a date), or the --date given, as it is."""
+        day = self.date.isoformat()
+        return {"papers": f"papers of {day}", "run": f"run of {day}"}.get(self.date_basis, day)
 
     @property
     def failed(self) -> int:
@@ -146,6 +173,27 @@ class Digest:
         return f"{plural(self.below, 'paper')} below relevance {threshold} not shown"
 
 
+def papers_date(results: Iterable[PaperResult], today: dt.date) -> dt.date | None:
+    """The newest day the papers' sources dated them (``published``), or None when none did.
+
+    A source's date is its announcement (arXiv RSS) or first version (arXiv API, Hugging Face):
+    the newest is the day the batch is from, as a daily run sees it. Days after ``today`` are
+    a hand-edited or broken date and are left out; a UTC date may run one day ahead of ours.
+    """
+    days = []
+    for result in results:
+        published = getattr(result, "published", None)
+        if not isinstance(published, str):
+            continue
+        try:
+            day = dt.date.fromisoformat(published.strip()[:10])
+        except ValueError:
+            continue  # a date in another form ("Nov 20, 2026") is not guessed at
+        if day <= today + dt.timedelta(days=1):
+            days.append(day)
+    return max(days, default=None)
+
+
 def votes(result: PaperResult) -> str:
     """``"▲ 10"`` for a result whose metadata has a whole number of upvotes, else ``""``."""
     count = upvotes(result)
@@ -158,6 +206,7 @@ def _entry(result: PaperResult) -> Entry:
         error = one_line(f"{result.error.type}: {result.error.message}")
     ref = "" if is_internal_id(result.id) else one_line(result.id)
     why = getattr(result, "why", None)
+    tags = [one_line(t) for t in result.tags]
     return Entry(
         result=result,
         # Titles and summaries are shown on one line in every format; a title's TeX is read
@@ -165,7 +214,8 @@ def _entry(result: PaperResult) -> Entry:
         title=one_line(clean_latex(result.title)) or ref or UNTITLED,
         url=safe_url(result.url),
         authors=short_authors(result.authors),
-        other_tags=[one_line(t) for t in result.tags[1:]],
+        tags=[t for t in tags if t],
+        other_tags=[t for t in tags[1:] if t],
         summary=one_line(result.summary or ""),
         error=error,
         votes=votes(result),
@@ -210,10 +260,18 @@ def build_digest(
 ) -> Digest:
     """Group ``results`` by first tag, order groups and papers, pick the top, count everything.
 
+    The digest is dated ``date`` when given, else by its papers (``papers_date``), else today.
+
     ``sort`` and ``top`` default to relevance and 15 when any result has a relevance, else to
     the tag grouping and no top picks; papers under ``min_relevance`` are left out and counted.
     """
     sort = sort or default_sort(results)
+    basis: DateBasis = "given"
+    if date is None:
+        today = dt.date.today()
+        date = papers_date(results, today)
+        basis = "run" if date is None else "papers"
+        date = date or today
     kept, below = split_below(results, min_relevance)
     buckets: dict[str, list[Entry]] = {}
     failures: list[Entry] = []
@@ -262,7 +320,8 @@ def build_digest(
 
     return Digest(
         title=title,
-        date=date or dt.date.today(),
+        date=date,
+        date_basis=basis,
         # Every name a results file holds is shown on one line, like titles (no control codes).
         sources=_unique(one_line(r.source) for r in results),
         models=_unique(one_line(r.model or r.backend) for r in results),

@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from agent.digest.model import Digest, Entry
-from agent.digest.text import escape_markdown, escape_mrkdwn, plural
+from agent.digest.text import escape_markdown, escape_mrkdwn, plural, without_bidi
 
 # format -> (template, escape applied to every {{ value }}); HTML uses Jinja's autoescape.
 TEMPLATES: dict[str, tuple[str, Callable[[str], str] | None]] = {
@@ -57,7 +57,7 @@ def render_template(digest: Digest, fmt: str) -> str:
     template = env.get_template(TEMPLATES[fmt][0])
     return template.render(
         digest=digest,
-        date=digest.date.isoformat(),
+        date=digest.dated,  # "papers of 2026-11-20", "run of 2026-12-05" or the --date given
         sources=", ".join(digest.sources),
         models=", ".join(digest.models),
         overview=" · ".join(f"{tag} {count}" for tag, count in digest.overview),
@@ -78,6 +78,7 @@ def render_json(digest: Digest) -> str:
     data = {
         "title": digest.title,
         "date": digest.date.isoformat(),
+        "date_basis": digest.date_basis,  # papers (their newest date), run (today) or given
         "sources": digest.sources,
         "models": digest.models,
         "counts": {"papers": digest.total, "ok": digest.ok, "failed": digest.failed},
@@ -93,4 +94,5 @@ def render_json(digest: Digest) -> str:
         "min_relevance": digest.min_relevance,
         "below_min_relevance": digest.below,
     }
-    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    # Results stay as results.jsonl holds them (TeX, line breaks), but never with bidi controls.
+    return json.dumps(without_bidi(data), ensure_ascii=False, indent=2) + "\n"

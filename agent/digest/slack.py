@@ -9,7 +9,7 @@ from typing import Any
 
 from agent.digest.model import Digest, Entry
 from agent.digest.rank import DEFAULT_TOP
-from agent.digest.text import escape_mrkdwn, fit, one_line, plural, safe_url
+from agent.digest.text import escape_mrkdwn, fit, plural, safe_url
 
 Block = dict[str, Any]
 Message = dict[str, Any]
@@ -172,7 +172,7 @@ def build_slack_messages(digest: Digest, limits: SlackLimits | None = None) -> l
             page.extend(unit.blocks)
 
     total = len(pages)
-    title = f"{digest.title} — {digest.date.isoformat()}"
+    title = f"{digest.title} — {digest.dated}"
     messages = []
     for number, page in enumerate(pages, start=1):
         suffix = f" ({number}/{total})" if total > 1 else ""
@@ -193,7 +193,7 @@ TAG_NAME = 100
 
 def pick_block(entry: Entry, limits: SlackLimits) -> Block:
     """A top pick in one section: linked title and upvotes, tags and relevance, why, summary."""
-    meta = " ".join(f"`{one_line(t)}`" for t in entry.result.tags if t.strip())
+    meta = " ".join(f"`{t}`" for t in entry.tags if t)
     if entry.score:
         meta += (" · " if meta else "") + f"relevance {entry.score}"
     lines = [
@@ -207,28 +207,35 @@ def pick_block(entry: Entry, limits: SlackLimits) -> Block:
     return section(_title_and_text(short, extra, limits, entry.votes))
 
 
-def _rest(digest: Digest, shown: list[Entry], limits: SlackLimits) -> Block | None:
-    """One line per tag with the papers not shown ("+ 12 more in Agents"), then the failures."""
+def _rest(digest: Digest, shown: list[Entry], linked: bool, limits: SlackLimits) -> Block | None:
+    """What the picks leave out: one line per tag ("+ 12 more in Agents") when a link to the
+    full digest follows, else one line in all ("+ 61 more in 14 tags"); then the failures."""
     ids = {id(e) for e in shown}
-    lines = []
-    for group in digest.groups:
-        left = sum(1 for e in group.entries if id(e) not in ids)
-        if left:
-            tag = fit(group.tag, TAG_NAME)
-            lines.append(
-                f"+ {left} more in {tag}" if shown else f"{plural(left, 'paper')} in {tag}"
-            )
-    if digest.failures:
-        lines.append(f"⚠ {plural(digest.failed, 'paper')} failed")
+    left = [(g.tag, sum(1 for e in g.entries if id(e) not in ids)) for g in digest.groups]
+    left = [(tag, count) for tag, count in left if count]
+    failed = f"⚠ {plural(digest.failed, 'paper')} failed" if digest.failures else ""
+
+    def line(count: int, where: str) -> str:
+        return f"+ {count} more in {where}" if shown else f"{plural(count, 'paper')} in {where}"
+
+    if not linked:
+        # A list of tags the reader cannot open is noise: say how much is left, in one line.
+        total = sum(count for _, count in left)
+        where = fit(left[0][0], TAG_NAME) if len(left) == 1 else f"{len(left)} tags"
+        text = " · ".join(part for part in (line(total, where) if left else "", failed) if part)
+        return section(fit(text, limits.section_text, _plain)) if text else None
+    lines = [line(count, fit(tag, TAG_NAME)) for tag, count in left]
+    if failed:
+        lines.append(failed)
     if not lines:
         return None
     kept: list[str] = []
-    for number, line in enumerate(lines):
+    for number, text in enumerate(lines):
         tail = f"+ {len(lines) - number} more lines"  # room for it, should the next not fit
-        if sum(len(k) + 1 for k in kept) + len(line) + 1 + len(tail) > limits.section_text:
+        if sum(len(k) + 1 for k in kept) + len(text) + 1 + len(tail) > limits.section_text:
             kept.append(tail)
             break
-        kept.append(line)
+        kept.append(text)
     return section("\n".join(kept))
 
 
@@ -273,13 +280,14 @@ def _more_block(digest: Digest, more_url: str | None, limits: SlackLimits) -> Bl
 def build_slack_message(
     digest: Digest, limits: SlackLimits | None = None, more_url: str | None = None
 ) -> Message:
-    """The one-screen Block Kit message: top picks, "+ N more in TAG" lines, a link to the rest.
+    """The one-screen Block Kit message: top picks, what is left ("+ 61 more in 14 tags", by tag
+    when ``more_url`` links the full digest), then that link.
 
     Picks that would break a limit (blocks, message size) are left out and counted in the
-    per-tag lines instead, so the message always posts.
+    count of what is left instead, so the message always posts.
     """
     limits = limits or SlackLimits()
-    title = f"{digest.title} — {digest.date.isoformat()}"
+    title = f"{digest.title} — {digest.dated}"
     head = header(title, limits)
     more = _more_block(digest, more_url, limits)
     picks = digest.ranked[: _pick_count(digest)]
@@ -288,7 +296,7 @@ def build_slack_message(
         blocks = [head, *_one_screen_intro(digest, len(shown), limits)]
         if shown:
             blocks += [divider(), *(pick_block(e, limits) for e in shown)]
-        rest = _rest(digest, shown, limits)
+        rest = _rest(digest, shown, more is not None, limits)
         tail = [b for b in (rest, more) if b is not None]
         return blocks + ([divider(), *tail] if tail else [])
 

@@ -4,35 +4,80 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
+
+T = TypeVar("T")
 
 ELLIPSIS = "…"
 # URLs longer than this are shown unlinked: no reader clicks them and they eat Slack's budget.
 MAX_URL_LENGTH = 1000
 
-_MRKDWN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can
-# start emphasis, links, code, HTML, headings, tables or entities inside a line.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Slack has no escape for its bold marker: an asterisk in a title would end the bold around
+# it early, so untrusted text shows U+2217 (∗) instead, which reads the same.
+_MRKDWN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "*": "\u2217"})
+# Markdown: only what would turn text into markup is escaped, so the file reads plainly
+# ("Retrieval & RAG", "snake_case", "$\alpha$"). Anywhere in a line: emphasis and strikethrough
+# (* ~, and _ unless between two letters or digits), code (`), links and images ([ ]), raw HTML
+# and autolinks (< >, both: a Markdown file passed on unparsed must not hold "<!channel>"), '&'
+# that starts an entity ("&amp;"), and a backslash that would escape the next character or end
+# the line (a hard break).
+_MARKDOWN_INLINE = re.compile(
+    r"[`*~\[\]<>]|(?<![^\W_])_|_(?![^\W_])|&(?=#?[0-9A-Za-z]+;)|\\(?=[!-/:-@\[-`{-~]|$)"
+)
+# At the start of a line (a value may begin one): a heading ("# "), a list item ("- ", "+ ",
+# "1. ", "1) "), a rule or setext underline ("---", "=="); a quote's ">" is escaped anywhere.
+_MARKDOWN_LINE_START = re.compile(
+    r"^(?:#(?=#{0,5}(?:\s|$))|[-+=](?=[-+=\s]|$)|\d{1,9}(?=[.)](?:\s|$)))"
+)
+# A run of '#' at the end of a heading's text would close the heading and vanish.
+_MARKDOWN_CLOSING_HASHES = re.compile(r"(?<=\s)#(?=#*$)")
+# Bidirectional controls (embeddings, overrides, isolates and marks) reorder what a reader
+# sees: "U+202E" turns "txt.exe" around. Untrusted text never keeps them, in any format.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_BIDI_CONTROL = re.compile(f"[{_BIDI}]")
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f{_BIDI}]")
 # Characters left as they are in a link target; everything else is percent-encoded, so a URL
-# can never close a Markdown link, a Slack <url|label> or an HTML attribute early.
-_URL_SAFE = "/:?#[]@!$&'*+,;=%-._~"
+# can never close a Markdown link, a Slack <url|label> or an HTML attribute early ('*' too:
+# escape_mrkdwn swaps it in text, and a URL must come through that unchanged).
+_URL_SAFE = "/:?#[]@!$&'+,;=%-._~"
 
 
 def escape_mrkdwn(text: object) -> str:
-    """Escape ``&``, ``<`` and ``>`` so Slack shows the text literally (no mentions, no links)."""
+    """Escape ``&``, ``<`` and ``>`` so Slack shows the text literally (no mentions, no links),
+    and swap ``*`` for ``∗`` so it cannot end the bold around a title."""
     return str(text).translate(_MRKDWN)
 
 
 def escape_markdown(text: object) -> str:
-    """Backslash-escape the characters that would turn untrusted text into Markdown syntax."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", one_line(str(text)))
+    """Backslash-escape what would turn untrusted text into Markdown (CommonMark and GitHub's)
+    syntax, wherever in a line the text lands, and nothing else."""
+    line = _MARKDOWN_INLINE.sub(lambda m: "\\" + m.group(), one_line(str(text)))
+    line = _MARKDOWN_CLOSING_HASHES.sub(r"\\#", line)
+    # After a marker's digits, the escape goes before the '.' or ')': "1\. Introduction".
+    return _MARKDOWN_LINE_START.sub(
+        lambda m: m.group() + "\\" if m.group().isdigit() else "\\" + m.group(), line
+    )
 
 
 def one_line(text: str) -> str:
-    """Collapse whitespace (including newlines) and drop control characters."""
+    """Collapse whitespace (including newlines) and drop control and bidirectional characters."""
     return " ".join(_CONTROL.sub("", text).split())
+
+
+def without_bidi(value: T) -> T:
+    """``value`` with every bidirectional control dropped from its strings (lists, dicts too).
+
+    For data kept as it is otherwise (the JSON digest); text shown on one line gets the same
+    cleaning from ``one_line``.
+    """
+    if isinstance(value, str):
+        return _BIDI_CONTROL.sub("", value)  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [without_bidi(v) for v in value]  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {without_bidi(k): without_bidi(v) for k, v in value.items()}  # type: ignore[return-value]
+    return value
 
 
 def safe_url(url: str | None) -> str | None:
@@ -54,9 +99,10 @@ def safe_url(url: str | None) -> str | None:
 
 
 def short_authors(authors: Sequence[str], keep: int = 2) -> str:
-    """``"A, B et al."`` for long lists, all names for short ones."""
+    """``"A, B et al."`` for four names or more, all names for up to three."""
     names = [one_line(a) for a in authors if a and a.strip()]
-    if len(names) <= keep:
+    # "et al." stands for two names at least: it saves no room in place of one.
+    if len(names) <= keep + 1:
         return ", ".join(names)
     return ", ".join(names[:keep]) + " et al."
 
