@@ -16,7 +16,7 @@ from defusedxml import ElementTree as defused
 from agent.config import Settings
 from agent.errors import PaperAgentError
 from agent.llm.retry import Pacer, RetryPolicy, call_with_retry
-from agent.models import Paper
+from agent.models import MAX_ABSTRACT_CHARS, Paper
 
 log = logging.getLogger(__name__)
 
@@ -238,9 +238,15 @@ def utc_iso(when: dt.datetime, raw: str) -> str:
         return raw
 
 
+# Of an untrusted field only this much is read: a 40 MB title is never split into millions of
+# words on the way to its bound (the Paper model then clips each field to its own).
+READ_CHARS = 2 * MAX_ABSTRACT_CHARS
+
+
 def collapse(text: str | None) -> str:
-    """``text`` with every run of whitespace (hard wraps included) turned into one space."""
-    return " ".join((text or "").split())
+    """``text`` with every run of whitespace (hard wraps included) turned into one space; only
+    its first ``READ_CHARS`` characters are read."""
+    return " ".join((text or "")[:READ_CHARS].split())
 
 
 def abs_url(arxiv_id: str) -> str:
