@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+log = logging.getLogger(__name__)
 
 # A lone UTF-16 surrogate ("\ud800" in JSON) is a str in Python but no UTF-8 can hold it: one
 # in a title would stop the results file being written at all.
@@ -36,8 +40,32 @@ class Record(BaseModel):
         return plain_text(data) if isinstance(data, dict) else data
 
 
+# Bounds on a paper's text, applied on the way in whatever the source (README, "Reliability"):
+# far above any real paper, far below what would make one request, one result line or one run's
+# memory unmanageable. A 40 MB title must cost its paper a cut, never the run.
+MAX_ID_CHARS = 200  # a longer id keeps its start and gains a hash of the whole (still unique)
+MAX_TITLE_CHARS = 1_000
+MAX_ABSTRACT_CHARS = 100_000  # the run then cuts to max_abstract_chars (12,000 by default)
+MAX_AUTHORS = 10_000  # the longest real author lists (collider physics) hold about 5,000
+MAX_CATEGORIES = 100
+MAX_METADATA = 200  # metadata entries
+MAX_NAME_CHARS = 200  # one author, one category, one metadata key
+MAX_VALUE_CHARS = 10_000  # one metadata value; the published date and the source label too
+MAX_URL_CHARS = 2_000  # a longer URL is dropped, not cut: a cut link leads nowhere
+ELLIPSIS = "\u2026"
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else cut to fit, at a space when one is
+    near the end, marked with an ellipsis (so a second clip changes nothing)."""
+    if len(text) <= limit:
+        return text
+    space = text.rfind(" ", limit * 3 // 4, limit)
+    return text[: space if space > 0 else limit - 1].rstrip() + ELLIPSIS
+
+
 class Paper(Record):
-    """One input paper, as read from any source."""
+    """One input paper, as read from any source; every text field within its bound."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -50,6 +78,68 @@ class Paper(Record):
     categories: list[str] = Field(default_factory=list)
     source: str = ""
     metadata: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self._fits():
+            return self  # nearly every paper: checked in C, nothing rebuilt
+        cut: list[str] = []
+
+        def bound(name: str, text: str, limit: int) -> str:
+            if len(text) > limit:
+                cut.append(f"{name} to {limit:,} characters")
+            return clip(text, limit)
+
+        def first(name: str, items: list[Any], limit: int) -> list[Any]:
+            if len(items) > limit:
+                cut.append(f"{name} to the first {limit:,}")
+            return items[:limit]
+
+        if len(self.id) > MAX_ID_CHARS:
+            digest = hashlib.sha256(self.id.encode("utf-8", "replace")).hexdigest()[:12]
+            self.id = f"{self.id[: MAX_ID_CHARS - 13]}-{digest}"
+            cut.append(f"id to {MAX_ID_CHARS} characters")
+        self.title = bound("title", self.title, MAX_TITLE_CHARS)
+        self.abstract = bound("abstract", self.abstract, MAX_ABSTRACT_CHARS)
+        authors = first("authors", self.authors, MAX_AUTHORS)
+        self.authors = [bound("an author", name, MAX_NAME_CHARS) for name in authors]
+        categories = first("categories", self.categories, MAX_CATEGORIES)
+        self.categories = [bound("a category", c, MAX_NAME_CHARS) for c in categories]
+        if self.url is not None and len(self.url) > MAX_URL_CHARS:
+            self.url = None
+            cut.append(f"a url over {MAX_URL_CHARS:,} characters dropped")
+        if self.published is not None:
+            self.published = bound("published", self.published, MAX_VALUE_CHARS)
+        self.source = bound("source", self.source, MAX_VALUE_CHARS)
+        entries = first("metadata", list(self.metadata.items()), MAX_METADATA)
+        self.metadata = {
+            bound("a metadata key", k, MAX_NAME_CHARS): bound(
+                f"metadata {k[:40]!r}", v, MAX_VALUE_CHARS
+            )
+            for k, v in entries
+        }
+        if cut:
+            # One line per paper; info, like the run's abstract cut (-v shows it).
+            log.info("paper %s: cut on the way in: %s", self.id, ", ".join(dict.fromkeys(cut)))
+        return self
+
+    def _fits(self) -> bool:
+        """Whether every field is already within its bound."""
+        return (
+            len(self.id) <= MAX_ID_CHARS
+            and len(self.title) <= MAX_TITLE_CHARS
+            and len(self.abstract) <= MAX_ABSTRACT_CHARS
+            and len(self.authors) <= MAX_AUTHORS
+            and max(map(len, self.authors), default=0) <= MAX_NAME_CHARS
+            and len(self.categories) <= MAX_CATEGORIES
+            and max(map(len, self.categories), default=0) <= MAX_NAME_CHARS
+            and len(self.url or "") <= MAX_URL_CHARS
+            and len(self.published or "") <= MAX_VALUE_CHARS
+            and len(self.source) <= MAX_VALUE_CHARS
+            and len(self.metadata) <= MAX_METADATA
+            and max(map(len, self.metadata), default=0) <= MAX_NAME_CHARS
+            and max(map(len, self.metadata.values()), default=0) <= MAX_VALUE_CHARS
+        )
 
 
 class Usage(BaseModel):

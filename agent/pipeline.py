@@ -37,6 +37,7 @@ class RunStats:
     ok: int = 0
     failed: int = 0
     skipped: int = 0
+    unreadable: int = 0  # input records that were no paper (broken JSON...): no result line
     cache_hits: int = 0
     usage: Usage = field(default_factory=Usage)
     started: float = field(default_factory=time.monotonic)
@@ -65,6 +66,8 @@ class RunStats:
         """One line for stderr."""
         u = self.usage
         skipped = f", {self.skipped} skipped" if self.skipped else ""
+        if self.unreadable:
+            skipped += f", {self.unreadable} unreadable input record(s)"
         return (
             f"{self.ok} ok, {self.failed} failed{skipped}; {u.requests} requests, "
             f"{u.retries} retries, {self.cache_hits} cache hits; tokens: {u.prompt_tokens} "

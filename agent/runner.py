@@ -65,32 +65,44 @@ class Inputs:
     report: FilterReport | None = None  # what the prefilters kept, counted on the first pass
     # stdin, pipes and process substitutions, saved: the run streams its inputs twice
     spools: dict[str, Path] = field(default_factory=dict)
+    # Broken records ("FILE line N: invalid JSON ..."), each skipped alone: the run goes on
+    # without them and exits 1.
+    unreadable: list[str] = field(default_factory=list)
 
     def papers(self) -> Iterator[Paper]:
         """Stream the unique papers again, up to the limit."""
-        return self._stream([], None)
+        return self._stream([], None, [])
 
-    def _stream(self, duplicates: list[str], report: FilterReport | None) -> Iterator[Paper]:
-        papers = unique_papers(self._read(), duplicates)
+    def _stream(
+        self, duplicates: list[str], report: FilterReport | None, unreadable: list[str]
+    ) -> Iterator[Paper]:
+        papers = unique_papers(self._read(unreadable), duplicates)
         if self.filters is not None:
             from agent.prefilter import apply
 
             papers = apply(papers, self.filters, report)
         return itertools.islice(papers, self.limit) if self.limit else papers
 
-    def _read(self) -> Iterator[Paper]:
+    def _read(self, unreadable: list[str]) -> Iterator[Paper]:
         yield from self.fetched
         for source in self.sources:
             spool = self.spools.get(source)
             if spool is None:
-                yield from read_papers([source])
+                yield from read_papers([source], unreadable=unreadable)
                 continue
             name = "stdin" if source == "-" else source
             with spool.open(encoding="utf-8-sig") as stream:
                 try:
-                    yield from read_papers(["-"], stdin=stream, name=name)
+                    yield from read_papers(["-"], stdin=stream, name=name, unreadable=unreadable)
                 except UnicodeDecodeError:
                     raise InputError(f"{name} is not UTF-8 text (binary input?)") from None
+
+    def unreadable_notes(self, shown: int = 10) -> list[str]:
+        """One line per broken record, the first ``shown`` of them, then how many more."""
+        notes = [f"skipped an unreadable record: {why}" for why in self.unreadable[:shown]]
+        if len(self.unreadable) > shown:
+            notes.append(f"... and {len(self.unreadable) - shown} more unreadable record(s)")
+        return notes
 
     def cleanup(self) -> None:
         """Remove the spool files, if any."""
@@ -105,7 +117,8 @@ def open_inputs(
     fetched: list[Paper] | None = None,
     filters: Filters | None = None,
 ) -> Inputs:
-    """Read every input once up front so bad input fails before any paper is sent anywhere."""
+    """Read every input once up front so bad input fails before any paper is sent anywhere
+    (a broken record only costs itself: it is listed in ``unreadable``)."""
     inputs = Inputs(list(paths), 0, [], limit, list(fetched or []), filters)
     if filters is not None:
         from agent.prefilter import FilterReport
@@ -119,7 +132,7 @@ def open_inputs(
                 with open(source, "rb") as stream:
                     inputs.spools[source] = _spool(stream)
         # Only duplicates met before the limit matter: later papers are never run.
-        count = sum(1 for _ in inputs._stream(inputs.duplicates, inputs.report))
+        count = sum(1 for _ in inputs._stream(inputs.duplicates, inputs.report, inputs.unreadable))
     except BaseException:
         inputs.cleanup()
         raise

@@ -574,13 +574,44 @@ def test_a_batch_answer_with_unreadable_usage_is_still_an_answer(tmp_path):
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("content", ["[1, 2, 3]", '{"jobs": "x"}', '[{"status": "x"}]'])
-def test_a_job_list_of_the_wrong_shape_is_one_line(tmp_path, content):
-    (tmp_path / "home" / "batches").mkdir(parents=True)
-    (tmp_path / "home" / "batches" / "jobs.json").write_text(content)
+DAMAGED_JOB_LISTS = [
+    b"[1, 2, 3]",
+    b'{"jobs": "x"}',
+    b'[{"status": "x"}]',
+    b'[{"sha256": "a',
+    b"\xff\xfe",
+]
+
+
+@pytest.mark.parametrize("content", DAMAGED_JOB_LISTS)
+def test_a_damaged_job_list_is_moved_aside_not_fatal(tmp_path, content, caplog):
+    batches = tmp_path / "home" / "batches"
+    batches.mkdir(parents=True)
+    (batches / "jobs.json").write_bytes(content)
     result = invoke("batch", "status")
-    assert result.exit_code == 2
-    assert "not a list of jobs" in result.output and "internal error" not in result.output
+    assert result.exit_code == 0, result.output
+    assert "no Batch API jobs" in result.output
+    [aside] = batches.glob("jobs.json.damaged-*")
+    assert aside.read_bytes() == content  # kept as it was, for inspection
+    assert not (batches / "jobs.json").exists()
+    assert f"moved it to {aside}" in caplog.text
+
+
+def test_a_damaged_job_list_does_not_stop_a_batch_api_run(tmp_path, sleeps, caplog):
+    batches = tmp_path / "home" / "batches"
+    batches.mkdir(parents=True)
+    (batches / "jobs.json").write_text('[{"sha256": "cut off by a full disk')
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        api = FakeBatchAPI(router, ["completed"])
+        result = invoke("run", str(PAPERS), "--batch-api", "-o", "results.jsonl")
+    assert result.exit_code == 0, result.output
+    assert api.upload.call_count == 1 and api.create.call_count == 1
+    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 5 and all(r["error"] is None for r in results)
+    jobs = json.loads((batches / "jobs.json").read_text())  # a fresh list, of this run's job
+    assert [(j["batch_id"], j["status"]) for j in jobs] == [("batch_abc123", "completed")]
+    assert len(list(batches.glob("jobs.json.damaged-*"))) == 1
+    assert "the batch job list" in caplog.text and "is damaged (invalid JSON" in caplog.text
 
 
 def test_status_without_a_key_shows_the_saved_jobs(tmp_path, polls, monkeypatch):

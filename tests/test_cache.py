@@ -64,7 +64,15 @@ def truncated(directory: Path) -> bytes:
     return cut(directory)
 
 
-DAMAGES = [garbage, truncated]
+def emptied(directory: Path) -> bytes:
+    """A cache with 40 real answers whose database was then cut to 0 bytes (SQLite takes such
+    a file for a new database: without a check the answers would be gone unsaid)."""
+    stored(directory)
+    (directory / DB_NAME).write_bytes(b"")
+    return b""
+
+
+DAMAGES = [garbage, truncated, emptied]
 
 
 def moved(directory: Path) -> list[Path]:
@@ -90,6 +98,27 @@ def test_a_damaged_cache_is_moved_aside_and_a_fresh_one_works(directory, damage,
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and str(aside) in warnings[0].getMessage()
     assert AnswerCache(directory).get(key(1)) == ANSWER  # the fresh one persists
+
+
+def test_a_cache_another_process_is_creating_is_not_taken_for_damage(directory):
+    import fcntl
+    import threading
+
+    # Another process mid-way through creating the cache: it holds the opening lock, and its
+    # database file is still 0 bytes (SQLite writes the header at the first statement).
+    directory.mkdir(parents=True)
+    (directory / DB_NAME).write_bytes(b"")
+    opened: list[AnswerCache] = []
+    with open(directory.with_name("cache.lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=lambda: opened.append(AnswerCache(directory)))
+        waiting.start()
+        diskcache.Cache(str(directory)).close()  # the creation finishes
+    waiting.join()
+    opened[0].set(key(1), ANSWER)
+    opened[0].close()
+    assert moved(directory) == []
+    assert AnswerCache(directory).get(key(1)) == ANSWER
 
 
 def test_a_cache_damaged_under_a_running_store_costs_one_warning(directory, caplog):

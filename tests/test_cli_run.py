@@ -129,6 +129,35 @@ def test_duplicates_are_processed_once_and_reported(mocked_llm, papers_file):
     assert "skipped 1 duplicate(s)" in result.stderr
 
 
+def test_a_broken_line_is_reported_and_the_rest_run_with_exit_1(mocked_llm, papers_file):
+    lines = papers_file.read_text().splitlines()
+    papers_file.write_text("\n".join([*lines[:2], '{"title": "cut off', *lines[2:]]) + "\n")
+    route = mocked_llm.post("/chat/completions").mock(return_value=answer(["LLMs"]))
+    result = invoke("run", str(papers_file), "-o", "out.jsonl")
+    assert result.exit_code == 1, result.output
+    assert route.call_count == 5
+    written = rows(papers_file.parent / "out.jsonl")
+    assert [r["id"] for r in written] == [json.loads(line)["id"] for line in lines]
+    assert all(r["error"] is None for r in written)
+    said = [line for line in result.stderr.splitlines() if "unreadable" in line]
+    assert said[0] == (
+        f"paper-agent: skipped an unreadable record: {papers_file} line 3: invalid JSON: "
+        "Unterminated string starting at (column 11)"
+    )
+    assert "5 ok, 0 failed, 1 unreadable input record(s);" in said[1]
+    assert len(said) == 2
+
+
+def test_batch_export_skips_a_broken_line_with_exit_1(llm_env, papers_file):
+    lines = papers_file.read_text().splitlines()
+    papers_file.write_text("\n".join(["nonsense", *lines]) + "\n")
+    result = invoke("batch", "export", str(papers_file), "-o", "requests.jsonl")
+    assert result.exit_code == 1, result.output
+    assert f"skipped an unreadable record: {papers_file} line 1: invalid JSON" in result.stderr
+    sent = (papers_file.parent / "requests.jsonl").read_text().splitlines()
+    assert len(sent) == 5
+
+
 def test_openai_backend_without_key_is_a_clear_error(papers_file):
     result = invoke("run", str(papers_file), "--backend", "openai")
     assert result.exit_code == 2

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 
 import httpx
+import pytest
 import respx
 
 from agent.llm.http import ShardedTransport, make_client
@@ -35,3 +38,59 @@ async def test_proxy_environment_keeps_httpx_transport(monkeypatch):
     client = make_client()
     assert not isinstance(client._transport, ShardedTransport)
     await client.aclose()
+
+
+@pytest.fixture
+def redirecting_server():
+    """A local server whose ``/away`` redirects to another host name for itself (localhost)
+    with a key in the query, ``/here`` to itself, and ``/end`` answers 200."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Redirects(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            port = self.server.server_address[1]
+            targets = {
+                "/away": f"http://localhost:{port}/end?key=sk-secretsecret123",
+                "/here": "/end",
+            }
+            if self.path in targets:
+                self.send_response(302)
+                self.send_header("Location", targets[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirects)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+async def test_a_redirect_to_another_host_is_followed_and_said(redirecting_server, caplog):
+    port = redirecting_server.rsplit(":", 1)[1]
+    async with make_client() as client:
+        response = await client.get(f"{redirecting_server}/away")
+    assert response.status_code == 200 and response.text == "ok"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"http://127.0.0.1:{port} redirected a request to another host, "
+        f"http://localhost:{port}; following it"
+    ]
+    assert "secret" not in caplog.text
+
+
+async def test_a_redirect_on_the_same_host_is_followed_quietly(redirecting_server, caplog):
+    async with make_client() as client:
+        response = await client.get(f"{redirecting_server}/here")
+    assert response.status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -510,6 +510,31 @@ async def test_a_document_type_declaration_is_refused_unparsed(arxiv_api, option
         await fetch("arxiv:cs.LG", options)
 
 
+async def test_a_dtd_after_a_long_comment_is_refused_too(arxiv_api, options):
+    from tests.feeds import atom, paper
+
+    # Past the first 4 KB, where a check of the body's head alone would not look.
+    prolog = "<!--" + "x" * 5000 + '-->\n<!DOCTYPE feed [<!ENTITY boom "BOOM">]>\n'
+    body = atom([{**paper(1), "title": "TITLE"}]).replace("TITLE", "&boom;")
+    body = body.replace("?>\n", "?>\n" + prolog, 1)
+    arxiv_api.mock(return_value=httpx.Response(200, text=body))
+    with pytest.raises(SourceError, match="did not answer with an Atom feed"):
+        await fetch("arxiv:cs.LG", options)
+
+
+def test_every_xml_parse_goes_through_parse_xml():
+    # One place refuses DTDs and entities (defusedxml); a parse elsewhere would skip it.
+    raw = re.compile(r"\b(?:ET|ElementTree|etree)\.(?:fromstring|parse|iterparse|XML|XMLParser)\b")
+    package = Path(__file__).parent.parent / "agent"
+    found = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if raw.search(line) or re.search(r"\b(?:xml\.dom|xml\.sax|lxml)\b", line)
+    ]
+    assert found == []
+
+
 async def test_max_cuts_with_a_warning_when_more_exist(arxiv_api, caplog):
     arxiv_api.mock(return_value=_feed(["2611.00001", "2611.00002", "2611.00003"], total=40))
     small = SourceOptions(window=WINDOW, arxiv_delay=0, max_papers=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -347,6 +348,54 @@ def test_papers_before_a_bad_line_stream_out_first(tmp_path: Path) -> None:
     assert next(papers).title == "A"
     with pytest.raises(InputError, match="line 2"):
         next(papers)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "some.jsonl",
+            '{"title": "A", "abstract": "x"}\n{"title": "B", "abs\n'
+            '\n{"title": "C", "abstract": "z"}\n',
+            r"some\.jsonl line 2: invalid JSON: Unterminated string .*\(column 16\)$",
+        ),
+        (
+            "some.jsonl",
+            '{"title": "A", "abstract": "x"}\n[1, 2]\n{"title": "C", "abstract": "z"}\n',
+            r"some\.jsonl line 2: expected a JSON object, got list$",
+        ),
+        (
+            "some.csv",
+            "title,abstract\nA,x\nB,y,extra\nC,z\n",
+            r"some\.csv line 3: 3 fields but the header has 2$",
+        ),
+        (
+            "some.json",
+            '[{"title": "A", "abstract": "x"},\n {"title": "B", "authors": 3},\n'
+            ' {"title": "C", "abstract": "z"}]',
+            r"some\.json line 2: authors must be",
+        ),
+    ],
+)
+def test_a_broken_record_costs_only_itself(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    unreadable: list[str] = []
+    papers = list(read_papers([write(tmp_path, name, content)], unreadable=unreadable))
+    assert [p.title for p in papers] == ["A", "C"]
+    [why] = unreadable
+    assert re.search(message, why) and "\n" not in why
+
+
+def test_an_input_of_broken_records_only_is_refused_naming_the_first(tmp_path: Path) -> None:
+    path = write(tmp_path, "all.jsonl", "not json\n{also not\n")
+    unreadable: list[str] = []
+    with pytest.raises(
+        InputError,
+        match=r"no papers found in .*all\.jsonl: .*all\.jsonl line 1: "
+        r"invalid JSON.* \(and 1 more unreadable\)$",
+    ):
+        list(read_papers([path], unreadable=unreadable))
 
 
 def test_json_array_error_line_is_right_after_many_chunks(tmp_path: Path) -> None:

@@ -157,6 +157,27 @@ async def test_a_body_that_is_no_rss_feed_is_a_source_error(body):
         await fetch(source, httpx.Response(200, content=body))
 
 
+async def test_max_keeps_the_first_papers_with_a_warning(feed, caplog):
+    small = SourceOptions(window=Window.parse(now=NOW), arxiv_rss_url=RSS, max_papers=2)
+    source = ArxivRssSource.from_spec("cs.LG,cs.CL", small)
+    papers, _ = await fetch(source, httpx.Response(200, content=feed))
+    assert [p.id for p in papers] == DEFAULT_IDS[:2]
+    assert "kept the first 2 of 3 papers (--max)" in caplog.text
+
+
+async def test_a_dtd_anywhere_in_the_feed_is_refused_unparsed(caplog):
+    from tests.feeds import paper, rss
+
+    # Past the first 4 KB, where a check of the body's head alone would not look.
+    prolog = "<!--" + "x" * 5000 + '-->\n<!DOCTYPE rss [<!ENTITY boom "BOOM">]>\n'
+    body = rss([{**paper(1), "title": "TITLE"}]).replace("TITLE", "&boom;")
+    body = body.replace("?>\n", "?>\n" + prolog, 1)
+    source = ArxivRssSource.from_spec("cs.LG,cs.CL", options())
+    with pytest.raises(SourceError, match="did not return an RSS feed"):
+        await fetch(source, httpx.Response(200, text=body))
+    assert "declared a DTD or an entity; refused unparsed" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

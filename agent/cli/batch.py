@@ -64,6 +64,8 @@ def export_cmd(
     if settings.papers_per_request > 1:
         _echo("a batch line is one paper's request: --papers-per-request applies to live runs")
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())
+    for note in papers.unreadable_notes():
+        _echo(note)
     budget = make_budget(settings)  # --max-cost: only the requests it covers are written
     cache = AnswerCache(cache_dir(settings.home)) if settings.use_cache else None
     backend = OpenAIBackend(settings, taxonomy, None, cache, interests, budget)  # type: ignore[arg-type]
@@ -96,7 +98,7 @@ def export_cmd(
             "run them (OpenAI Batch API, or: vllm run-batch -i FILE -o OUTPUT.jsonl), then: "
             "paper-agent batch import INPUTS --output-file OUTPUT.jsonl -o results.jsonl"
         )
-    sys.exit(1 if exported.over_budget else 0)
+    sys.exit(1 if exported.over_budget or papers.unreadable else 0)
 
 
 @batch.command("import")
@@ -152,7 +154,9 @@ def import_cmd(
     answers = read_batch_output([*output_files, *error_files])
     click.get_current_context().with_resource(output_lock(output, "results"))
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())
-    stats = RunStats()
+    for note in papers.unreadable_notes():
+        _echo(note)
+    stats = RunStats(unreadable=len(papers.unreadable))
     try:
         job = runner.execute(
             settings, taxonomy, papers, output, stats=stats, interests=interests, answers=answers
@@ -161,7 +165,7 @@ def import_cmd(
     finally:
         papers.cleanup()
     _echo(f"{stats.summary()} -> {output}")
-    sys.exit(1 if stats.failed or stats.skipped else 0)
+    sys.exit(1 if stats.failed or stats.skipped or stats.unreadable else 0)
 
 
 def _jobs_command(name: str, help_text: str) -> Any:

@@ -209,6 +209,8 @@ def run(
             dups = papers.duplicates
             shown = ", ".join(dups[:5]) + (" ..." if len(dups) > 5 else "")
             click.echo(scrub(f"paper-agent: skipped {len(dups)} duplicate(s): {shown}"), err=True)
+        for note in papers.unreadable_notes():
+            click.echo(scrub(f"paper-agent: {note}"), err=True)
         if papers.report is not None:
             click.echo(f"paper-agent: prefilters: {papers.report.summary()}", err=True)
         # --batch-api is the LLM backend whatever --backend says: no notice, its own error.
@@ -218,7 +220,7 @@ def run(
         if dry_run:
             click.echo(scrub(runner.dry_run(settings, tags, papers, interests)))
             return
-        stats = RunStats()
+        stats = RunStats(unreadable=len(papers.unreadable))
         try:
             with _progress(papers.count) as advance:
 
@@ -264,7 +266,7 @@ def run(
     failed = fresh.error() if fresh is not None else None
     if failed is not None:
         click.echo(scrub(f"paper-agent: error: {failed}"), err=True)
-    sys.exit(1 if stats.failed or stats.skipped or failed or not marked else 0)
+    sys.exit(1 if stats.failed or stats.skipped or stats.unreadable or failed or not marked else 0)
 
 
 def _copy_out(to_stdout: bool, results: Path) -> None:

@@ -95,27 +95,63 @@ class Jobs:
             yield
 
     def load(self) -> list[Job]:
-        """Every saved job, oldest first."""
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read the batch job list {self.path}: {exc}") from None
-        names = {f.name for f in fields(Job)}
-        try:
-            return [Job(**{k: v for k, v in item.items() if k in names}) for item in data]
-        except (TypeError, AttributeError):  # valid JSON, but not a list of jobs
-            raise ConfigError(
-                f"cannot read the batch job list {self.path}: not a list of jobs; move it aside"
-            ) from None
+        """Every saved job, oldest first (none when the list was damaged: it is moved aside)."""
+        with self.locked():
+            return self._load()
 
     def save(self, job: Job) -> None:
         """Add or update ``job`` (known by its request file's hash and creation time)."""
         with self.locked():
-            jobs = [j for j in self.load() if (j.sha256, j.created) != (job.sha256, job.created)]
+            jobs = [j for j in self._load() if (j.sha256, j.created) != (job.sha256, job.created)]
             jobs.append(job)
             write_atomic(self.path, json.dumps([asdict(j) for j in jobs], indent=1) + "\n")
+
+    def _load(self) -> list[Job]:
+        """``load`` with the lock held: a damaged list is moved aside, like a damaged cache."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except UnicodeDecodeError:
+            return self._move_aside("not UTF-8 text")
+        except OSError as exc:  # unreadable is not damaged: the user can fix it
+            raise ConfigError(f"cannot read the batch job list {self.path}: {exc}") from None
+        names = {f.name for f in fields(Job)}
+        try:
+            data = json.loads(text)
+            return [Job(**{k: v for k, v in item.items() if k in names}) for item in data]
+        except RecursionError:
+            return self._move_aside("nested too deeply")
+        except ValueError as exc:
+            return self._move_aside(f"invalid JSON: {exc}")
+        except (TypeError, AttributeError):  # valid JSON, but not a list of jobs
+            return self._move_aside("not a list of jobs")
+
+    def _move_aside(self, why: str) -> list[Job]:
+        """Rename the damaged list to ``jobs.json.damaged-<time>`` (kept for inspection) and
+        start an empty one: the run goes on, and the papers of the batches it listed, having
+        no cached answers, are sent again."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for n in range(1, 100):
+            target = self.path.with_name(f"{self.path.name}.damaged-{stamp}" + f"-{n}" * (n > 1))
+            if target.exists():
+                continue
+            try:
+                self.path.rename(target)
+            except OSError as err:
+                raise ConfigError(
+                    f"the batch job list {self.path} is damaged ({why}) and cannot be moved "
+                    f"aside: {err.strerror}"
+                ) from None
+            log.warning(
+                "the batch job list %s is damaged (%s); moved it to %s and started a fresh one "
+                "(batches it listed are no longer followed: their papers are sent again)",
+                self.path,
+                why,
+                target,
+            )
+            return []
+        raise ConfigError(f"the batch job list {self.path} is damaged ({why}); move it aside")
 
     def find(self, sha256: str) -> Job | None:
         """The reusable job for a request file: not failed, expired or cancelled."""

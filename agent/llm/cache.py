@@ -8,6 +8,7 @@ is a miss.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -15,7 +16,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -166,25 +167,34 @@ class AnswerCache:
             self._cache = None
 
     def _open(self) -> None:
-        """Open the cache; a damaged one is moved aside once and a fresh one opened."""
+        """Open the cache; a damaged one is moved aside once and a fresh one opened.
+
+        Under a lock beside the directory: a database that another process is creating is
+        empty for a moment, and only an empty one that nobody is creating is damaged.
+        """
         import diskcache
 
         db = self.directory / DB_NAME
-        for attempt in (1, 2):
-            inode = _inode(db)
-            try:
-                self._cache = diskcache.Cache(str(self.directory), disk=_text_disk())
-            except sqlite3.Error as exc:
-                if attempt == 1 and is_damage(exc):
-                    self._move_aside(inode, exc)
+        with _opening(self.directory):
+            for attempt in (1, 2):
+                inode = _inode(db)
+                if attempt == 1 and _is_empty(db):
+                    # SQLite would take it for a new database: the answers are gone unsaid.
+                    self._move_aside(inode, f"{DB_NAME} is empty: 0 bytes")
                     continue
-                raise ConfigError(f"cannot open the cache at {self.directory}: {exc}") from None
-            except (OSError, diskcache.Timeout) as exc:
-                raise ConfigError(f"cannot open the cache at {self.directory}: {exc}") from None
-            self._db_inode = _inode(db)
-            return
+                try:
+                    self._cache = diskcache.Cache(str(self.directory), disk=_text_disk())
+                except sqlite3.Error as exc:
+                    if attempt == 1 and is_damage(exc):
+                        self._move_aside(inode, exc)
+                        continue
+                    raise ConfigError(f"cannot open the cache at {self.directory}: {exc}") from None
+                except (OSError, diskcache.Timeout) as exc:
+                    raise ConfigError(f"cannot open the cache at {self.directory}: {exc}") from None
+                self._db_inode = _inode(db)
+                return
 
-    def _move_aside(self, inode: int | None, exc: sqlite3.Error) -> None:
+    def _move_aside(self, inode: int | None, exc: Exception | str) -> None:
         """Rename the damaged directory to ``<name>.damaged-<time>``, unless another process
         already replaced it (then its fresh database is not ours to move)."""
         if inode is None or _inode(self.directory / DB_NAME) != inode:
@@ -242,6 +252,28 @@ def _faults() -> tuple[type[Exception], ...]:
     import diskcache
 
     return (sqlite3.Error, OSError, diskcache.Timeout)
+
+
+@contextlib.contextmanager
+def _opening(directory: Path) -> Iterator[None]:
+    """Hold ``<directory>.lock`` (beside the directory, which may be moved aside) while the
+    cache is opened, so two processes never judge or create it at the same time."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(directory.with_name(f"{directory.name}.lock"), "a+")  # noqa: SIM115
+    except OSError as exc:
+        raise ConfigError(f"cannot open the cache at {directory}: {exc}") from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _is_empty(path: Path) -> bool:
+    """Whether ``path`` is a file of 0 bytes (a database SQLite would start afresh)."""
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _inode(path: Path) -> int | None:

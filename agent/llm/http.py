@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 
 import httpx
 
 from agent import __version__
 from agent.llm.recording import Recorder
+from agent.llm.redact import redact
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = f"paper-agent/{__version__}"
 
@@ -50,7 +54,7 @@ def make_client(
     timeout: float = 60.0, max_connections: int = 64, recorder: Recorder | None = None
 ) -> httpx.AsyncClient:
     """A client with sane timeouts and a pool large enough for the run's concurrency."""
-    hooks = {"response": [recorder.on_response]} if recorder is not None else {}
+    hooks = {"response": [_say_redirect, *([recorder.on_response] if recorder is not None else [])]}
     # httpx honours HTTP(S)_PROXY only with its own transport, so proxied users keep it.
     proxied = any(k in ("http", "https", "all") for k in urllib.request.getproxies())
     return httpx.AsyncClient(
@@ -63,3 +67,29 @@ def make_client(
         headers={"user-agent": USER_AGENT},
         follow_redirects=True,
     )
+
+
+async def _say_redirect(response: httpx.Response) -> None:
+    """Response hook: a redirect to another host is followed, and said in one warning line.
+
+    Only the origins are shown (scheme, host, port): the rest of a URL may hold a key.
+    """
+    if not response.has_redirect_location:
+        return
+    source = response.request.url
+    try:
+        target = source.join(response.headers["location"])
+    except httpx.InvalidURL:
+        return  # httpx refuses to follow it, and says so itself
+    if target.host and target.host != source.host:  # httpx lower-cases hosts
+        log.warning(
+            "%s redirected a request to another host, %s; following it",
+            redact(_origin(source)),
+            redact(_origin(target)),
+        )
+
+
+def _origin(url: httpx.URL) -> str:
+    """``https://host:port`` of ``url``, without credentials, path or query."""
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}"

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as defused
 
 from agent.config import Settings
 from agent.errors import PaperAgentError
 from agent.llm.retry import Pacer, RetryPolicy, call_with_retry
-from agent.models import Paper
+from agent.models import MAX_ABSTRACT_CHARS, Paper
 
 log = logging.getLogger(__name__)
 
@@ -136,16 +138,19 @@ class Source(Protocol):
 # Far beyond any feed or API page: a bigger body is not one (counted as it is decompressed, so
 # a gzip bomb stops here instead of filling memory).
 MAX_BODY_BYTES = 50_000_000
-_DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 def parse_xml(content: bytes) -> ET.Element | None:
-    """A feed's root element, or None when it is not one. Feeds never carry a DTD, so a body
-    with one is refused before parsing: no entity expansion, whatever expat's version."""
-    if len(content) > MAX_BODY_BYTES or _DTD.search(content[:4096]):
+    """A feed's root element, or None when it is not one. Feeds never carry a DTD, so
+    defusedxml refuses a body with one wherever it stands (after a comment of any length too):
+    no entity is ever expanded, whatever expat's version."""
+    if len(content) > MAX_BODY_BYTES:
         return None
     try:
-        return ET.fromstring(content)
+        return defused.fromstring(content, forbid_dtd=True)
+    except DefusedXmlException:
+        log.warning("a feed declared a DTD or an entity; refused unparsed")
+        return None
     except (ET.ParseError, LookupError, ValueError):  # bad XML, or an encoding expat lacks
         return None
 
@@ -233,9 +238,15 @@ def utc_iso(when: dt.datetime, raw: str) -> str:
         return raw
 
 
+# Of an untrusted field only this much is read: a 40 MB title is never split into millions of
+# words on the way to its bound (the Paper model then clips each field to its own).
+READ_CHARS = 2 * MAX_ABSTRACT_CHARS
+
+
 def collapse(text: str | None) -> str:
-    """``text`` with every run of whitespace (hard wraps included) turned into one space."""
-    return " ".join((text or "").split())
+    """``text`` with every run of whitespace (hard wraps included) turned into one space; only
+    its first ``READ_CHARS`` characters are read."""
+    return " ".join((text or "")[:READ_CHARS].split())
 
 
 def abs_url(arxiv_id: str) -> str:

@@ -10,12 +10,13 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from agent.errors import InputError
-from agent.models import Paper
-from agent.sources.base import abs_url
+from agent.models import MAX_ABSTRACT_CHARS, MAX_AUTHORS, MAX_CATEGORIES, Paper
+from agent.sources.base import READ_CHARS, abs_url, collapse
 
 # Record keys with a meaning of their own; every other key goes to Paper.metadata.
 ID_KEYS = ("id", "paper_id", "arxiv_id")
@@ -55,19 +56,28 @@ _ARXIV_OLD = re.compile(r"(?<![\w.-])([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _NON_WORD = re.compile(r"[\W_]+")
 _LIST_SPLIT = re.compile(r"[,\s]+")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
 def read_papers(
-    sources: Sequence[str], stdin: TextIO | None = None, name: str = "stdin"
+    sources: Sequence[str],
+    stdin: TextIO | None = None,
+    name: str = "stdin",
+    unreadable: list[str] | None = None,
 ) -> Iterator[Paper]:
-    """Yield the papers of each source in order; ``-`` reads ``stdin`` (shown as ``name``)."""
+    """Yield the papers of each source in order; ``-`` reads ``stdin`` (shown as ``name``).
+
+    With ``unreadable``, a broken record (a JSONL line, a CSV row, an array item) costs only
+    itself: its one-line reason ("FILE line N: ...") is appended there and reading goes on.
+    Without it, the first one is an ``InputError``.
+    """
     for source in sources:
         if source == "-":
-            yield from _read_stdin(stdin, name)
+            yield from _read_stdin(stdin, name, unreadable)
         elif _URL.match(source):
             raise InputError(f"{source} is a URL: inputs are files; download it first")
         else:
-            yield from _read_file(Path(source))
+            yield from _read_file(Path(source), unreadable)
 
 
 def unique_papers(papers: Iterable[Paper], duplicates: list[str]) -> Iterator[Paper]:
@@ -116,20 +126,40 @@ def arxiv_id(url: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _read_stdin(stdin: TextIO | None, name: str) -> Iterator[Paper]:
+@dataclass
+class _Where:
+    """The stream being read: its name in messages, its label as a paper's source, and where
+    a broken record goes (None: it stops the input)."""
+
+    name: str
+    label: str
+    unreadable: list[str] | None
+    skipped: int = 0  # broken records of this stream
+    first: str = ""  # why the first of them was
+
+    def skip(self, message: str) -> None:
+        """Set a broken record aside (``message`` names it), or refuse the input."""
+        if self.unreadable is None:
+            raise InputError(message)
+        self.unreadable.append(message)
+        self.skipped += 1
+        self.first = self.first or message
+
+
+def _read_stdin(stdin: TextIO | None, name: str, unreadable: list[str] | None) -> Iterator[Paper]:
     buffer = getattr(sys.stdin, "buffer", None) if stdin is None else None
     if buffer is None:
-        yield from _read_stream(stdin or sys.stdin, name, name, "")
+        yield from _read_stream(stdin or sys.stdin, _Where(name, name, unreadable), "")
         return
     # The locale's encoding is not the input's: papers are UTF-8, with or without a BOM.
     text = io.TextIOWrapper(buffer, encoding="utf-8-sig", newline="")
     try:
-        yield from _read_stream(text, name, name, "")
+        yield from _read_stream(text, _Where(name, name, unreadable), "")
     finally:
         text.detach()  # closing the wrapper would close the process's stdin
 
 
-def _read_file(path: Path) -> Iterator[Paper]:
+def _read_file(path: Path, unreadable: list[str] | None) -> Iterator[Paper]:
     where = str(path)
     try:
         raw = path.open("rb")
@@ -143,7 +173,7 @@ def _read_file(path: Path) -> Iterator[Paper]:
         _check_text(raw.read(HEAD_BYTES), where)
         raw.seek(0)
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        yield from _read_stream(text, where, path.name, path.suffix.lower())
+        yield from _read_stream(text, _Where(where, path.name, unreadable), path.suffix.lower())
 
 
 def _check_text(head: bytes, where: str) -> None:
@@ -158,8 +188,9 @@ def _check_text(head: bytes, where: str) -> None:
             raise InputError(f"{where} is not UTF-8 text (a binary file?)") from None
 
 
-def _read_stream(text: TextIO, where: str, label: str, ext: str) -> Iterator[Paper]:
+def _read_stream(text: TextIO, source: _Where, ext: str) -> Iterator[Paper]:
     """Sniff the format from the first characters, then parse the rest without reading it all."""
+    where = source.name
     head = ""
     found = False
     try:
@@ -175,21 +206,31 @@ def _read_stream(text: TextIO, where: str, label: str, ext: str) -> Iterator[Pap
         kind = EXTENSIONS.get(ext) or ("json-array" if start == "[" or ext == ".json" else "")
         if kind == "json-array" and start != "{":
             # Not line by line: a minified array is one line, as long as the file.
-            parsed = _parse_json_array(head, text, where, label)
+            parsed = _parse_json_array(head, text, source)
         else:
             # Complete the head's last line, so line-based parsers see whole lines.
             if not head.endswith("\n"):
                 head += text.readline()
-            lines = itertools.chain(io.StringIO(head, newline=""), text)
+            lines = itertools.chain(_lines(head), text)
             parse = PARSERS[_sniff(head.lstrip().splitlines()[0], ext, kind)]
-            parsed = parse(lines, where, label)
+            parsed = parse(lines, source)
         for paper in parsed:
             found = True
             yield paper
     except UnicodeDecodeError:
         raise InputError(f"{where} is not UTF-8 text (a binary file?)") from None
+    if not found and source.skipped:
+        # Nothing to run: the input is refused, saying why (its first broken record).
+        more = f" (and {source.skipped - 1} more unreadable)" if source.skipped > 1 else ""
+        raise InputError(f"no papers found in {where}: {source.first}{more}")
     if not found:
         raise InputError(f"no papers found in {where}")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """``text`` as lines with their endings, split as a file opened with ``newline=""`` is
+    (not through StringIO: it holds four bytes a character, 48 MB for a 12 MB line)."""
+    return (match.group() for match in _LINE.finditer(text))
 
 
 def _sniff(first: str, ext: str, kind: str) -> str:
@@ -203,22 +244,30 @@ def _sniff(first: str, ext: str, kind: str) -> str:
     return "page"
 
 
-def _parse_jsonl(lines: Iterable[str], where: str, label: str) -> Iterator[Paper]:
+def _parse_jsonl(lines: Iterable[str], source: _Where) -> Iterator[Paper]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        at = f"{where} line {number}"
+        at = f"{source.name} line {number}"
         try:
-            record = json.loads(line)
+            # Without its line break: a line cut short reads "Unterminated string", not
+            # "Invalid control character".
+            record = json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
-            raise InputError(f"{at}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+            source.skip(f"{at}: invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
         except RecursionError:
-            raise InputError(f"{at}: invalid JSON: nested too deeply") from None
-        yield _paper_from_record(record, at, label)
+            source.skip(f"{at}: invalid JSON: nested too deeply")
+            continue
+        if (paper := _record_or_skip(record, at, source)) is not None:
+            yield paper
 
 
-def _parse_json_array(head: str, text: TextIO, where: str, label: str) -> Iterator[Paper]:
-    """Decode the items of a top-level array one at a time, so a big file is never held whole."""
+def _parse_json_array(head: str, text: TextIO, source: _Where) -> Iterator[Paper]:
+    """Decode the items of a top-level array one at a time, so a big file is never held whole.
+    Broken JSON stops the file (no item after it can be found); an item that is no paper is
+    skipped alone."""
+    where = source.name
     decoder = json.JSONDecoder()
     buf, pos, eof = head, 0, False
     line, counted = 1, 0  # the line number at buf[counted], counted forward only
@@ -279,7 +328,8 @@ def _parse_json_array(head: str, text: TextIO, where: str, label: str) -> Iterat
                 fill()
         at = where_at(pos)
         pos, first = end, False
-        yield _paper_from_record(record, at, label)
+        if (paper := _record_or_skip(record, at, source)) is not None:
+            yield paper
 
 
 def _is_csv_header(header: Sequence[str]) -> bool:
@@ -287,16 +337,17 @@ def _is_csv_header(header: Sequence[str]) -> bool:
     return "title" in names and any(key in names for key in ABSTRACT_KEYS)
 
 
-def _parse_csv(lines: Iterable[str], where: str, label: str) -> Iterator[Paper]:
+def _parse_csv(lines: Iterable[str], source: _Where) -> Iterator[Paper]:
     # csv's default cap (128 KiB a field) is below a long abstract, which the run then clips.
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_MAX))
     try:
-        yield from _csv_papers(csv.reader(lines), where, label)
+        yield from _csv_papers(csv.reader(lines), source)
     except csv.Error as exc:
-        raise InputError(f"{where}: not a readable CSV file ({exc})") from None
+        raise InputError(f"{source.name}: not a readable CSV file ({exc})") from None
 
 
-def _csv_papers(reader: Any, where: str, label: str) -> Iterator[Paper]:
+def _csv_papers(reader: Any, source: _Where) -> Iterator[Paper]:
+    where = source.name
     header = next(reader, [])
     if not _is_csv_header(header):
         shown = ", ".join(h.strip() for h in header) or "none"
@@ -310,29 +361,34 @@ def _csv_papers(reader: Any, where: str, label: str) -> Iterator[Paper]:
             continue
         at = f"{where} line {reader.line_num}"
         if len(row) > len(keys):
-            raise InputError(f"{at}: {len(row)} fields but the header has {len(keys)}")
-        yield _paper_from_record(dict(zip(keys, row, strict=False)), at, label)
+            source.skip(f"{at}: {len(row)} fields but the header has {len(keys)}")
+            continue
+        if (paper := _record_or_skip(dict(zip(keys, row, strict=False)), at, source)) is not None:
+            yield paper
 
 
-def _parse_page(lines: Iterable[str], where: str, label: str) -> Iterator[Paper]:
+def _parse_page(lines: Iterable[str], source: _Where) -> Iterator[Paper]:
     """Title / abstract paragraph pairs, skipping page chrome before, between and after."""
     title: str | None = None
-    last: Paper | None = None
+    last: tuple[str, list[str]] | None = None  # the latest paper: its title and paragraphs
+    size = 0  # characters in those paragraphs: past what a paper keeps, more are not kept
     for block in _blocks(lines):
         if title is not None and _is_abstract(block):
             if last is not None:
-                yield last
-            last = _build(title, block, label)
+                yield _build(last[0], "\n\n".join(last[1]), source.label)
+            last, size = (title, [block]), len(block)
             title = None
         elif _is_title(block):
             title = block  # an earlier unmatched candidate was chrome
         elif last is not None and title is None:
             # Prose right after an abstract is its next paragraph.
-            last = last.model_copy(update={"abstract": f"{last.abstract}\n\n{block}"})
+            if size <= MAX_ABSTRACT_CHARS:
+                last[1].append(block)
+                size += len(block)
         else:
             title = None
     if last is not None:
-        yield last
+        yield _build(last[0], "\n\n".join(last[1]), source.label)
 
 
 def _blocks(lines: Iterable[str]) -> Iterator[str]:
@@ -364,6 +420,15 @@ def _build(title: str, abstract: str, label: str) -> Paper:
     return Paper(id=paper_id(None, None, title), title=title, abstract=abstract, source=label)
 
 
+def _record_or_skip(record: object, at: str, source: _Where) -> Paper | None:
+    """The paper of one record, or None when it is broken (set aside by ``source.skip``)."""
+    try:
+        return _paper_from_record(record, at, source.label)
+    except InputError as exc:
+        source.skip(str(exc))
+        return None
+
+
 def _paper_from_record(record: object, at: str, label: str) -> Paper:
     """A Paper from one JSON object or CSV row; ``at`` names the file and line for errors."""
     if not isinstance(record, dict):
@@ -372,7 +437,7 @@ def _paper_from_record(record: object, at: str, label: str) -> Paper:
     if isinstance(inner, dict) and "title" in inner:
         # Hugging Face's daily_papers API wraps each paper (and its id) in {"paper": {...}}.
         record = {**{k: v for k, v in record.items() if k != "paper"}, **inner}
-    title = " ".join(_text(record.get("title")).split())
+    title = collapse(_text(record.get("title")))
     # A missing abstract is not the whole input's fault: the paper is annotated from its
     # title, and a record with neither becomes an invalid_input error record in the run.
     abstract_key = next((k for k in ABSTRACT_KEYS if _text(record.get(k))), "abstract")
@@ -427,6 +492,7 @@ def split_authors(value: object, at: str) -> list[str]:
     if value is None or value == "":
         return []
     if isinstance(value, str):
+        value = value[:READ_CHARS]  # a huge field is not split into a million names first
         # "A, B and C" is common, but "Smith, J." is too: ';' wins when present.
         parts = value.split(";") if ";" in value else value.split(",")
         names = [p.strip() for p in parts if p.strip()]
@@ -434,7 +500,7 @@ def split_authors(value: object, at: str) -> list[str]:
             names[-1:] = [n.strip() for n in names[-1].split(" and ") if n.strip()]
         return [n.removeprefix("and ").strip() for n in names]
     if isinstance(value, list):
-        names = [a.get("name") if isinstance(a, dict) else a for a in value]
+        names = [a.get("name") if isinstance(a, dict) else a for a in value[:MAX_AUTHORS]]
         if all(isinstance(n, str) for n in names):
             return [n.strip() for n in names if n.strip()]  # type: ignore[union-attr]
     raise InputError(f"{at}: authors must be a list of names or a comma-separated string")
@@ -442,13 +508,13 @@ def split_authors(value: object, at: str) -> list[str]:
 
 def _categories(value: object) -> list[str]:
     if isinstance(value, str):
-        return [c for c in _LIST_SPLIT.split(value) if c]
+        return [c for c in _LIST_SPLIT.split(value[:READ_CHARS]) if c]
     if isinstance(value, list):
-        return [str(c).strip() for c in value if str(c).strip()]
+        return [str(c).strip() for c in value[:MAX_CATEGORIES] if str(c).strip()]
     return []
 
 
-PARSERS: dict[str, Callable[[Iterable[str], str, str], Iterator[Paper]]] = {
+PARSERS: dict[str, Callable[[Iterable[str], _Where], Iterator[Paper]]] = {
     "jsonl": _parse_jsonl,
     "csv": _parse_csv,
     "page": _parse_page,

@@ -68,7 +68,8 @@ class ArxivRssSource:
         return f"{self.options.arxiv_rss_url.rstrip('/')}/{'+'.join(self.categories)}"
 
     async def fetch(self, http: httpx.AsyncClient) -> list[Paper]:
-        """The feed's papers of the chosen announce types, each id once, in feed order."""
+        """The feed's papers of the chosen announce types, each id once, in feed order, at most
+        ``max_papers`` of them."""
         root = parse_xml(await self._download(http))
         channel = root.find("channel") if root is not None else None
         if root is None or root.tag != "rss" or channel is None:
@@ -86,7 +87,15 @@ class ArxivRssSource:
             if paper.id not in seen:
                 seen.add(paper.id)
                 papers.append(paper)
-        return papers
+        limit = self.options.max_papers
+        if len(papers) > limit:
+            log.warning(
+                "%s: kept the first %d of %d papers (--max); raise --max to get them all",
+                self.spec,
+                limit,
+                len(papers),
+            )
+        return papers[:limit]
 
     def nothing_new(self) -> str:
         """Why an empty fetch is a normal day: weekends, holidays, or types not chosen."""
