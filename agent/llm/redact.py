@@ -33,8 +33,9 @@ _PATTERNS = (
 )
 # C0 controls but tab and newline, DEL and C1 controls: a terminal would act on them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# A word that may be a URL or a path: what a log line puts between spaces or quotes.
-_WORD = re.compile(r"[^\s\"'<>`]+")
+# A word that may be a URL or a path: what a log line puts between spaces or quotes, holding a
+# "/" or a "%". Anchored at a word's start, so a long word is scanned once, not once a letter.
+_WORD = re.compile(r"(?<![^\s\"'<>`])[^\s\"'<>`/%]*+[/%][^\s\"'<>`]*")
 _EDGES = "([{.,;:!?)]}"  # punctuation around a URL in prose, kept when the URL is redacted
 _AUTHORITY = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#]*")
 _registered: set[str] = set()
@@ -105,24 +106,24 @@ def _forms(secret: str) -> Iterator[str]:
 
 
 class _Needles(NamedTuple):
-    """What to look for: the forms as written (any case), and as a server reads them."""
+    """What to look for: the forms as written (any case), as a server reads them, and both
+    case-folded for a quick first look."""
 
-    written: re.Pattern[str] | None
+    written: re.Pattern[str]
     read: tuple[str, ...]
+    folded: tuple[str, ...]
 
 
 @functools.lru_cache(maxsize=8)
-def _needles(secrets: frozenset[str]) -> _Needles:
+def _needles(secrets: frozenset[str]) -> _Needles | None:
     forms = {form for secret in secrets for form in _forms(secret) if len(form) >= MIN_SECRET}
     if not forms:
-        return _Needles(None, ())
+        return None
     # Longest first, so a URL is replaced whole before its path is.
     alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-    read = {canonical(form) for form in forms}
-    return _Needles(
-        re.compile(alternatives, re.IGNORECASE),
-        tuple(sorted(r for r in read if len(r.strip("/")) >= MIN_SECRET)),
-    )
+    read = tuple(sorted({r for r in map(canonical, forms) if len(r.strip("/")) >= MIN_SECRET}))
+    folded = tuple({form.casefold() for form in forms} | set(read))
+    return _Needles(re.compile(alternatives, re.IGNORECASE), read, folded)
 
 
 def _hide_urls(text: str, read: tuple[str, ...]) -> str:
@@ -133,9 +134,12 @@ def _hide_urls(text: str, read: tuple[str, ...]) -> str:
         seen = canonical(word)
         return any(needle in seen for needle in read)
 
+    shortest = min(map(len, read))
+
     def hide(match: re.Match[str]) -> str:
         word = match.group()
-        if ("/" not in word and "%" not in word) or not holds(word):
+        # Decoding and resolving only shorten a word: a short one cannot hold a secret.
+        if len(word) < shortest or not holds(word):
             return word
         core = word.strip(_EDGES)
         if not core or not holds(core):
@@ -151,13 +155,23 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     webhook replaced."""
     known = {s.strip() for s in (*secrets, *(os.environ.get(n) for n in SECRET_ENV)) if s}
     needles = _needles(frozenset(known | _registered))
-    if needles.read and ("/" in text or "%" in text):
-        text = _hide_urls(text, needles.read)
-    if needles.written is not None:
+    if needles is not None and _may_hold(text, needles):
+        if needles.read and ("/" in text or "%" in text):
+            text = _hide_urls(text, needles.read)
         text = needles.written.sub(REDACTED, text)
     for shape in _PATTERNS:
         text = shape.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
     return text
+
+
+def _may_hold(text: str, needles: _Needles) -> bool:
+    """False when ``text`` surely holds no secret: most texts, told by plain substring tests."""
+    if not text.isascii() or "%" in text or "/." in text:
+        return True  # an escape to decode or a dot segment to resolve: look closely
+    # Here reading a word as a server does only lower-cases it (and may drop a leading "./"),
+    # and lower-casing ASCII is what IGNORECASE does: a secret in it is a substring.
+    low = text.lower()
+    return any(needle in low for needle in needles.folded)
 
 
 def printable(text: str) -> str:
