@@ -62,7 +62,7 @@ def _without_dot_segments(path: str) -> str:
     return "/".join(kept)
 
 
-def canonical(text: str) -> str:
+def _canonical(text: str) -> str:
     """``text`` as a server reads it, lower-cased: percent-escapes decoded (twice-encoded
     ones too) and the dot segments of its path resolved."""
     for _ in range(3):  # "%2558" is "%58" once decoded, "X" twice
@@ -121,7 +121,7 @@ def _needles(secrets: frozenset[str]) -> _Needles | None:
         return None
     # Longest first, so a URL is replaced whole before its path is.
     alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-    read = tuple(sorted({r for r in map(canonical, forms) if len(r.strip("/")) >= MIN_SECRET}))
+    read = tuple(sorted({r for r in map(_canonical, forms) if len(r.strip("/")) >= MIN_SECRET}))
     folded = tuple({form.casefold() for form in forms} | set(read))
     return _Needles(re.compile(alternatives, re.IGNORECASE), read, folded)
 
@@ -131,7 +131,7 @@ def _hide_urls(text: str, read: tuple[str, ...]) -> str:
     replaced (the punctuation around it kept)."""
 
     def holds(word: str) -> bool:
-        seen = canonical(word)
+        seen = _canonical(word)
         return any(needle in seen for needle in read)
 
     shortest = min(map(len, read))
@@ -168,8 +168,8 @@ def _may_hold(text: str, needles: _Needles) -> bool:
     """False when ``text`` surely holds no secret: most texts, told by plain substring tests."""
     if not text.isascii() or "%" in text or "/." in text:
         return True  # an escape to decode or a dot segment to resolve: look closely
-    # Here reading a word as a server does only lower-cases it (and may drop a leading "./"),
-    # and lower-casing ASCII is what IGNORECASE does: a secret in it is a substring.
+    # Here reading a word as a server does only lower-cases it (and may drop a leading "./" or
+    # "../"), and lower-casing ASCII is what IGNORECASE does: a secret in it is a substring.
     low = text.lower()
     return any(needle in low for needle in needles.folded)
 
