@@ -21,6 +21,7 @@ from typing import IO
 from agent.backends import Backend
 from agent.config import Settings
 from agent.errors import NOT_RUN, Halt, OutputError, PaperFailed
+from agent.llm.answers import without_tag_list
 from agent.llm.client import SERVER_TROUBLE
 from agent.llm.cost import Price, usd
 from agent.llm.prompts import clip_abstract
@@ -131,7 +132,10 @@ async def annotate_one(
         requests = usage.requests if usage else 0
         # A paper the run did not get to is not a failure: the run's own line says why.
         level = logging.INFO if exc.kind == "skipped" else logging.WARNING
-        log.log(level, "paper %s failed after %d request(s): %s", paper.id, requests, exc.message)
+        # One line by default: an unknown-tag message lists every tag, which -v shows.
+        full = log.isEnabledFor(logging.INFO)
+        message = exc.message if full else without_tag_list(exc.message)
+        log.log(level, "paper %s failed after %d request(s): %s", paper.id, requests, message)
         if exc.last_raw is not None:
             log.debug("paper %s: last answer was %r", paper.id, exc.last_raw[:500])
         return _failed(backend, paper, exc.kind, exc.message, usage), exc.halt

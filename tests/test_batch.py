@@ -452,6 +452,30 @@ def test_max_cost_sends_only_the_batch_requests_it_covers(tmp_path, sleeps):
     assert "at Batch API prices" in result.output
 
 
+def test_export_with_max_cost_speaks_of_estimates_not_spending(tmp_path):
+    """An export sends nothing: its line says what the written requests are estimated at."""
+    from agent.llm.cost import Price, request_estimate, usd_exact
+
+    (tmp_path / "paper-agent.toml").write_text('[prices."gpt-4o-mini"]\ninput = 10\noutput = 40\n')
+    invoke("batch", "export", str(PAPERS), "-o", "all.jsonl")
+    price = Price(input=10, cached_input=10, output=40)
+    costs = [
+        price.cost(*request_estimate(r["body"], 0), batch=True)
+        for r in requests_in(tmp_path / "all.jsonl")
+    ]
+    limit = sum(costs[:3]) + costs[3] / 2  # three requests fit, the fourth does not
+    some = invoke("batch", "export", str(PAPERS), "-o", "some.jsonl", "--max-cost", f"{limit:.6f}")
+    none = invoke("batch", "export", str(PAPERS), "-o", "none.jsonl", "--max-cost", "0.000001")
+    assert (some.exit_code, none.exit_code) == (1, 1)
+    assert len(requests_in(tmp_path / "some.jsonl")) == 3
+    line = some.output.splitlines()[0]
+    assert "2 left out: with them the estimate would pass --max-cost $" in line
+    assert f"at most {usd_exact(sum(costs[:3]))} estimated at Batch API prices" in line
+    assert "nothing to export" in none.output and "5 left out" in none.output
+    for output in (some.output, none.output):
+        assert "spent" not in output  # nothing was
+
+
 def test_a_cancelled_batch_keeps_what_it_finished(tmp_path, sleeps):
     with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
         api = FakeBatchAPI(router, ["in_progress", "cancelling", "cancelled"], expire=2)

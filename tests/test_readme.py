@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,16 +99,32 @@ def fake_run_batch(words: list[str], where: Path) -> None:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory laid out as the README assumes: the checkout's examples and tests,
-    a papers.jsonl, my-tags.toml, and a cassettes/ of its own (recording must not touch ours)."""
+    """A working directory laid out as a checkout: its examples, tests and benchmarks, and a
+    cassettes/ of its own (recording must not touch ours). Nothing else: a file a command
+    reads must be in the checkout or written by an earlier command, as for a reader."""
     for name in ("examples", "tests", "benchmarks"):
         (tmp_path / name).symlink_to(ROOT / name)
     (tmp_path / "cassettes").mkdir()
-    shutil.copy(ROOT / "examples" / "my-tags.toml", tmp_path / "my-tags.toml")
-    sample = (ROOT / "tests" / "fixtures" / "papers.jsonl").read_text(encoding="utf-8")
-    (tmp_path / "papers.jsonl").write_text(sample, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+# What a command names as a file, by its suffix; what follows these is written, not read.
+FILE_SUFFIXES = {".jsonl", ".json", ".txt", ".toml", ".csv", ".yml", ".yaml", ".md", ".html"}
+OUTPUT_FLAGS = {"-o", "--digest-out", ">"}
+
+
+def missing_inputs(words: list[str]) -> list[str]:
+    """The files ``words`` read that do not exist (yet) in the working directory."""
+    return [
+        word
+        for before, word in zip(["", *words], words, strict=False)
+        if before not in OUTPUT_FLAGS
+        and not re.match(r"^[A-Z_]+=", word)  # an environment variable for the command
+        and "://" not in word
+        and Path(word).suffix in FILE_SUFFIXES
+        and not Path(word).exists()
+    ]
 
 
 def mock_sources(router: respx.MockRouter, papers: list[dict[str, str]]) -> None:
@@ -142,6 +157,8 @@ def run_line(line: str, env: dict[str, str], tmp: Path) -> None:
             for flag in (w for w in words[2:] if w.startswith("--")):
                 assert flag in shown.stdout, f"{words[1]} has no {flag}"
             continue
+        missing = ", ".join(missing_inputs(words))
+        assert not missing, f"{part.strip()}: no {missing} in the checkout or from a command above"
         stdin = None
         if words[0] == "cat":
             stdin = Path(words[1]).read_bytes()
@@ -241,3 +258,18 @@ def test_the_daily_job_runs_as_written_and_twice_is_once(workdir: Path, where: s
             run_line(command, env, workdir)
         assert (llm.call_count, slack.call_count) == first  # nothing twice
     assert (workdir / "results.jsonl").read_text() == ""  # a quiet day: an empty results file
+
+
+def test_the_readme_describes_the_bundled_sample_as_it_is() -> None:
+    """Its size, and that it has no links, ids or authors (not one day's papers either)."""
+    from agent.sources.files import read_papers
+
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    said = re.search(
+        r"`examples/hf-daily-papers-sample\.txt` is the titles and abstracts of (\d+) papers", text
+    )
+    assert said, "the README says what the bundled sample is"
+    sample = list(read_papers([str(ROOT / "examples" / "hf-daily-papers-sample.txt")]))
+    assert len(sample) == int(said.group(1))
+    assert "it has no links, ids or authors" in text and "It is not one day's papers" in text
+    assert not any(p.url or p.authors for p in sample)

@@ -53,7 +53,7 @@ def export_cmd(
     from agent.interests import load_interests
     from agent.llm.batch import Exported, batch_requests, export_requests
     from agent.llm.cache import AnswerCache, cache_dir
-    from agent.llm.cost import make_budget, usd
+    from agent.llm.cost import make_budget, usd_exact
     from agent.outputs import check_outputs, write_atomic
     from agent.taxonomy import load_taxonomy
 
@@ -84,15 +84,22 @@ def export_cmd(
             cache.close()
     left = f"{exported.cached} cached"
     left += f", {exported.invalid} with neither title nor abstract" if exported.invalid else ""
-    if budget is not None and budget.refused:
-        left += f", {len(exported.over_budget)} left out: {budget.refused}"
+    if budget is not None and exported.over_budget:
+        # An export sends nothing: its budget is spoken of as estimates, never as spending.
+        limit = f"--max-cost {usd_exact(budget.limit)}"
+        left += f", {len(exported.over_budget)} left out: with them the estimate would pass {limit}"
     if not exported.files:
         if not to_stdout:
             write_atomic(output, "")  # never an earlier file's requests sent again
         _echo(f"nothing to export: no request written to {output} ({left})")
     else:
         names = ", ".join("stdout" if to_stdout else str(p) for p in exported.files)
-        cost = f"; at most {usd(exported.estimate)} at Batch API prices" if budget else ""
+        cost = (
+            f"; at most {usd_exact(exported.estimate)} estimated at Batch API prices, "
+            "charged only when the batch runs"
+            if budget
+            else ""
+        )
         _echo(f"{exported.requests} request(s) -> {names} ({left}){cost}")
         _echo(
             "run them (OpenAI Batch API, or: vllm run-batch -i FILE -o OUTPUT.jsonl), then: "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import logging
 import os
 import shutil
 import sys
@@ -288,13 +289,28 @@ def _kept(stats: RunStats, output: Path) -> str:
 
 @contextlib.contextmanager
 def _progress(total: int) -> Iterator[Callable[[PaperResult], None]]:
-    """A progress bar on stderr when it is a terminal; otherwise a no-op callback."""
+    """A progress bar on stderr when it is a terminal, with log lines and warnings printed
+    above it; otherwise a no-op callback."""
     if not sys.stderr.isatty():
         yield lambda result: None
         return
     from rich.console import Console
     from rich.progress import Progress
 
+    stderr = sys.stderr
     with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("papers", total=total)
-        yield lambda result: bar.advance(task)
+        # While the bar is live, rich prints what is written to sys.stderr above it; a log
+        # handler still holds the stream it was made with, and would write over the bar.
+        handlers = [
+            handler
+            for handler in logging.getLogger().handlers
+            if isinstance(handler, logging.StreamHandler) and handler.stream is stderr
+        ]
+        for handler in handlers:
+            handler.setStream(sys.stderr)
+        try:
+            task = bar.add_task("papers", total=total)
+            yield lambda result: bar.advance(task)
+        finally:
+            for handler in handlers:
+                handler.setStream(stderr)

@@ -21,6 +21,17 @@ def summary_chars(summary_words: int) -> int:
     return summary_words * CHARS_PER_WORD
 
 
+# How an unknown-tag message goes on: every tag of the taxonomy, for the model to choose from.
+USE_ONLY = "; use only: "
+
+
+def without_tag_list(message: str) -> str:
+    """``message`` without the taxonomy's tags an unknown-tag message ends with: a warning
+    line names the unknown tag, ``-v`` shows the rest."""
+    head, listed, _ = message.partition(USE_ONLY)
+    return f"{head} (not in the taxonomy; -v lists its tags)" if listed else message
+
+
 class AnswerInvalid(ValueError):
     """The answer cannot be accepted; the message is shown to the model when re-asking."""
 
@@ -110,7 +121,7 @@ def parse_answer(
             tags.append(name)
     if unknown and (not final or not tags):
         raise AnswerInvalid(
-            f"unknown tag(s) {', '.join(map(repr, unknown))}; use only: {', '.join(taxonomy.names)}"
+            f"unknown tag(s) {', '.join(map(repr, unknown))}{USE_ONLY}{', '.join(taxonomy.names)}"
         )
     if not tags:
         raise AnswerInvalid("the answer has no tags; give at least one tag from the list")

@@ -2,8 +2,12 @@
 
 Secrets are the API key and the Slack webhook from the environment, plus whatever a command
 registers (a key read through ``api_key_env``, a ``--slack-webhook``, an SMTP password). They are
-matched whatever their case, with surrounding whitespace ignored, and a webhook URL's path is a
-secret of its own (it is the part that grants access).
+matched by value, whatever their case, with surrounding whitespace ignored, in every form the
+value takes on its way out: a webhook given as ``/services/T/B/../B/XXX`` is requested, and
+logged by httpx, as ``/services/T/B/XXX``, and may be written ``%58XX``. So each secret is
+known as given and as a server reads it (percent-escapes decoded, dot segments removed), as
+its path alone (the part that grants access), and by each random-looking component (the
+token); and each URL-like word of the text is read the same way before it is compared.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ import functools
 import logging
 import os
 import re
-from collections.abc import Iterable
-from urllib.parse import urlsplit
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 SECRET_ENV = ("OPENAI_API_KEY", "SLACK_WEBHOOK_URL")
 MIN_SECRET = 4  # shorter values would redact ordinary words
+# A URL component this long that mixes digits or cases with letters is a token, not a word
+# ("services", "hooks"): on its own it grants nothing, but it is the part that must not leak.
+MIN_TOKEN = 8
 REDACTED = "[redacted]"
 _PATTERNS = (
     re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_*-]{6,}"),  # not the "sk-" of "task-specific"
@@ -25,6 +33,11 @@ _PATTERNS = (
 )
 # C0 controls but tab and newline, DEL and C1 controls: a terminal would act on them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# A word that may be a URL or a path: what a log line puts between spaces or quotes, holding a
+# "/" or a "%". Anchored at a word's start, so a long word is scanned once, not once a letter.
+_WORD = re.compile(r"(?<![^\s\"'<>`])[^\s\"'<>`/%]*+[/%][^\s\"'<>`]*")
+_EDGES = "([{.,;:!?)]}"  # punctuation around a URL in prose, kept when the URL is redacted
+_AUTHORITY = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#]*")
 _registered: set[str] = set()
 
 
@@ -34,38 +47,131 @@ def register(*secrets: str | None) -> None:
     scrub_logs()
 
 
-def _variants(secret: str) -> Iterable[str]:
+def _without_dot_segments(path: str) -> str:
+    """``path`` with its ``.`` and ``..`` segments resolved (RFC 3986, 5.2.4)."""
+    kept: list[str] = []
+    segments = path.split("/")
+    for segment in segments:
+        if segment == "..":
+            if kept and kept != [""]:  # never above the root
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if segments[-1] in (".", ".."):
+        kept.append("")  # "/a/b/.." is the folder "/a/"
+    return "/".join(kept)
+
+
+def _canonical(text: str) -> str:
+    """``text`` as a server reads it, lower-cased: percent-escapes decoded (twice-encoded
+    ones too) and the dot segments of its path resolved."""
+    for _ in range(3):  # "%2558" is "%58" once decoded, "X" twice
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    text = text.lower()
+    authority = _AUTHORITY.search(text)
+    start = authority.end() if authority else 0
+    ends = [i for i in (text.find("?", start), text.find("#", start)) if i >= 0]
+    end = min(ends, default=len(text))
+    return text[:start] + _without_dot_segments(text[start:end]) + text[end:]
+
+
+def _is_token(part: str) -> bool:
+    """Whether a URL component looks random (a token or an id), not like a word."""
+    if len(part) < MIN_TOKEN:
+        return False
+    letters = any(c.isalpha() for c in part)
+    mixed_case = any(c.isupper() for c in part) and any(c.islower() for c in part)
+    return (letters and any(c.isdigit() for c in part)) or mixed_case
+
+
+def _forms(secret: str) -> Iterator[str]:
+    """``secret`` and the parts of it that grant access or identify it on their own: for a
+    URL, its path with the query, and each token in the path, the query and the password."""
     yield secret
-    if "://" in secret:
-        # httpx prints a URL with its host lower-cased; a path alone still grants access.
-        try:
-            parts = urlsplit(secret)
-        except ValueError:  # "http://[::1/..." is no URL: the whole string is still secret
-            return
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        if len(path.strip("/")) >= MIN_SECRET:
-            yield path
+    if "://" not in secret:
+        return
+    try:
+        parts = urlsplit(secret)
+        password = unquote(parts.password or "")
+    except ValueError:  # "http://[::1/..." is no URL: the whole string is still secret
+        return
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    if len(path.strip("/")) >= MIN_SECRET:
+        yield path
+    values = (value for _, value in parse_qsl(parts.query))
+    yield from filter(_is_token, (*unquote(parts.path).split("/"), *values, password))
+
+
+class _Needles(NamedTuple):
+    """What to look for: the forms as written (any case), as a server reads them, and both
+    case-folded for a quick first look."""
+
+    written: re.Pattern[str]
+    read: tuple[str, ...]
+    folded: tuple[str, ...]
 
 
 @functools.lru_cache(maxsize=8)
-def _pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
-    forms = {v for s in secrets for v in _variants(s) if len(v) >= MIN_SECRET}
+def _needles(secrets: frozenset[str]) -> _Needles | None:
+    forms = {form for secret in secrets for form in _forms(secret) if len(form) >= MIN_SECRET}
     if not forms:
         return None
     # Longest first, so a URL is replaced whole before its path is.
     alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-    return re.compile(alternatives, re.IGNORECASE)
+    read = tuple(sorted({r for r in map(_canonical, forms) if len(r.strip("/")) >= MIN_SECRET}))
+    folded = tuple({form.casefold() for form in forms} | set(read))
+    return _Needles(re.compile(alternatives, re.IGNORECASE), read, folded)
+
+
+def _hide_urls(text: str, read: tuple[str, ...]) -> str:
+    """``text`` with each URL-like word that, read as a server reads it, holds a secret
+    replaced (the punctuation around it kept)."""
+
+    def holds(word: str) -> bool:
+        seen = _canonical(word)
+        return any(needle in seen for needle in read)
+
+    shortest = min(map(len, read))
+
+    def hide(match: re.Match[str]) -> str:
+        word = match.group()
+        # Decoding and resolving only shorten a word: a short one cannot hold a secret.
+        if len(word) < shortest or not holds(word):
+            return word
+        core = word.strip(_EDGES)
+        if not core or not holds(core):
+            return REDACTED
+        start = word.index(core)
+        return word[:start] + REDACTED + word[start + len(core) :]
+
+    return _WORD.sub(hide, text)
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` with known secrets and anything shaped like a key or webhook replaced."""
+    """``text`` with known secrets, in any of their forms, and anything shaped like a key or
+    webhook replaced."""
     known = {s.strip() for s in (*secrets, *(os.environ.get(n) for n in SECRET_ENV)) if s}
-    pattern = _pattern(frozenset(known | _registered))
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
+    needles = _needles(frozenset(known | _registered))
+    if needles is not None and _may_hold(text, needles):
+        if needles.read and ("/" in text or "%" in text):
+            text = _hide_urls(text, needles.read)
+        text = needles.written.sub(REDACTED, text)
     for shape in _PATTERNS:
         text = shape.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
     return text
+
+
+def _may_hold(text: str, needles: _Needles) -> bool:
+    """False when ``text`` surely holds no secret: most texts, told by plain substring tests."""
+    if not text.isascii() or "%" in text or "/." in text:
+        return True  # an escape to decode or a dot segment to resolve: look closely
+    # Here reading a word as a server does only lower-cases it (and may drop a leading "./" or
+    # "../"), and lower-casing ASCII is what IGNORECASE does: a secret in it is a substring.
+    low = text.lower()
+    return any(needle in low for needle in needles.folded)
 
 
 def printable(text: str) -> str:
