@@ -489,5 +489,5 @@ async def publish(
         slack = SlackChannel(http, request.webhook, full=request.full, more_url=request.more_url)
         # Papers Slack already has (an earlier digest, a partial post) are left out, and a
         # digest stopped part-way resumes: no paper is posted twice.
-        await deliver(results, digests, slack, say=tell, again=again)
+        await deliver(results, digests, slack, say=tell, again=again, forcing=f"{again} --force")
     return text

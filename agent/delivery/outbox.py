@@ -83,18 +83,19 @@ class Plan:
             and not any(self.messages[i].papers for i in self.pending)
         )
 
-    def notes(self, destination: Destination) -> list[str]:
-        """What a delivery says before sending: why nothing goes, or what is left out."""
+    def notes(self, destination: Destination, force: str = "--force") -> list[str]:
+        """What a delivery says before sending: why nothing goes (and that ``force`` sends
+        anyway), or what is left out."""
         name = destination.name
         if self.nothing_new:
             papers = plural(self.left_out, "paper")
             return [
                 f"{name}: nothing new to send: {papers} already delivered there "
-                "(--force sends them again)"
+                f"({force} sends them again)"
             ]
         if not self.pending:
             return [
-                f"{name}: nothing sent: this digest was already delivered (--force sends it again)"
+                f"{name}: nothing sent: this digest was already delivered ({force} sends it again)"
             ]
         lines = []
         if self.left_out:
@@ -218,10 +219,12 @@ async def deliver(
     say: Say | None = None,
     on_sent: Callable[[int, int], None] | None = None,
     again: str = AGAIN,
+    forcing: str = "--force",
 ) -> Report:
     """Deliver the digest of ``results`` to ``channel``: the papers it already has left out
     (unless ``force``), a stopped digest resumed, one line per outcome to ``say``; raise
-    PartialDeliveryError naming what was and was not delivered (``again`` sends the rest)."""
+    PartialDeliveryError naming what was and was not delivered (``again`` sends the rest,
+    ``forcing`` would send every paper)."""
     journal = journal or DeliveryLog()
     tell = say or log.info
     name = channel.destination.name
@@ -231,7 +234,7 @@ async def deliver(
             _record(journal, todo, channel.destination, index, at)
         total = len(todo.messages)
         report = Report(total, skipped=sorted(i + 1 for i in todo.done), left_out=todo.left_out)
-        for line in todo.notes(channel.destination):
+        for line in todo.notes(channel.destination, forcing):
             tell(line)
         if not todo.sends:
             return report
