@@ -336,7 +336,7 @@ def test_post_dry_run_prints_payloads_and_sends_nothing(webhook_route, results_f
     assert webhook_route.call_count == 0
     payloads = json.loads(done.stdout)
     assert payloads[0]["blocks"][0]["type"] == "header"
-    assert done.stderr == "# Slack: 1 message, not sent\n"
+    assert done.stderr == "# Slack: 1 message(s), not sent\n"
     assert WEBHOOK not in done.output
 
 

@@ -26,7 +26,6 @@ from agent.digest import (
     render,
     slack_messages,
 )
-from agent.digest.text import plural
 from agent.errors import ConfigError, DeliveryError
 from agent.llm.redact import register
 from agent.models import PaperResult
@@ -309,7 +308,7 @@ async def _dry_run(
     elif email is None:
         payloads = slack_messages(await build(papers), full=full, more_url=more_url)
     if payloads:
-        click.echo(f"# Slack: {plural(len(payloads), 'message')}, not sent", err=True)
+        click.echo(f"# Slack: {len(payloads)} message(s), not sent", err=True)
         click.echo(json.dumps(payloads, ensure_ascii=False, indent=2))
     if email is not None:
         todo = await plan(papers, build, email, DeliveryLog(), force=force)
