@@ -37,6 +37,24 @@ class DeliveryError(PaperAgentError):
     exit_code = 1
 
 
+class PartialDeliveryError(DeliveryError):
+    """A destination did not take a message: says which it has and how to send the rest."""
+
+    def __init__(
+        self, name: str, number: int, total: int, delivered: list[int], reason: str, again: str
+    ) -> None:
+        self.number = number
+        self.total = total
+        self.delivered = sorted(delivered)
+        self.pending = [n for n in range(1, total + 1) if n not in set(delivered)]
+        done = ", ".join(map(str, self.delivered)) or "none"
+        todo = ", ".join(map(str, self.pending))
+        super().__init__(
+            f"{name}: message {number} of {total} not delivered: {reason.rstrip('.')}. "
+            f"Delivered: {done}. Not delivered: {todo}. Run {again} to send only those."
+        )
+
+
 class Halt(enum.Enum):
     """Why one paper's failure stops the whole run from launching papers."""
 

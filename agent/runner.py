@@ -39,6 +39,7 @@ from agent.taxonomy import Taxonomy
 if TYPE_CHECKING:
     import httpx
 
+    from agent.digest import Digest
     from agent.interests import Interests
     from agent.llm.batch import BatchAnswer
     from agent.prefilter import FilterReport, Filters
@@ -277,7 +278,9 @@ async def execute(
                 stats.skipped,
             )
             digest = dataclasses.replace(digest, webhook=None)
-        return await publish(http, settings, output, digest, budget, stats) if digest else None
+        if digest is None:
+            return None
+        return await publish(http, settings, output, digest, budget, stats, notify)
 
 
 def run_job(job: Coroutine[Any, Any, T]) -> T:
@@ -307,7 +310,12 @@ def run_job(job: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(main())
 
 
-def quiet_day(settings: Settings, output: Path, digest: DigestRequest) -> None:
+def quiet_day(
+    settings: Settings,
+    output: Path,
+    digest: DigestRequest,
+    notify: Callable[[str], None] | None = None,
+) -> None:
     """A day with no new paper: an empty results file, and the digest only if asked for."""
     from agent.llm.http import make_client
     from agent.outputs import write_atomic
@@ -318,7 +326,7 @@ def quiet_day(settings: Settings, output: Path, digest: DigestRequest) -> None:
 
     async def go() -> str | None:
         async with make_client(settings.timeout) as http:
-            return await publish(http, settings, output, digest)
+            return await publish(http, settings, output, digest, say=notify)
 
     text = run_job(go())
     if text is not None:
@@ -430,31 +438,43 @@ async def publish(
     request: DigestRequest,
     budget: Budget | None = None,
     stats: RunStats | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> str | None:
-    """Render the digest (returned when no ``out`` file) and post what is not yet delivered;
-    the highlights request counts against the run's --max-cost ``budget`` and in ``stats``."""
-    from agent.digest import SORTS, load_results, make_digest, render, slack_messages
+    """Render the digest (returned when no ``out`` file) and post the papers Slack does not
+    have yet, one line per delivery to ``say``; the highlights request counts against the
+    run's --max-cost ``budget`` and in ``stats``."""
+    from agent.delivery.outbox import Builder
+    from agent.digest import SORTS, load_results, make_digest, render
     from agent.outputs import write_atomic
 
+    tell = say or log.info
     sort = next((s for s in SORTS if s == request.sort), None)  # narrowed to the Sort literal
-    digest = make_digest(
-        load_results(results_path),
-        taxonomy=settings.taxonomy,
-        sort=sort,
-        top=request.top,
-        min_relevance=request.min_relevance,
-    )
-    if request.highlights:
-        from agent.highlights import with_highlights
 
-        def spent(usage: Usage) -> None:
-            if stats is not None:
-                stats.usage = stats.usage + usage
+    async def build(results: list[PaperResult]) -> Digest:
+        digest = make_digest(
+            results,
+            taxonomy=settings.taxonomy,
+            sort=sort,
+            top=request.top,
+            min_relevance=request.min_relevance,
+        )
+        if request.highlights:
+            from agent.highlights import with_highlights
 
-        digest = await with_highlights(digest, settings, http, budget, spent)
+            def spent(usage: Usage) -> None:
+                if stats is not None:
+                    stats.usage = stats.usage + usage
+
+            digest = await with_highlights(digest, settings, http, budget, spent)
+        return digest
+
+    results = load_results(results_path)
+    digests = Builder(build)  # the file and Slack share a digest when Slack lacks every paper
     text = None
     if request.fmt:
-        text = render(digest, request.fmt, full=request.full, more_url=request.more_url)
+        text = render(
+            await digests(results), request.fmt, full=request.full, more_url=request.more_url
+        )
     if text is not None and request.out is not None:
         try:
             write_atomic(request.out, text)
@@ -462,20 +482,25 @@ async def publish(
             raise OutputError(
                 f"{exc} (the results are in {results_path}: run paper-agent digest on them)"
             ) from None
+        tell(f"{request.out} written")
         text = None
     if request.webhook:
-        from agent.delivery.slack import post_to_slack
+        from agent.delivery.outbox import deliver
+        from agent.delivery.slack import SlackChannel
 
-        hint = f"paper-agent post {results_path} --resume"
-        hint += f" --taxonomy {settings.taxonomy}" if settings.taxonomy else ""
-        hint += " --highlights" if request.highlights else ""
-        # The same flags rebuild the same messages, which the delivery log knows by their hash.
-        hint += f" --top {request.top}" if request.top is not None else ""
-        hint += f" --sort {sort}" if sort else ""
-        hint += " --full" if request.full else ""
-        hint += f" --more-url {request.more_url}" if request.more_url else ""
-        messages = slack_messages(digest, full=request.full, more_url=request.more_url)
-        # Resume through the same delivery log as `post`: a rerun after a partial post sends
-        # only the rest, and a rerun of a finished one sends nothing (no message twice).
-        await post_to_slack(http, request.webhook, messages, resume=True, resume_hint=hint)
+        again = f"paper-agent post {results_path}"
+        again += f" --taxonomy {settings.taxonomy}" if settings.taxonomy else ""
+        again += " --highlights" if request.highlights else ""
+        # The same flags rebuild the same messages: the journal resumes them where they stopped.
+        again += f" --top {request.top}" if request.top is not None else ""
+        again += f" --sort {sort}" if sort else ""
+        again += (
+            f" --min-relevance {request.min_relevance}" if request.min_relevance is not None else ""
+        )
+        again += " --full" if request.full else ""
+        again += f" --more-url {request.more_url}" if request.more_url else ""
+        slack = SlackChannel(http, request.webhook, full=request.full, more_url=request.more_url)
+        # Papers Slack already has (an earlier digest, a partial post) are left out, and a
+        # digest stopped part-way resumes: no paper is posted twice.
+        await deliver(results, digests, slack, say=tell, again=again, forcing=f"{again} --force")
     return text

@@ -338,7 +338,7 @@ def test_a_failed_post_from_run_says_how_to_resume(mocked_llm, papers_file, monk
     result = invoke("run", str(papers_file), "-o", "out.jsonl", "--post-slack")
     assert result.exit_code == 1
     assert "invalid_blocks" in result.stderr
-    assert "Run paper-agent post out.jsonl --resume to send only those" in result.stderr
+    assert "Run paper-agent post out.jsonl to send only those" in result.stderr
     assert hook not in result.stderr
 
 

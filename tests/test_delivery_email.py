@@ -73,7 +73,7 @@ def test_post_emails_the_digest_with_login(smtp_server, results_file):
     assert "Ping everyone &lt;!channel&gt;" in body["text/html"]  # HTML escapes it
     assert "<!channel>" not in body["text/html"] and "<script" not in body["text/html"]
     assert 'href="https://arxiv.org/abs/2410.23168"' in body["text/html"]
-    assert "Email: sent to team@example.org, me@example.org" in done.stderr
+    assert done.stderr.endswith("Email to team@example.org, me@example.org: 1 message delivered\n")
     assert PASSWORD not in done.output
 
 
@@ -189,7 +189,7 @@ def test_settings_never_show_the_password():
     assert PASSWORD not in repr(SmtpSettings(password=PASSWORD))
 
 
-def test_resume_after_a_slack_failure_does_not_send_the_email_twice(smtp_server, results_file):
+def test_a_rerun_after_a_slack_failure_does_not_send_the_email_twice(smtp_server, results_file):
     import httpx
     import respx
 
@@ -202,10 +202,13 @@ def test_resume_after_a_slack_failure_does_not_send_the_email_twice(smtp_server,
             side_effect=[httpx.Response(400, text="invalid_blocks"), httpx.Response(200, text="ok")]
         )
         first = invoke(*args)
-        assert first.exit_code == 1 and "--resume" in first.stderr
-        assert "Email: sent to team@example.org" in first.stderr
-        again = invoke(*args, "--resume")
+        assert first.exit_code == 1 and "Run the same command again" in first.stderr
+        assert "Email to team@example.org: 1 message delivered" in first.stderr
+        again = invoke(*args)
     assert again.exit_code == 0, again.output
     assert slack.call_count == 2
     assert len(inbox.envelopes) == 1  # the email went once
-    assert "Email: already sent to team@example.org, not sent again" in again.stderr
+    assert again.stderr.splitlines()[-1] == (
+        "Email to team@example.org: nothing new to send: 8 papers already delivered there "
+        "(--force sends them again)"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable
@@ -13,8 +14,11 @@ import respx
 from click.testing import CliRunner
 
 from agent.cli import cli
-from agent.delivery.journal import DeliveryLog, digest_hash
-from agent.delivery.slack import SlackPostError, post_to_slack
+from agent.delivery.journal import DeliveryLog, digest_hash, paper_key
+from agent.delivery.outbox import Report, deliver
+from agent.delivery.slack import SlackChannel
+from agent.digest import make_digest, parse_results
+from agent.errors import DeliveryError, PartialDeliveryError
 
 WEBHOOK = "https://hooks.slack.com/services/test-team/test-hook/s3cretT0kenXYZ"
 
@@ -83,15 +87,40 @@ def sent_bodies(route) -> list[dict]:
     return [json.loads(call.request.content) for call in route.calls]
 
 
-async def post(payloads: list[dict], **options):
+async def send(payloads: list[dict], **options) -> SlackChannel:
+    """Send ``payloads`` one after another through one channel (as a delivery does)."""
     async with httpx.AsyncClient() as client:
-        return await post_to_slack(client, WEBHOOK, payloads, **options)
+        channel = SlackChannel(client, WEBHOOK, **options)
+        for payload in payloads:
+            await channel.send(payload)
+    return channel
+
+
+DAY = dt.date(2026, 3, 6)
+
+
+async def build(results: list) -> object:
+    return make_digest(results, date=DAY)
+
+
+async def post(results: list, **options) -> Report:
+    """Deliver the digest of ``results`` to the webhook, every paper (--full)."""
+    async with httpx.AsyncClient() as client:
+        channel = SlackChannel(client, WEBHOOK, full=True)
+        return await deliver(results, build, channel, **options)
+
+
+@pytest.fixture
+def seventy(fixtures) -> list:
+    """Seventy annotated results: three Slack messages with --full."""
+    line = json.loads((fixtures / "digest" / "results.jsonl").read_text().splitlines()[1])
+    rows = [{**line, "id": f"2603.{i:05d}", "title": f"Paper {i}"} for i in range(70)]
+    return parse_results("".join(json.dumps(row) + "\n" for row in rows))
 
 
 async def test_messages_go_in_order_a_second_apart(webhook_route, clock):
     webhook_route.side_effect = clock.replies(ok(), ok(), ok())
-    report = await post(messages(3), clock=clock)
-    assert report.sent == [1, 2, 3] and report.skipped == []
+    await send(messages(3), clock=clock)
     assert sent_bodies(webhook_route) == messages(3)
     assert clock.gaps() == [1.0, 1.0]
     assert clock.slept == [1.0 - 2**-7] * 2  # the time a request takes counts toward the gap
@@ -100,8 +129,8 @@ async def test_messages_go_in_order_a_second_apart(webhook_route, clock):
 async def test_any_two_requests_are_a_second_apart_retries_included(webhook_route, clock):
     rate_limited = slack_error(429, "rate_limited", **{"Retry-After": "0"})
     webhook_route.side_effect = clock.replies(ok(), rate_limited, ok(), ok())
-    report = await post(messages(3), clock=clock)
-    assert report.sent == [1, 2, 3] and report.retries == 1
+    channel = await send(messages(3), clock=clock)
+    assert channel.retries == 1
     assert len(clock.requests) == 4
     assert all(gap >= 1.0 for gap in clock.gaps()), clock.gaps()
 
@@ -109,89 +138,118 @@ async def test_any_two_requests_are_a_second_apart_retries_included(webhook_rout
 async def test_a_429_waits_as_told_by_retry_after_then_succeeds(webhook_route, clock):
     rate_limited = slack_error(429, "rate_limited", **{"Retry-After": "7"})
     webhook_route.side_effect = clock.replies(rate_limited, ok())
-    report = await post(messages(1), clock=clock)
+    channel = await send(messages(1), clock=clock)
     assert webhook_route.call_count == 2
     # Retry-After already spaces the retry: no pacing wait on top of it.
     assert clock.slept == [7.0]
-    assert report.sent == [1] and report.retries == 1
+    assert channel.retries == 1
 
 
 async def test_a_5xx_is_retried(webhook_route, sleeps):
     webhook_route.side_effect = [slack_error(503, "service_unavailable"), ok()]
-    report = await post(messages(1))
-    assert webhook_route.call_count == 2 and report.sent == [1]
+    await send(messages(1))
+    assert webhook_route.call_count == 2
 
 
 async def test_a_400_stops_at_once_with_slacks_error_text(webhook_route, sleeps):
     webhook_route.mock(return_value=slack_error(400, "invalid_blocks"))
-    with pytest.raises(SlackPostError) as caught:
-        await post(messages(2))
+    with pytest.raises(DeliveryError) as caught:
+        await send(messages(2))
     assert webhook_route.call_count == 1
     assert sleeps == []
-    message = str(caught.value)
-    assert "invalid_blocks (HTTP 400)" in message
-    assert "message 1 of 2" in message and "Delivered: none." in message
-    assert WEBHOOK not in message
+    assert str(caught.value) == "invalid_blocks (HTTP 400)"
 
 
-async def test_partial_failure_says_what_was_delivered_and_resume_sends_the_rest(webhook_route):
-    payloads = messages(5)
+async def test_partial_failure_says_what_was_delivered_and_the_next_post_sends_the_rest(
+    webhook_route, seventy
+):
     webhook_route.side_effect = [ok(), ok(), slack_error(404, "channel_not_found")]
-    with pytest.raises(SlackPostError) as caught:
-        await post(payloads)
-    assert caught.value.delivered == [1, 2] and caught.value.pending == [3, 4, 5]
-    assert "Delivered: 1, 2. Not delivered: 3, 4, 5." in str(caught.value)
+    with pytest.raises(PartialDeliveryError) as caught:
+        await post(seventy)
+    assert caught.value.delivered == [1, 2] and caught.value.pending == [3]
+    assert str(caught.value) == (
+        "Slack: message 3 of 3 not delivered: channel_not_found (HTTP 404). "
+        "Delivered: 1, 2. Not delivered: 3. Run the same command again to send only those."
+    )
+    sent = sent_bodies(webhook_route)
 
     webhook_route.side_effect = None
     webhook_route.reset()
     webhook_route.mock(return_value=ok())
-    report = await post(payloads, resume=True)
-    assert report.skipped == [1, 2] and report.sent == [3, 4, 5]
-    assert sent_bodies(webhook_route) == payloads[2:]
+    report = await post(seventy)
+    assert report.skipped == [1, 2] and report.sent == [3]
+    assert sent_bodies(webhook_route) == sent[2:]  # the same message 3 of 3, resumed
 
     webhook_route.reset()
-    again = await post(payloads, resume=True)
-    assert again.sent == [] and again.skipped == [1, 2, 3, 4, 5]
+    again = await post(seventy)
+    assert again.sent == [] and again.left_out == 70
     assert webhook_route.call_count == 0
 
 
-async def test_without_resume_everything_is_sent_again(webhook_route):
+async def test_the_same_digest_again_sends_nothing_unless_forced(webhook_route, seventy, caplog):
+    caplog.set_level(logging.INFO)
     webhook_route.mock(return_value=ok())
-    await post(messages(2))
+    lines: list[str] = []
+    await post(seventy, say=lines.append)
     webhook_route.reset()
-    await post(messages(2))
-    assert webhook_route.call_count == 2
+    await post(seventy, say=lines.append)
+    assert webhook_route.call_count == 0
+    assert lines == [
+        "Slack: 3 messages delivered",
+        "Slack: nothing new to send: 70 papers already delivered there (--force sends them again)",
+    ]
+    forced = await post(seventy, force=True)
+    assert forced.sent == [1, 2, 3] and webhook_route.call_count == 3
 
 
-async def test_the_log_is_keyed_by_digest_and_never_holds_the_webhook(webhook_route, tmp_path):
+async def test_the_journal_holds_papers_per_message_and_never_the_webhook(
+    webhook_route, seventy, tmp_path
+):
     webhook_route.mock(return_value=ok())
-    log = DeliveryLog(tmp_path / "log.json")
-    await post(messages(2), delivery_log=log)
-    text = (tmp_path / "log.json").read_text()
-    assert digest_hash(messages(2)) in text
+    path = tmp_path / "log.json"
+    await post(seventy, journal=DeliveryLog(path))
+    text = path.read_text()
     assert WEBHOOK not in text and "s3cret" not in text
-    # A different digest does not resume from this one's progress.
-    webhook_route.reset()
-    await post(messages(3), delivery_log=log, resume=True)
-    assert webhook_route.call_count == 3
+    records = json.loads(text)["deliveries"]
+    payloads = [json.loads(call.request.content) for call in webhook_route.calls]
+    assert {r["digest"] for r in records} == {digest_hash(payloads)}
+    assert [r["message"] for r in records] == [0, 1, 2]
+    assert {r["channel"] for r in records} == {"slack"}
+    assert {r["destination"] for r in records} == {records[0]["destination"]}
+    assert records[0]["destination"].startswith("slack:")
+    carried = [key for r in records for key in r["papers"]]
+    assert sorted(carried) == sorted(paper_key(r) for r in seventy)  # each paper once
+    for record, payload in zip(records, payloads, strict=True):
+        shown = json.dumps(payload)
+        assert all(f"Paper {int(key[5:])}" in shown for key in record["papers"])
 
 
-async def test_a_damaged_log_is_ignored(webhook_route, tmp_path):
+async def test_the_same_webhook_spelled_otherwise_is_the_same_destination():
+    from agent.delivery.slack import slack_destination
+
+    plain = slack_destination(WEBHOOK)
+    loud = WEBHOOK.replace("https://hooks.slack.com", "HTTPS://Hooks.Slack.COM:443")
+    assert slack_destination(f"  {loud}  ").id == plain.id
+    assert slack_destination(WEBHOOK + "x").id != plain.id
+    assert "s3cret" not in plain.id + "".join(plain.aliases)
+
+
+async def test_a_damaged_log_is_ignored(webhook_route, tmp_path, seventy):
     webhook_route.mock(return_value=ok())
     path = tmp_path / "log.json"
     path.write_text("{not json")
-    report = await post(messages(1), delivery_log=DeliveryLog(path), resume=True)
-    assert report.sent == [1]
+    report = await post(seventy, journal=DeliveryLog(path))
+    assert report.sent == [1, 2, 3]
 
 
-async def test_the_webhook_never_reaches_logs_or_errors(webhook_route, caplog):
+async def test_the_webhook_never_reaches_logs_or_errors(webhook_route, caplog, seventy):
     caplog.set_level(logging.DEBUG)
     refused = httpx.ConnectError(f"cannot connect to {WEBHOOK}")
     webhook_route.side_effect = [ok(), *[refused] * 5]
-    with pytest.raises(SlackPostError) as caught:
-        await post(messages(2))
+    with pytest.raises(PartialDeliveryError) as caught:
+        await post(seventy)
     assert "ConnectError" in str(caught.value) and "[redacted]" in str(caught.value)
-    assert caught.value.delivered == [1] and caught.value.pending == [2]
+    assert caught.value.delivered == [1] and caught.value.pending == [2, 3]
     assert WEBHOOK not in str(caught.value)
     assert caught.value.__suppress_context__
     assert "HTTP Request: POST" in caplog.text  # httpx did log the request...
@@ -229,46 +287,47 @@ def test_post_sends_the_digest_to_the_webhook_from_the_environment(webhook_route
     assert done.exit_code == 0, done.output
     body = sent_bodies(webhook_route)[0]
     assert body["blocks"][0]["type"] == "header"
-    assert "Slack: 1 message(s) delivered" in done.stderr
+    assert done.stderr == "Slack: sent message 1/1\nSlack: 1 message delivered\n"
     assert WEBHOOK not in done.output
 
 
-def test_post_partial_failure_then_resume(webhook_route, many_results, caplog):
+def test_post_partial_failure_then_the_same_command_sends_the_rest(
+    webhook_route, many_results, caplog
+):
     caplog.set_level(logging.DEBUG)
     webhook_route.side_effect = [ok(), ok(), slack_error(400, "invalid_blocks")]
-    failed = invoke(
-        "post", str(many_results), "--slack-webhook", WEBHOOK, "--date", "2026-03-06", "--full"
-    )
+    command = ["post", str(many_results), "--slack-webhook", WEBHOOK, "--date", "2026-03-06"]
+    failed = invoke(*command, "--full")
     assert failed.exit_code == 1
-    assert "message 3 of 3: invalid_blocks (HTTP 400)" in failed.stderr
-    assert "Delivered: 1, 2. Not delivered: 3." in failed.stderr
-    assert "--resume" in failed.stderr
+    assert (
+        "Slack: message 3 of 3 not delivered: invalid_blocks (HTTP 400). Delivered: 1, 2. "
+        "Not delivered: 3. Run the same command again to send only those."
+    ) in failed.stderr
 
     webhook_route.side_effect = None
     webhook_route.reset()
     webhook_route.mock(return_value=ok())
-    resumed = invoke(
-        "post",
-        str(many_results),
-        "--slack-webhook",
-        WEBHOOK,
-        "--date",
-        "2026-03-06",
-        "--resume",
-        "--full",
-    )
+    resumed = invoke(*command, "--full")
     assert resumed.exit_code == 0, resumed.output
     assert webhook_route.call_count == 1
     assert sent_bodies(webhook_route)[0]["text"].endswith("(3/3)")
+    assert resumed.stderr.splitlines() == [
+        "Slack: 2 of 3 messages already delivered, not sent again",
+        "Slack: sent message 3/3",
+        "Slack: 1 message delivered",
+    ]
     for output in (failed.output, resumed.output, caplog.text):
         assert WEBHOOK not in output and "s3cret" not in output
-    # The next day's date makes another digest: --resume says it found nothing to resume.
-    next_day = invoke(
-        "post", str(many_results), "--slack-webhook", WEBHOOK, "--date", "2026-03-07",
-        "--resume", "--full",
-    )  # fmt: skip
+    # The next day's digest of the same papers (--resume is still accepted): nothing new.
+    webhook_route.reset()
+    next_day = invoke(*command[:-1], "2026-03-07", "--resume", "--full")
     assert next_day.exit_code == 0
-    assert "--resume found no earlier delivery of this digest" in next_day.stderr
+    assert webhook_route.call_count == 0
+    assert next_day.stderr == (
+        "Slack: nothing new to send: 70 papers already delivered there (--force sends them again)\n"
+    )
+    forced = invoke(*command, "--force")  # the one-screen message, all seventy again
+    assert forced.exit_code == 0 and webhook_route.call_count == 1
 
 
 def test_post_dry_run_prints_payloads_and_sends_nothing(webhook_route, results_file):
@@ -277,7 +336,24 @@ def test_post_dry_run_prints_payloads_and_sends_nothing(webhook_route, results_f
     assert webhook_route.call_count == 0
     payloads = json.loads(done.stdout)
     assert payloads[0]["blocks"][0]["type"] == "header"
+    assert done.stderr == "# Slack: 1 message(s), not sent\n"
     assert WEBHOOK not in done.output
+
+
+def test_post_dry_run_leaves_out_what_the_webhook_already_has(webhook_route, many_results):
+    webhook_route.mock(return_value=ok())
+    command = ["post", str(many_results), "--slack-webhook", WEBHOOK, "--full"]
+    assert invoke(*command).exit_code == 0
+    webhook_route.reset()
+    again = invoke(*command, "--dry-run")
+    assert again.exit_code == 0 and again.stdout == ""
+    assert again.stderr == (
+        "# Slack: nothing new to send: 70 papers already delivered there "
+        "(--force sends them again)\n"
+    )
+    forced = invoke(*command, "--dry-run", "--force")
+    assert len(json.loads(forced.stdout)) == 3
+    assert webhook_route.call_count == 0
 
 
 def test_post_needs_a_destination(results_file):
@@ -293,12 +369,14 @@ def test_a_malformed_webhook_is_rejected_without_echoing_it(results_file):
     assert "http(s) URL" in done.stderr and "s3cret" not in done.output
 
 
-async def test_an_unwritable_delivery_log_does_not_undo_a_delivery(webhook_route, tmp_path, caplog):
+async def test_an_unwritable_delivery_log_does_not_undo_a_delivery(
+    webhook_route, tmp_path, caplog, seventy
+):
     webhook_route.mock(return_value=ok())
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the state dir should be")
-    report = await post(messages(2), delivery_log=DeliveryLog(blocked / "deliveries.json"))
-    assert report.sent == [1, 2]
+    report = await post(seventy, journal=DeliveryLog(blocked / "deliveries.json"))
+    assert report.sent == [1, 2, 3]
     assert "cannot write the delivery log" in caplog.text
 
 
@@ -312,28 +390,69 @@ def test_run_refuses_a_malformed_webhook_before_running(fixtures, monkeypatch):
     assert "secret-part" not in result.output + result.stderr
 
 
+def version_1_log(path: Path, digests: dict) -> None:
+    """A delivery log as version 1 (today's main before the journal) wrote it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 1, "digests": digests}, indent=1, sort_keys=True))
+
+
+def seventy_hash(seventy: list) -> str:
+    from agent.digest import slack_messages
+
+    return digest_hash(slack_messages(make_digest(seventy, date=DAY), full=True))
+
+
 @pytest.mark.parametrize(
     "entry",
     [[], {"delivered": 7}, "x", {"delivered": {"a": 1}}, {"delivered": [0, "1", True, None]}],
 )
-async def test_a_damaged_delivery_log_entry_never_stops_a_post(webhook_route, tmp_path, entry):
-    from agent.delivery.journal import destination_id, digest_hash
+async def test_a_damaged_delivery_log_entry_never_stops_a_post(
+    webhook_route, tmp_path, entry, seventy
+):
+    from agent.delivery.journal import destination_id
 
-    payloads = messages(2)
     path = tmp_path / "deliveries.json"
     dest = {destination_id(WEBHOOK): entry, "other": {"updated": "9999"}}
-    body = {"version": 1, "digests": {digest_hash(payloads): dest if entry != [] else []}}
-    path.write_text(json.dumps(body))
+    version_1_log(path, {seventy_hash(seventy): dest if entry != [] else []})
     webhook_route.mock(return_value=ok())
-    report = await post(payloads, resume=True, delivery_log=DeliveryLog(path))
+    report = await post(seventy, journal=DeliveryLog(path))
     # A valid index in the damaged entry still counts; every other shape is ignored.
-    assert sorted(report.skipped + report.sent) == [1, 2]
-    saved = json.loads(path.read_text())["digests"][digest_hash(payloads)]
-    assert 1 in saved[destination_id(WEBHOOK)]["delivered"]  # what it sent is recorded
+    assert sorted(report.skipped + report.sent) == [1, 2, 3]
+    saved = json.loads(path.read_text())["deliveries"]
+    assert 1 in {r["message"] for r in saved if r["digest"] == seventy_hash(seventy)}
+
+
+async def test_a_version_1_log_resumes_and_is_migrated(webhook_route, tmp_path, seventy):
+    from agent.delivery.journal import destination_id
+    from agent.delivery.slack import slack_destination
+
+    path = tmp_path / "deliveries.json"
+    now = dt.datetime.now(dt.UTC).isoformat()
+    others = {"sha256:0123456789abcdef": {"delivered": [0], "total": 1, "updated": now}}
+    mine = {destination_id(WEBHOOK): {"delivered": [0, 1], "total": 3, "updated": now}}
+    version_1_log(path, {seventy_hash(seventy): mine, "a" * 24: others})
+    webhook_route.mock(return_value=ok())
+    report = await post(seventy, journal=DeliveryLog(path))
+    assert report.skipped == [1, 2] and report.sent == [3]
+    assert sent_bodies(webhook_route)[0]["text"].endswith("(3/3)")
+    saved = json.loads(path.read_text())
+    assert saved["version"] == 2
+    records = {(r["digest"], r["message"]): r for r in saved["deliveries"]}
+    assert ("a" * 24, 0) in records  # another destination's record is kept as it was
+    # Ours are migrated: the new id, and the papers the rebuilt messages 1 and 2 carried.
+    ours = [records[seventy_hash(seventy), i] for i in range(3)]
+    assert {r["destination"] for r in ours} == {slack_destination(WEBHOOK).id}
+    assert [r["at"] for r in ours[:2]] == [now, now]
+    assert sorted(k for r in ours for k in r["papers"]) == sorted(map(paper_key, seventy))
+    assert len(saved["deliveries"]) == 4
+    webhook_route.reset()
+    again = await post(seventy, journal=DeliveryLog(path))
+    assert again.sent == [] and webhook_route.call_count == 0
 
 
 def test_two_posts_at_once_deliver_each_message_once(tmp_path):
-    """Two real processes post one digest with --resume: the second waits for the first."""
+    """Two real processes post one digest: the second waits for the first, then finds every
+    paper delivered (--resume, an old script's flag, is accepted)."""
     import subprocess
     import sys
     import threading

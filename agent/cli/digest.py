@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,17 +26,15 @@ from agent.digest import (
     render,
     slack_messages,
 )
-from agent.digest.text import plural
 from agent.errors import ConfigError, DeliveryError
 from agent.llm.redact import register
 from agent.models import PaperResult
 from agent.outputs import check_outputs, output_lock, write_atomic
 
 if TYPE_CHECKING:
-    from email.message import EmailMessage
-
     from agent.config import Settings
-    from agent.delivery.email import SmtpSettings
+    from agent.delivery.email import EmailChannel
+    from agent.delivery.outbox import Builder
 
 
 def _read_results(source: str) -> list[PaperResult]:
@@ -92,20 +90,37 @@ def _build(
     top: int | None = None,
     sort: Sort | None = None,
 ) -> Digest:
-    built = make_digest(
-        _read_results(results),
-        group_order="size" if group_order == "size" else "taxonomy",
-        taxonomy=settings.taxonomy,
-        date=date,
-        top=top,
-        sort=sort,
-        min_relevance=settings.min_relevance,
-    )
-    if highlights:
-        from agent.highlights import highlight_settings, with_highlights
+    maker = _maker(settings, group_order, date, highlights, top, sort)
+    return asyncio.run(maker(_read_results(results)))
 
-        built = asyncio.run(with_highlights(built, highlight_settings(settings)))
-    return built
+
+def _maker(
+    settings: Settings,
+    group_order: str,
+    date: dt.date | None,
+    highlights: bool = False,
+    top: int | None = None,
+    sort: Sort | None = None,
+) -> Callable[[list[PaperResult]], Awaitable[Digest]]:
+    """How ``digest`` and ``post`` turn results into a digest, as one async function."""
+
+    async def make(results: list[PaperResult]) -> Digest:
+        built = make_digest(
+            results,
+            group_order="size" if group_order == "size" else "taxonomy",
+            taxonomy=settings.taxonomy,
+            date=date,
+            top=top,
+            sort=sort,
+            min_relevance=settings.min_relevance,
+        )
+        if highlights:
+            from agent.highlights import highlight_settings, with_highlights
+
+            built = await with_highlights(built, highlight_settings(settings))
+        return built
+
+    return make
 
 
 @click.command()
@@ -159,8 +174,19 @@ def digest(
 @click.option("--smtp-user", metavar="USER", help="Log in to the SMTP server as USER.")
 @click.option("--smtp-password-env", metavar="VAR", help="Read the SMTP password from $VAR.")
 @click.option("--starttls", is_flag=True, help="Upgrade the SMTP connection with STARTTLS.")
-@click.option("--resume", is_flag=True, help="Send only the Slack messages not yet delivered.")
-@click.option("--dry-run", is_flag=True, help="Print the payloads instead of sending them.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Kept for old scripts: every post resumes, sending only what was not delivered.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Send every paper again, even those the destination already has.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be sent (the payloads) instead of sending."
+)
 def post(
     results: str,
     group_order: str,
@@ -179,16 +205,19 @@ def post(
     smtp_password_env: str | None,
     starttls: bool,
     resume: bool,
+    force: bool,
     dry_run: bool,
     **flags: Any,
 ) -> None:
-    """Deliver the digest of RESULTS.jsonl to Slack and/or by email."""
+    """Deliver the digest of RESULTS.jsonl to Slack and/or by email; papers a destination
+    already has are left out (see --force)."""
     run_settings = _settings(flags, config_path)
     if not slack_webhook and not email_to and not dry_run:
         raise click.UsageError("give --slack-webhook (or set SLACK_WEBHOOK_URL) and/or --email")
-    from agent.delivery.email import SmtpSettings, build_email, parse_smtp_address, preview
+    from agent.delivery.email import EmailChannel, SmtpSettings, parse_smtp_address
+    from agent.delivery.outbox import Builder
 
-    settings = None
+    email = None
     if email_to:
         host, port = parse_smtp_address(smtp)
         password = None
@@ -197,92 +226,95 @@ def post(
             register(password)
             if password is None:
                 raise ConfigError(f"--smtp-password-env: ${smtp_password_env} is not set")
-        settings = SmtpSettings(host, port, smtp_user, password, starttls)
+        smtp_settings = SmtpSettings(host, port, smtp_user, password, starttls)
+        email = EmailChannel(smtp_settings, email_from, email_to)
     if slack_webhook:
         from agent.delivery.slack import check_webhook
 
         slack_webhook = check_webhook(slack_webhook)
 
-    built = _build(results, run_settings, group_order, date, highlights, top, sort)
-    messages = slack_messages(built, full=full, more_url=more_url)
-    email = None
-    if email_to:
-        # The date is the papers' (or the run's) as in the heading, which says which it is.
-        subject = f"{built.title} {built.date.isoformat()}: {plural(built.total, 'paper')}"
-        text, html = render(built, "text"), render(built, "html")
-        email = build_email(
-            subject=subject, sender=email_from, recipients=email_to, text=text, html=html
-        )
-
-    if dry_run:
-        if slack_webhook or not email_to:
-            click.echo(f"# Slack: {len(messages)} message(s), not sent", err=True)
-            click.echo(json.dumps(messages, ensure_ascii=False, indent=2))
-        if email is not None:
-            click.echo(f"# Email to {', '.join(email_to)}, not sent", err=True)
-            # Readable text, not the wire form (quoted-printable would garble every accent).
-            click.echo(preview(email), nl=False)
-        return
-    asyncio.run(_deliver(slack_webhook, messages, resume, email, settings))
+    papers = _read_results(results)
+    build = Builder(_maker(run_settings, group_order, date, highlights, top, sort))
+    job = _dry_run if dry_run else _deliver
+    asyncio.run(job(papers, build, slack_webhook, full, more_url, email, force))
 
 
 def _progress(number: int, total: int) -> None:
     click.echo(f"Slack: sent message {number}/{total}", err=True)
 
 
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
 async def _deliver(
+    papers: list[PaperResult],
+    build: Builder,
     webhook: str | None,
-    messages: list[dict[str, Any]],
-    resume: bool,
-    email: EmailMessage | None,
-    settings: SmtpSettings | None,
+    full: bool,
+    more_url: str | None,
+    email: EmailChannel | None,
+    force: bool,
 ) -> None:
-    from agent.delivery.email import send_email
-    from agent.delivery.journal import DeliveryLog, destination_id, digest_hash
-    from agent.delivery.slack import post_to_slack
+    from agent.delivery.outbox import deliver
+    from agent.delivery.slack import SlackChannel
     from agent.llm.http import make_client
 
     failures: list[DeliveryError] = []
     if webhook:
         async with make_client() as client:
+            slack = SlackChannel(client, webhook, full=full, more_url=more_url)
             try:
-                report = await post_to_slack(
-                    client,
-                    webhook,
-                    messages,
-                    resume=resume,
-                    on_sent=_progress,
-                )
+                await deliver(papers, build, slack, force=force, say=_say, on_sent=_progress)
             except DeliveryError as exc:
                 failures.append(exc)
-            else:
-                if report.skipped:
-                    click.echo(f"Slack: skipped {len(report.skipped)} already delivered", err=True)
-                elif resume:  # a digest that changed (its papers, or its date) is a new one
-                    click.echo("Slack: --resume found no earlier delivery of this digest", err=True)
-                click.echo(f"Slack: {report.total} message(s) delivered", err=True)
-    if email is not None and settings is not None:
-        # The email is in the delivery log too: --resume after a Slack failure must not send
-        # it again (its key is what it says, not its Date or Message-ID).
-        journal = DeliveryLog()
-        body = email.get_body(("plain",))
-        key = digest_hash([email["Subject"], body.get_content() if body else ""])
-        where = destination_id(f"mailto:{email['To']}")
-        with journal.lock():
-            if resume and 0 in journal.delivered(key, where):
-                click.echo(f"Email: already sent to {email['To']}, not sent again", err=True)
-            else:
-                try:
-                    await send_email(email, settings)
-                except DeliveryError as exc:
-                    failures.append(exc)
-                else:
-                    click.echo(f"Email: sent to {email['To']}", err=True)
-                    try:
-                        journal.record(key, where, 1, 0)
-                    except OSError as exc:
-                        click.echo(f"Email: cannot write the delivery log ({exc})", err=True)
+    if email is not None:
+        # In the journal too: a rerun after a Slack failure does not send it again.
+        try:
+            await deliver(papers, build, email, force=force, say=_say)
+        except DeliveryError as exc:
+            failures.append(exc)
     if len(failures) == 1:
         raise failures[0]
     if failures:
         raise DeliveryError("; ".join(str(f) for f in failures))
+
+
+async def _dry_run(
+    papers: list[PaperResult],
+    build: Builder,
+    webhook: str | None,
+    full: bool,
+    more_url: str | None,
+    email: EmailChannel | None,
+    force: bool,
+) -> None:
+    """What ``_deliver`` would send, printed: for a destination given, less what it has."""
+    from agent.delivery.email import preview
+    from agent.delivery.journal import DeliveryLog
+    from agent.delivery.outbox import plan
+
+    payloads: list[dict[str, Any]] = []
+    if webhook:
+        from agent.delivery.slack import SlackChannel
+        from agent.llm.http import make_client
+
+        async with make_client() as client:  # never used: nothing is sent
+            slack = SlackChannel(client, webhook, full=full, more_url=more_url)
+            todo = await plan(papers, build, slack, DeliveryLog(), force=force)
+        for line in todo.notes(slack.destination):
+            click.echo(f"# {line}", err=True)
+        payloads = todo.payloads if todo.sends else []
+    elif email is None:
+        payloads = slack_messages(await build(papers), full=full, more_url=more_url)
+    if payloads:
+        click.echo(f"# Slack: {len(payloads)} message(s), not sent", err=True)
+        click.echo(json.dumps(payloads, ensure_ascii=False, indent=2))
+    if email is not None:
+        todo = await plan(papers, build, email, DeliveryLog(), force=force)
+        for line in todo.notes(email.destination):
+            click.echo(f"# {line}", err=True)
+        if todo.sends:
+            click.echo(f"# {email.destination.name}, not sent", err=True)
+            # Readable text, not the wire form (quoted-printable would garble every accent).
+            click.echo(preview(todo.messages[0].payload), nl=False)

@@ -195,6 +195,7 @@ def run(
                     webhook=webhook if post_empty and failed is None else None,
                     highlights=False,
                 ),
+                notify=_notify,
             )
             click.echo(scrub(f"paper-agent: {fresh.nothing_new()} -> {output}"), err=True)
             _copy_out(to_stdout, results)
@@ -239,7 +240,7 @@ def run(
                     on_result=finished,
                     digest=wanted if (digest_format or webhook) else None,
                     interests=interests,
-                    notify=lambda line: click.echo(scrub(f"paper-agent: {line}"), err=True),
+                    notify=_notify,
                 )
                 text = runner.run_job(job)
         except (KeyboardInterrupt, Interrupted) as exc:
@@ -268,6 +269,13 @@ def run(
     if failed is not None:
         click.echo(scrub(f"paper-agent: error: {failed}"), err=True)
     sys.exit(1 if stats.failed or stats.skipped or stats.unreadable or failed or not marked else 0)
+
+
+def _notify(line: str) -> None:
+    """A line of the run's story on stderr, as every other: prefixed, secrets scrubbed."""
+    from agent.llm.redact import scrub
+
+    click.echo(scrub(f"paper-agent: {line}"), err=True)
 
 
 def _copy_out(to_stdout: bool, results: Path) -> None:

@@ -9,8 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
+from typing import TYPE_CHECKING, Any
 
+from agent.delivery.journal import Destination, destination_id, digest_hash, fingerprint, paper_key
+from agent.delivery.outbox import Outgoing
 from agent.errors import ConfigError, DeliveryError
+
+if TYPE_CHECKING:
+    from agent.digest import Digest
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +49,20 @@ def parse_smtp_address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def build_email(
-    *, subject: str, sender: str, recipients: Sequence[str], text: str, html: str
-) -> EmailMessage:
-    """A multipart/alternative message: the plain text part first, the HTML part preferred.
-
-    An address with a line break ("a@b.c\\r\\nBcc: x@y" would add a header) or without an "@"
-    is a ConfigError.
-    """
+def check_addresses(sender: str, recipients: Sequence[str]) -> None:
+    """An address with a line break ("a@b.c\\r\\nBcc: x@y" would add a header) or without an
+    "@" is a ConfigError."""
     for flag, address in (("--email-from", sender), *(("--email", to) for to in recipients)):
         if any(ord(ch) < 32 or ch == "\x7f" for ch in address) or "@" not in parseaddr(address)[1]:
             raise ConfigError(f"{flag}: {address!r} is not one email address")
+
+
+def build_email(
+    *, subject: str, sender: str, recipients: Sequence[str], text: str, html: str
+) -> EmailMessage:
+    """A multipart/alternative message: the plain text part first, the HTML part preferred;
+    addresses are checked as ``check_addresses`` does."""
+    check_addresses(sender, recipients)
     message = EmailMessage()
     message["Subject"] = " ".join(subject.split())
     message["From"] = sender
@@ -121,3 +130,54 @@ def _smtp_text(exc: smtplib.SMTPException) -> str:
 async def send_email(message: EmailMessage, settings: SmtpSettings) -> None:
     """Deliver ``message`` without blocking the event loop (smtplib is synchronous)."""
     await asyncio.to_thread(send_email_sync, message, settings)
+
+
+def email_destination(recipients: Sequence[str], settings: SmtpSettings) -> Destination:
+    """The recipients through this server: the same id in any order or case of addresses."""
+    addresses = sorted({parseaddr(to)[1].casefold() for to in recipients})
+    server = f"{settings.host.casefold()}:{settings.port}"
+    shown = ", ".join(recipients)
+    return Destination(
+        channel="email",
+        id=fingerprint("email", server, *addresses),
+        name=f"Email to {shown}",
+        where=shown,
+        aliases=(destination_id(f"mailto:{shown}"),),
+    )
+
+
+class EmailChannel:
+    """Email's side of the delivery seam: the whole digest in one multipart message."""
+
+    def __init__(self, settings: SmtpSettings, sender: str, recipients: Sequence[str]) -> None:
+        check_addresses(sender, recipients)  # before anything is sent anywhere
+        self.settings = settings
+        self.sender = sender
+        self.recipients = list(recipients)
+        self.destination = email_destination(self.recipients, settings)
+
+    def render(self, digest: Digest) -> list[Outgoing]:
+        """One message: plain text and HTML of every paper, which it all carries."""
+        from agent.digest import render
+        from agent.digest.text import plural
+
+        subject = f"{digest.title} {digest.date.isoformat()}: {plural(digest.total, 'paper')}"
+        message = build_email(
+            subject=subject,
+            sender=self.sender,
+            recipients=self.recipients,
+            text=render(digest, "text"),
+            html=render(digest, "html"),
+        )
+        papers = (entry.result for group in digest.groups for entry in group.entries)
+        return [Outgoing(message, tuple(dict.fromkeys(map(paper_key, papers))))]
+
+    def digest_key(self, messages: list[Outgoing]) -> str:
+        """What the email says, not its Date or Message-ID (as version 1 of the journal had it)."""
+        message = messages[0].payload
+        body = message.get_body(("plain",))
+        return digest_hash([message["Subject"], body.get_content() if body else ""])
+
+    async def send(self, payload: Any) -> None:
+        """Hand the message to the SMTP server; a DeliveryError saying why if it is refused."""
+        await send_email(payload, self.settings)

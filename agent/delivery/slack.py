@@ -1,20 +1,23 @@
-"""Post Block Kit messages to a Slack incoming webhook: in order, spaced, retried, resumable."""
+"""Slack through an incoming webhook: Block Kit messages sent in order, spaced and retried."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from agent.delivery.journal import DeliveryLog, destination_id, digest_hash
+from agent.delivery.journal import Destination, destination_id, digest_hash, fingerprint, paper_key
+from agent.delivery.outbox import Outgoing
 from agent.errors import ConfigError, DeliveryError
 from agent.llm import retry
 from agent.llm.redact import redact, register
+
+if TYPE_CHECKING:
+    from agent.digest import Digest
 
 log = logging.getLogger(__name__)
 
@@ -31,40 +34,6 @@ class SlackHTTPError(Exception):
         self.status = response.status_code
         self.reason = response.text.strip()[:200] or response.reason_phrase
         super().__init__(f"{self.reason} (HTTP {self.status})")
-
-
-class SlackPostError(DeliveryError):
-    """Some messages were not delivered; says which ones were."""
-
-    def __init__(
-        self,
-        number: int,
-        total: int,
-        delivered: Sequence[int],
-        reason: str,
-        resume: str = "the same command with --resume",
-    ) -> None:
-        self.number = number
-        self.total = total
-        self.delivered = sorted(delivered)
-        self.pending = [n for n in range(1, total + 1) if n not in set(delivered)]
-        done = ", ".join(map(str, self.delivered)) or "none"
-        todo = ", ".join(map(str, self.pending))
-        super().__init__(
-            f"Slack did not accept message {number} of {total}: {reason.rstrip('.')}. "
-            f"Delivered: {done}. Not delivered: {todo}. "
-            f"Run {resume} to send only those."
-        )
-
-
-@dataclass
-class SlackReport:
-    """What a post did; message numbers are 1-based, as shown to users."""
-
-    total: int
-    sent: list[int] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)
-    retries: int = 0
 
 
 def _reason(exc: BaseException, webhook: str) -> str:
@@ -89,90 +58,71 @@ def check_webhook(url: str) -> str:
     return url
 
 
-async def post_to_slack(
-    client: httpx.AsyncClient,
-    webhook: str,
-    messages: Sequence[dict[str, Any]],
-    *,
-    resume: bool = False,
-    delivery_log: DeliveryLog | None = None,
-    policy: retry.RetryPolicy = SLACK_POLICY,
-    interval: float = MIN_INTERVAL,
-    on_sent: Callable[[int, int], None] | None = None,
-    resume_hint: str | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> SlackReport:
-    """Send ``messages`` in order; raise SlackPostError naming what was and wasn't delivered."""
-    webhook = check_webhook(webhook)
-    journal = delivery_log or DeliveryLog()
-    with journal.lock():
-        return await _post(
-            client,
-            webhook,
-            messages,
-            journal,
-            resume,
-            policy,
-            interval,
-            on_sent,
-            resume_hint,
-            clock,
-        )
+def slack_destination(webhook: str) -> Destination:
+    """The webhook's destination: the same id however its scheme, host or port are spelled."""
+    url = httpx.URL(check_webhook(webhook))
+    default = {"http": 80, "https": 443}[url.scheme]
+    port = f":{url.port}" if url.port not in (None, default) else ""
+    normalised = f"{url.scheme}://{url.host}{port}{url.raw_path.decode('ascii')}"
+    return Destination(
+        channel="slack",
+        id=fingerprint("slack", normalised),
+        name="Slack",
+        where="Slack",
+        aliases=(destination_id(webhook.strip()),),
+    )
 
 
-async def _post(
-    client: httpx.AsyncClient,
-    webhook: str,
-    messages: Sequence[dict[str, Any]],
-    journal: DeliveryLog,
-    resume: bool,
-    policy: retry.RetryPolicy,
-    interval: float,
-    on_sent: Callable[[int, int], None] | None,
-    resume_hint: str | None,
-    clock: Callable[[], float],
-) -> SlackReport:
-    key, where = digest_hash(messages), destination_id(webhook)
-    total = len(messages)
-    already = journal.delivered(key, where) if resume else set()
-    report = SlackReport(total=total, skipped=[i + 1 for i in sorted(already) if i < total])
-    if report.skipped:
-        log.info(
-            "Slack: %d of %d message(s) already delivered, not sent again",
-            len(report.skipped),
-            total,
-        )
-    pacer = retry.Pacer(interval, clock)
+class SlackChannel:
+    """Slack's side of the delivery seam: one screen (or every paper with ``full``) rendered
+    as webhook payloads, each sent paced at least ``interval`` apart and retried."""
 
-    def count_retry(exc: BaseException, wait: float) -> None:
-        report.retries += 1
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        webhook: str,
+        *,
+        full: bool = False,
+        more_url: str | None = None,
+        policy: retry.RetryPolicy = SLACK_POLICY,
+        interval: float = MIN_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.webhook = check_webhook(webhook)
+        self.destination = slack_destination(self.webhook)
+        self.full = full
+        self.more_url = more_url
+        self.policy = policy
+        self.pacer = retry.Pacer(interval, clock)
+        self.retries = 0
 
-    for index, message in enumerate(messages):
-        if index in already:
-            continue
+    def render(self, digest: Digest) -> list[Outgoing]:
+        """The digest's webhook payloads, each with the papers it shows or counts."""
+        from agent.digest import slack_posts
 
-        async def attempt(message: dict[str, Any] = message) -> httpx.Response:
+        posts = slack_posts(digest, full=self.full, more_url=self.more_url)
+        return [Outgoing(p.message, tuple(dict.fromkeys(map(paper_key, p.papers)))) for p in posts]
+
+    def digest_key(self, messages: list[Outgoing]) -> str:
+        """The digest's hash: that of its payloads, as version 1 of the journal had it."""
+        return digest_hash([m.payload for m in messages])
+
+    async def send(self, payload: Any) -> None:
+        """Post one payload; a DeliveryError with Slack's reason (never the URL) if refused."""
+
+        async def attempt() -> httpx.Response:
             # Paced here, per request: a retry is a request too, and its backoff counts.
-            await pacer.wait()
-            response = await client.post(webhook, json=message)
+            await self.pacer.wait()
+            response = await self.client.post(self.webhook, json=payload)
             if response.status_code != 200:
                 raise SlackHTTPError(response)
             return response
 
+        def count_retry(exc: BaseException, wait: float) -> None:
+            self.retries += 1
+
         try:
-            await retry.call_with_retry(attempt, policy, count_retry)
+            await retry.call_with_retry(attempt, self.policy, count_retry)
         except (SlackHTTPError, httpx.HTTPError) as exc:
-            delivered = [*report.skipped, *report.sent]
-            reason = _reason(exc, webhook)
-            hint = {"resume": resume_hint} if resume_hint else {}
-            raise SlackPostError(index + 1, total, delivered, reason, **hint) from None
-        report.sent.append(index + 1)
-        try:
-            journal.record(key, where, total, index)
-        except OSError as exc:
-            # Delivered is delivered: a log we cannot write costs only --resume.
-            log.warning("cannot write the delivery log (%s); --resume may resend", exc)
-        log.info("Slack message %d of %d delivered", index + 1, total)
-        if on_sent is not None:
-            on_sent(index + 1, total)
-    return report
+            raise DeliveryError(_reason(exc, self.webhook)) from None

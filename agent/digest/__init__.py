@@ -19,9 +19,11 @@ from agent.digest.rank import DEFAULT_TOP, SORTS, Sort
 from agent.digest.render import render_json, render_template
 from agent.digest.slack import (
     SlackLimits,
+    SlackPost,
     build_slack_message,
     build_slack_messages,
     slack_messages,
+    slack_posts,
 )
 from agent.models import PaperResult
 
@@ -33,6 +35,7 @@ __all__ = [
     "SORTS",
     "Digest",
     "SlackLimits",
+    "SlackPost",
     "Sort",
     "build_digest",
     "build_slack_message",
@@ -43,6 +46,7 @@ __all__ = [
     "render",
     "render_digest",
     "slack_messages",
+    "slack_posts",
 ]
 
 

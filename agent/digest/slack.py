@@ -10,9 +10,19 @@ from typing import Any
 from agent.digest.model import Digest, Entry
 from agent.digest.rank import DEFAULT_TOP
 from agent.digest.text import escape_mrkdwn, fit, plural, safe_url
+from agent.models import PaperResult
 
 Block = dict[str, Any]
 Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SlackPost:
+    """One webhook payload and the annotated papers it shows or counts (the delivery journal
+    records them once Slack accepts it; failed papers are not delivered, so not among them)."""
+
+    message: Message
+    papers: list[PaperResult]
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,7 @@ class _Unit:
     tag: str  # the group this unit belongs to, repeated as "(continued)" on a new message
     blocks: list[Block]
     starts_group: bool
+    entry: Entry
 
 
 def _units(digest: Digest, limits: SlackLimits) -> list[_Unit]:
@@ -145,7 +156,7 @@ def _units(digest: Digest, limits: SlackLimits) -> list[_Unit]:
             if i == 0:
                 # A group's heading always travels with its first paper.
                 blocks = [divider(), _heading(tag, suffix, limits), *blocks]
-            units.append(_Unit(tag, blocks, starts_group=i == 0))
+            units.append(_Unit(tag, blocks, starts_group=i == 0, entry=entry))
     return units
 
 
@@ -155,9 +166,13 @@ def _size(blocks: list[Block]) -> int:
 
 def build_slack_messages(digest: Digest, limits: SlackLimits | None = None) -> list[Message]:
     """Block Kit messages for ``digest``: every paper kept, every limit respected, numbered."""
-    limits = limits or SlackLimits()
+    return [post.message for post in _full_posts(digest, limits or SlackLimits())]
+
+
+def _full_posts(digest: Digest, limits: SlackLimits) -> list[SlackPost]:
     room = limits.blocks - 1  # each message opens with its numbered header
     pages: list[list[Block]] = [_intro(digest, limits)]
+    carried: list[list[PaperResult]] = [[]]
     for unit in _units(digest, limits):
         page = pages[-1]
         if len(page) + len(unit.blocks) > room or (
@@ -168,18 +183,21 @@ def build_slack_messages(digest: Digest, limits: SlackLimits | None = None) -> l
             else:
                 page = [_heading(unit.tag, "(continued)", limits), *unit.blocks]
             pages.append(page)
+            carried.append([])
         else:
             page.extend(unit.blocks)
+        if unit.entry.error is None:
+            carried[-1].append(unit.entry.result)
 
     total = len(pages)
     title = f"{digest.title} — {digest.dated}"
-    messages = []
-    for number, page in enumerate(pages, start=1):
+    posts = []
+    for number, (page, papers) in enumerate(zip(pages, carried, strict=True), start=1):
         suffix = f" ({number}/{total})" if total > 1 else ""
         head = header(fit(title, limits.header_text - len(suffix), _plain) + suffix, limits)
         fallback = escape_mrkdwn(f"{title}: {plural(digest.total, 'paper')}") + suffix
-        messages.append({"text": fallback, "blocks": [head, *page]})
-    return messages
+        posts.append(SlackPost({"text": fallback, "blocks": [head, *page]}, papers))
+    return posts
 
 
 # One screen: each pick's parts are cut to these (raw characters) before the section limit,
@@ -316,6 +334,21 @@ def slack_messages(
     limits: SlackLimits | None = None,
 ) -> list[Message]:
     """The webhook payloads to post: one screen by default, every paper with ``full``."""
+    return [
+        post.message for post in slack_posts(digest, full=full, more_url=more_url, limits=limits)
+    ]
+
+
+def slack_posts(
+    digest: Digest,
+    *,
+    full: bool = False,
+    more_url: str | None = None,
+    limits: SlackLimits | None = None,
+) -> list[SlackPost]:
+    """``slack_messages`` with the papers each carries: with ``full``, those it shows; the one
+    screen stands for the whole digest (picks shown, the rest counted and linked), so all."""
     if full:
-        return build_slack_messages(digest, limits)
-    return [build_slack_message(digest, limits, more_url)]
+        return _full_posts(digest, limits or SlackLimits())
+    annotated = [entry.result for group in digest.groups for entry in group.entries]
+    return [SlackPost(build_slack_message(digest, limits, more_url), annotated)]
