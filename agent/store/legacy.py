@@ -5,11 +5,12 @@ Before the library, the state dir held three stores: ``seen.sqlite3`` (the seen-
 library imports each one it finds. The old files are left in place, untouched (read, never
 written or renamed), so an older paper-agent still works on the same state dir; each import is
 recorded with the file's size and modification time, and a file that changed since (an older
-version wrote to it) is imported again. Imports only add: a paper already in the library keeps
-what it has and gains the old seen time if it had none, a delivery or job already there is left
-as it is. Each file is imported in one write transaction that first checks the record, so two
-processes opening the state dir at once import it once. A file that cannot be read is recorded
-with why, and warned about once; it is tried again only when it changes.
+version wrote to it) is imported again. Imports only add what the library lacks: a paper, a
+delivery or a job it already has is left as it is (so a paper it forgot stays forgotten; at
+worst one an older version marked is annotated once more).
+Each file is imported in one write transaction that first checks the record, so two processes
+opening the state dir at once import it once. A file that cannot be read is recorded with why,
+and warned about once; it is tried again only when it changes.
 """
 
 from __future__ import annotations
@@ -84,10 +85,8 @@ def _seen(conn: sqlite3.Connection, path: Path) -> int:
     """The seen papers, with their keys, ids, titles, sources and first-seen times."""
     added = 0
     insert = (
-        "INSERT INTO papers (key, title_key, arxiv_id, paper_id, title, sources, first_seen,"
-        " updated, seen, seen_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET seen = excluded.seen,"
-        " seen_source = excluded.seen_source WHERE seen IS NULL"
+        "INSERT OR IGNORE INTO papers (key, title_key, arxiv_id, paper_id, title, sources,"
+        " first_seen, updated, seen, seen_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     for key, title_key, has_arxiv, paper_id, title, source, first_seen in _seen_rows(path):
         when = _time(first_seen)

@@ -40,6 +40,9 @@ class Scores:
         """Store ``(paper key, relevance, why)`` for each stored paper in one transaction;
         returns how many rows changed (a score given again unchanged is left as it was)."""
         batch = list(scores)
+        for paper_key, relevance, _ in batch:
+            if not 0 <= relevance <= 10:  # NaN fails too
+                raise ValueError(f"relevance of {paper_key!r} is {relevance}, not 0 to 10")
         when = now()
 
         def write(conn: sqlite3.Connection) -> int:
