@@ -182,8 +182,9 @@ class Database:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create {self.path.parent}: {exc.strerror}") from None
-        conn = self._connect_plain()
         self._inode = _inode(self.path)  # the file judged, should it prove damaged
+        conn = self._connect_plain()
+        self._inode = _inode(self.path)  # (made now, if it was new)
         try:
             self._use_wal(conn)
             self._setup(conn)
