@@ -5,6 +5,8 @@ its title, and batch jobs. ``python -m tests.legacy_state DIR`` writes one (how
 
 from __future__ import annotations
 
+import atexit
+import functools
 import shutil
 import sys
 import tempfile
@@ -65,6 +67,24 @@ def make_legacy_home(home: Path) -> None:
             created=1764547300.25,
         )
     )
+
+
+def copy_legacy_home(home: Path) -> Path:
+    """``home`` with the state files of one ``make_legacy_home`` (made once per test session:
+    a run takes seconds), each copied with its modification time."""
+    home.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(_made() / name, home / name)
+    return home
+
+
+@functools.cache
+def _made() -> Path:
+    scratch = Path(tempfile.mkdtemp(prefix="legacy-home-"))
+    atexit.register(shutil.rmtree, scratch, True)
+    make_legacy_home(scratch)
+    return scratch
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from agent.models import Paper
 from agent.sources.seen import SeenStore
 from agent.store import Library
 from agent.store.legacy import DELIVERIES, JOBS, SEEN
-from tests.legacy_state import FILES, TITLE_ONLY, make_legacy_home
+from tests.legacy_state import FILES, TITLE_ONLY, copy_legacy_home
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy-home"
 
@@ -26,10 +26,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "legacy-home"
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A state dir made just now by today's code (a real run, post, email log, batch jobs)."""
-    made = tmp_path / "legacy-home"
-    made.mkdir()
-    make_legacy_home(made)
-    return made
+    return copy_legacy_home(tmp_path / "legacy-home")
 
 
 def digests(home: Path) -> dict[str, bytes]:

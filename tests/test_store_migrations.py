@@ -24,7 +24,7 @@ from agent.store.migrations import LATEST, MIGRATIONS, migrate, version
 from agent.store.runs import Runs
 from agent.store.scores import Scores
 from agent.store.seen import Seen
-from tests.legacy_state import make_legacy_home
+from tests.legacy_state import copy_legacy_home
 
 DAMAGED = re.compile(r"library\.sqlite3\.damaged-\d{8}T\d{6}")
 
@@ -164,7 +164,7 @@ def test_a_library_damaged_under_an_open_one_costs_one_warning(tmp_path, caplog)
 
 
 def test_a_fresh_library_after_damage_imports_the_old_state_files_again(tmp_path):
-    make_legacy_home(tmp_path)
+    copy_legacy_home(tmp_path)
     with Library.open(tmp_path) as lib:
         assert len(lib.seen) == 6
     cut(tmp_path / DB_NAME)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from agent.store.db import Database, chunks, marks, now
 from agent.store.papers import row_ids
 
-Vector = npt.NDArray[np.float32]
-_DTYPE = np.dtype("<f4")
+if TYPE_CHECKING:  # numpy is imported on first use: opening the library stays fast
+    import numpy as np
+    import numpy.typing as npt
+
+    Vector = npt.NDArray[np.float32]
+
+FLOAT32 = "<f4"
 
 
 class Embeddings:
@@ -25,7 +28,9 @@ class Embeddings:
     def put(self, model: str, vectors: Mapping[str, npt.ArrayLike]) -> int:
         """Store (or replace) each stored paper's vector for ``model`` in one transaction;
         returns how many were stored."""
-        rows = {key: np.asarray(vector, dtype=_DTYPE).ravel() for key, vector in vectors.items()}
+        import numpy as np
+
+        rows = {key: np.asarray(vector, dtype=FLOAT32).ravel() for key, vector in vectors.items()}
         when = now()
 
         def write(conn: sqlite3.Connection) -> int:
@@ -44,6 +49,7 @@ class Embeddings:
 
     def get(self, model: str, keys: Sequence[str]) -> dict[str, Vector]:
         """The stored vectors of these papers for ``model`` (papers without one are left out)."""
+        import numpy as np
 
         def query(conn: sqlite3.Connection) -> dict[str, Vector]:
             found: dict[str, Vector] = {}
@@ -53,7 +59,7 @@ class Embeddings:
                     f" WHERE e.model = ? AND p.key IN ({marks(len(part))})"
                 )
                 for key, blob in conn.execute(sql, (model, *part)):
-                    found[key] = np.frombuffer(blob, dtype=_DTYPE)
+                    found[key] = np.frombuffer(blob, dtype=FLOAT32)
             return found
 
         return self._db.read(query) if keys else {}
