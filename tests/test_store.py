@@ -85,6 +85,8 @@ def test_a_paper_from_two_sources_is_one_row_with_both(lib):
     assert merged.id == "2401.00001v1" and merged.first_seen == stored.first_seen
     assert merged.updated > stored.updated
     assert lib.papers.find("2401.00001v7").key == k1 and lib.papers.find("2401.00001v1")
+    for ident in (" 2401.00001 ", "arXiv:2401.00001v2", "https://arxiv.org/abs/2401.00001"):
+        assert lib.papers.find(ident).key == k1
     assert lib.papers.find("nothing") is None
 
 
@@ -393,3 +395,21 @@ def test_batch_jobs_hold_a_job_as_saved(lib):
     assert lib.batch_jobs.remove("a" * 64, 10.5) is False
     with pytest.raises(ValueError):
         lib.batch_jobs.put({"status": "uploading"})
+
+
+def test_an_export_is_a_results_file_the_digest_reads(lib, tmp_path):
+    from agent.digest.model import load_results
+    from agent.store.results import write_jsonl
+
+    papers = [paper(f"2401.{n:05d}v1", f"Paper {n}") for n in range(3)]
+    written = [ok(papers[0], ["a"]), ok(papers[1], ["b"], cached=True)]
+    written.append(PaperResult.failed(papers[2], "refusal", "no", "openai", "gpt-x"))
+    run = lib.runs.start("run")
+    lib.runs.record(
+        run, [(i, p, r) for i, (p, r) in enumerate(zip(papers, written, strict=True))], "s"
+    )
+    out = tmp_path / "export.jsonl"
+    with out.open("w", encoding="utf-8") as stream:
+        assert write_jsonl(lib.results(Selection(run=run)), stream) == 3
+    assert out.read_text(encoding="utf-8") == "".join(r.to_line() + "\n" for r in written)
+    assert [r.model_dump() for r in load_results(out)] == [r.model_dump() for r in written]

@@ -107,8 +107,8 @@ class Papers:
     def find(self, ident: str) -> LibraryPaper | None:
         """The paper an id names: its key, an arXiv id with or without version, or the id
         its source gave."""
-        probe = Paper(id=ident.strip(), title="", abstract="")
-        bare = arxiv_key(probe) or ident.strip()
+        ident = ident.strip()
+        bare = arxiv_key(Paper(id=ident, title="", abstract="")) or ident
         sql = (
             f"SELECT {COLUMNS} FROM papers p WHERE p.key = ? OR p.key = ? OR p.paper_id = ?"
             " ORDER BY p.id LIMIT 1"
