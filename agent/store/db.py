@@ -160,7 +160,8 @@ class Database:
                             self.moved_aside
                         )
                         continue
-                    raise self._error(exc, "write" if write else "read") from None
+                    doing = {True: "write", False: "read", None: "open"}[write]
+                    raise self._error(exc, doing) from None
             raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _connect_plain(self) -> sqlite3.Connection:
@@ -170,7 +171,8 @@ class Database:
         )
         try:
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash loses no committed row
+            # WAL: a power cut may lose the last commits, never the file's integrity.
+            conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error:
             conn.close()
             raise
