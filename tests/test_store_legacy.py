@@ -1,0 +1,156 @@
+"""The library imports a state dir written by paper-agent 0.1.0 whole, leaves its files as they
+were, imports once, and again only what changed."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent.delivery.journal import DeliveryLog
+from agent.llm.batch_api import Jobs
+from agent.models import Paper
+from agent.sources.seen import SeenStore
+from agent.store import Library
+from agent.store.legacy import DELIVERIES, JOBS, SEEN
+from tests.legacy_state import FILES, TITLE_ONLY, copy_legacy_home
+
+FIXTURE = Path(__file__).parent / "fixtures" / "legacy-home"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A state dir made just now by today's code (a real run, post, email log, batch jobs)."""
+    return copy_legacy_home(tmp_path / "legacy-home")
+
+
+def digests(home: Path) -> dict[str, bytes]:
+    """Each old state file's sha256."""
+    return {name: hashlib.sha256((home / name).read_bytes()).digest() for name in FILES}
+
+
+def probes() -> list[Paper]:
+    """Papers to ask both stores about: other versions, a title-only copy of an arXiv paper,
+    the title-only paper now with an arXiv id, and papers never seen."""
+    title = "Learning to reason with model number 2"
+    return [
+        *(Paper(id=f"2611.{n:05d}v2", title=f"T{n}", abstract="") for n in range(1, 8)),
+        Paper(id="hf-2", title=title.upper() + "!", abstract=""),
+        Paper(id="2612.00001", title=TITLE_ONLY.title, abstract=""),
+        Paper(id="2612.00002", title="Never seen", abstract=""),
+        Paper(id="hf-3", title="Never seen either", abstract=""),
+    ]
+
+
+def test_a_state_dir_of_today_is_imported_whole_and_left_as_it_was(home):
+    before = digests(home)
+    with Library.open(home) as lib:
+        imported = {i.name: i.rows for i in lib.imported}
+        library_seen = lib.seen.list()
+        library_answers = lib.seen.seen(probes())
+        messages = {
+            (digest, where): lib.deliveries.delivered_messages(digest, where)
+            for digest, by_destination in _log(home).items()
+            for where in by_destination
+        }
+        jobs = lib.batch_jobs.all()
+    assert digests(home) == before  # read, never written
+    with SeenStore(home / SEEN) as store:
+        old_seen = store.list()
+        old_answers = store.seen(probes())
+    assert imported == {SEEN: 6, DELIVERIES: 2, JOBS: 2}
+    assert sorted(library_seen, key=lambda e: e.key) == sorted(old_seen, key=lambda e: e.key)
+    assert library_answers == old_answers
+    assert old_answers >= {"2611.00001v2", "2611.00005v2", "hf-2", "2612.00001"}
+    old_log = DeliveryLog(home / DELIVERIES)
+    assert messages == {key: old_log.delivered(*key) for key in messages}
+    assert all(messages.values()) and len(messages) == 2
+    assert jobs == [dataclasses.asdict(job) for job in Jobs(home).load()]
+
+
+def test_the_fixture_of_release_0_1_0_is_imported_whole(tmp_path):
+    home = shutil.copytree(FIXTURE, tmp_path / "home")
+    source = sqlite3.connect(home / SEEN)
+    rows = source.execute("SELECT key, paper_id, title, source, first_seen FROM seen").fetchall()
+    source.close()
+    old_log = json.loads((home / DELIVERIES).read_text())["digests"]
+    old_jobs = json.loads((home / JOBS).read_text())
+    with Library.open(home) as lib:
+        seen = {(e.key, e.id, e.title, e.source, e.first_seen.timestamp()) for e in lib.seen.list()}
+        for digest, by_destination in old_log.items():
+            for where, entry in by_destination.items():
+                assert lib.deliveries.delivered_messages(digest, where) == set(entry["delivered"])
+        assert lib.batch_jobs.all() == old_jobs
+        assert lib.papers.get("2611.00004").sources == ["arxiv-rss:cs.LG"]
+    assert len(rows) == 6
+    assert seen == {(*row[:4], _timestamp(row[4])) for row in rows}
+
+
+def test_the_import_runs_once(home):
+    with Library.open(home) as lib:
+        assert len(lib.imported) == 3
+        counts = (len(lib.seen), len(lib.batch_jobs.all()))
+    with Library.open(home) as again:
+        assert again.imported == []
+        assert (len(again.seen), len(again.batch_jobs.all())) == counts
+
+
+def test_an_old_file_written_after_the_import_is_imported_again_adding_only_what_is_new(home):
+    with Library.open(home) as lib:
+        lib.seen.forget("2611.00001")  # the library's own change is not undone by a re-import
+        assert len(lib.seen) == 5
+    with SeenStore(home / SEEN) as store:  # an older paper-agent ran on the same state dir
+        store.mark([Paper(id="2612.00009", title="Written by an older version", abstract="")], "x")
+    with Library.open(home) as lib:
+        assert [(i.name, i.rows) for i in lib.imported] == [(SEEN, 1)]
+        assert lib.seen.seen([Paper(id="2612.00009v3", title="", abstract="")]) == {"2612.00009v3"}
+        assert len(lib.seen) == 6
+
+
+def test_unreadable_old_files_are_warned_about_once_and_the_rest_imported(home, caplog):
+    (home / DELIVERIES).write_text("{not json")
+    (home / JOBS).write_text(json.dumps([{"sha256": "c" * 64, "created": 1.0}, {"oops": 1}]))
+    with Library.open(home) as lib:
+        by_name = {i.name: i for i in lib.imported}
+        assert by_name[SEEN].rows == 6 and by_name[SEEN].problem is None
+        assert by_name[DELIVERIES].rows == 0 and "cannot read it" in str(
+            by_name[DELIVERIES].problem
+        )
+        assert by_name[JOBS].rows == 1 and "1 entry(ies) are not batch jobs" in str(
+            by_name[JOBS].problem
+        )
+        assert [job["sha256"] for job in lib.batch_jobs.all()] == ["c" * 64]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 2 and all(str(home) in line for line in warned)
+    with Library.open(home) as again:
+        assert again.imported == []  # not tried again until the file changes
+
+
+def test_a_damaged_old_seen_store_keeps_what_can_be_read(home):
+    (home / SEEN).write_bytes(b"not a database" * 100)
+    with Library.open(home) as lib:
+        [seen_import] = [i for i in lib.imported if i.name == SEEN]
+        assert seen_import.rows == 0 and "cannot be read" in str(seen_import.problem)
+        assert len(lib.batch_jobs.all()) == 2  # the other files still came in
+
+
+def test_a_state_dir_without_old_files_imports_nothing(tmp_path):
+    with Library.open(tmp_path / "fresh") as lib:
+        assert lib.imported == []
+        assert len(lib.papers) == 0
+
+
+def _log(home: Path) -> dict[str, dict[str, object]]:
+    digests_: dict[str, dict[str, object]] = json.loads((home / DELIVERIES).read_text())["digests"]
+    return digests_
+
+
+def _timestamp(text: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text).timestamp()
