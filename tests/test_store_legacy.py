@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.delivery.journal import DeliveryLog
 from agent.llm.batch_api import Jobs
 from agent.models import Paper
 from agent.sources.seen import SeenStore
@@ -25,7 +24,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "legacy-home"
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    """A state dir made just now by today's code (a real run, post, email log, batch jobs)."""
+    """A copy of the state dir release 0.1.0 made (a real run, post, email log, batch jobs)."""
     return copy_legacy_home(tmp_path / "legacy-home")
 
 
@@ -67,8 +66,8 @@ def test_a_state_dir_of_today_is_imported_whole_and_left_as_it_was(home):
     assert sorted(library_seen, key=lambda e: e.key) == sorted(old_seen, key=lambda e: e.key)
     assert library_answers == old_answers
     assert old_answers >= {"2611.00001v2", "2611.00005v2", "hf-2", "2612.00001"}
-    old_log = DeliveryLog(home / DELIVERIES)
-    assert messages == {key: old_log.delivered(*key) for key in messages}
+    old_log = _log(home)
+    assert messages == {(d, w): set(old_log[d][w]["delivered"]) for d, w in messages}  # type: ignore[index]
     assert all(messages.values()) and len(messages) == 2
     assert jobs == [dataclasses.asdict(job) for job in Jobs(home).load()]
 
