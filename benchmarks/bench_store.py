@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.models import Annotation, Paper, PaperResult, Usage
-from agent.sources.seen import key
 from agent.store import Library, Selection, annotations, db, papers, runs, seen
+from agent.store.keys import key
 
 WORDS = [
     *["learning", "model", "neural", "graph", "language", "vision", "robust", "sparse"],

@@ -47,7 +47,7 @@ def destination_id(secret: str) -> str:
 
 def paper_key(result: PaperResult) -> str:
     """A paper as the seen-store knows it: its arXiv id without version, else its title."""
-    from agent.sources.seen import key
+    from agent.store.keys import key
 
     return key(Paper(id=result.id, title=result.title, abstract="", url=result.url))
 

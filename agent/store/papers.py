@@ -1,4 +1,4 @@
-"""Papers in the library: one row per paper, known by the seen-store's key, merged across
+"""Papers in the library: one row per paper, known by its key (agent.store.keys), merged across
 sources, and read back by day, by run or since a time as streams."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.models import Paper
-from agent.sources.seen import arxiv_key, key, title_key
 from agent.store.db import Database, chunks, day_range, marks, now, stamp, to_json
+from agent.store.keys import arxiv_key, bare_arxiv, key, title_key
 
 DayField = Literal["first_seen", "published"]
 
@@ -108,7 +108,7 @@ class Papers:
         """The paper an id names: its key, an arXiv id with or without version, or the id
         its source gave."""
         ident = ident.strip()
-        bare = arxiv_key(Paper(id=ident, title="", abstract="")) or ident
+        bare = bare_arxiv(ident) or ident
         sql = (
             f"SELECT {COLUMNS} FROM papers p WHERE p.key = ? OR p.key = ? OR p.paper_id = ?"
             " ORDER BY p.id LIMIT 1"

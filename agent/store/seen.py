@@ -1,4 +1,4 @@
-"""The seen-store as a query on the library (DESIGN 11): a paper is seen once a run wrote its
+"""The seen query on the library (DESIGN 11): a paper is seen once a run wrote its
 result; matched by arXiv id without version, else normalized title, exactly as before."""
 
 from __future__ import annotations
@@ -7,13 +7,25 @@ import builtins
 import datetime as dt
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from agent.models import Paper
-from agent.sources.seen import SeenEntry, arxiv_key, key, title_key
 from agent.store.db import Database, chunks, marks, now
+from agent.store.keys import arxiv_key, bare_arxiv, key, title_key
 from agent.store.papers import upsert
 
 Wanted = tuple[str, str, str | None, bool]  # paper id, key, title key, has an arXiv id
+
+
+@dataclass(frozen=True)
+class SeenEntry:
+    """One seen paper, as ``paper-agent seen list`` shows it."""
+
+    first_seen: dt.datetime  # when a run first marked it seen
+    id: str
+    key: str
+    title: str
+    source: str
 
 
 class Seen:
@@ -74,7 +86,7 @@ class Seen:
         """Forget a paper by arXiv id (with or without version), paper id or key, so the next
         run annotates it again (the paper and its history stay); returns how many went."""
         ident = ident.strip()
-        bare = arxiv_key(Paper(id=ident, title="", abstract="")) or ident
+        bare = bare_arxiv(ident) or ident
         sql = (
             "UPDATE papers SET seen = NULL, seen_source = NULL"
             " WHERE (paper_id = ? OR key = ? OR key = ?) AND seen IS NOT NULL"
