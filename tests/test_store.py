@@ -353,21 +353,38 @@ def test_scores_are_kept_per_profile_and_scorer(lib):
 
 
 def test_deliveries_resume_by_message_and_never_repeat_a_paper(lib):
-    keys = lib.papers.add([paper(f"2401.{n:05d}") for n in range(4)])
+    papers = [paper(f"2401.{n:05d}v1", f"Paper {n}") for n in range(4)]
+    lib.papers.add(papers[:1])  # a paper not in the library yet is stored on delivery
     digest = lib.deliveries.digest("hash-1", day="2026-12-01", profile="ml")
     assert lib.deliveries.digest("hash-1", day="2026-12-01", profile="ml") == digest
-    lib.deliveries.record(digest, "slack", "sha256:aaa", 0, 2, keys[:2])
-    lib.deliveries.record(digest, "slack", "sha256:aaa", 0, 2, keys[:2])  # once is enough
+    lib.deliveries.record(digest, "slack", "sha256:aaa", 0, 2, papers[:2])
+    lib.deliveries.record(digest, "slack", "sha256:aaa", 0, 2, papers[:2])  # once is enough
     assert lib.deliveries.delivered_messages("hash-1", "sha256:aaa") == {0}
     assert lib.deliveries.delivered_messages("hash-1", "sha256:bbb") == set()
-    lib.deliveries.record(digest, "slack", "sha256:aaa", 1, 2, keys[1:3])
+    assert lib.deliveries.unfinished(["sha256:aaa"])[0].papers == ("2401.00000", "2401.00001")
+    lib.deliveries.record(digest, "slack", "sha256:aaa", 1, 2, papers[1:3])
     assert lib.deliveries.delivered_messages("hash-1", "sha256:aaa") == {0, 1}
+    assert lib.deliveries.unfinished(["sha256:aaa"]) == []  # both messages went
+    keys = [key(p) for p in papers]
     assert sorted(lib.deliveries.delivered_keys("sha256:aaa")) == keys[:3]
-    assert lib.deliveries.delivered("sha256:aaa", keys) == set(keys[:3])
-    assert lib.deliveries.delivered("sha256:bbb", keys) == set()
-    with pytest.raises(KeyError):
-        lib.deliveries.record(digest, "email", "sha256:ccc", 0, 1, ["2409.99999"])
-    assert lib.deliveries.delivered_messages("hash-1", "sha256:ccc") == set()  # all or nothing
+    # Each message keeps every paper it carried, the one delivered twice too.
+    [first, second] = lib.deliveries.of_digest(["sha256:bbb", "sha256:aaa"], "hash-1")
+    assert (first.message, first.papers, first.day, first.channel) == (
+        0,
+        tuple(keys[:2]),
+        "2026-12-01",
+        "slack",
+    )
+    assert second.papers == tuple(keys[1:3])
+    # Matched as the seen query matches: another version, or the title alone.
+    asked = [paper("2401.00000v3", "X"), paper("hf-9", "PAPER 2"), papers[3]]
+    assert lib.deliveries.delivered(["sha256:x", "sha256:aaa"], asked) == {"2401.00000v3", "hf-9"}
+    titled = paper("hf-7", "Only A Title")
+    lib.deliveries.record(digest, "email", "mailto:ccc", 0, 1, [titled])
+    again = [paper("2409.00007", "ONLY a title!"), paper("hf-8", "only a title")]
+    assert lib.deliveries.delivered(["mailto:ccc"], again) == {"2409.00007", "hf-8"}
+    assert lib.deliveries.delivered(["sha256:bbb"], papers) == set()
+    assert lib.deliveries.delivered([], papers) == set()
 
 
 # --- feedback --------------------------------------------------------------------------------

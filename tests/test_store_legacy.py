@@ -145,6 +145,48 @@ def test_a_damaged_old_seen_store_keeps_what_can_be_read(home):
         assert len(lib.batch_jobs.all()) == 2  # the other files still came in
 
 
+def test_a_delivery_log_of_version_2_is_imported_with_the_papers_of_each_message(tmp_path):
+    """The journal today's main wrote before the library (never released, imported anyway):
+    each message with its channel and papers; a paper the library lacks comes in by its key."""
+    at = "2026-12-05T21:42:11.123456+00:00"
+    record = {"digest": "d" * 24, "channel": "slack", "destination": "slack:0f", "total": 2}
+    records = [
+        {**record, "message": 0, "papers": ["2611.00001", "title:a study of things"], "at": at},
+        {**record, "message": 1, "papers": ["id:doc-7"], "at": at},
+        {**record, "message": "2", "papers": [], "at": at},  # a hand edit: left out
+        {**record, "channel": "", "destination": "sha256:aa", "message": 0, "papers": [], "at": at},
+    ]
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / DELIVERIES).write_text(json.dumps({"version": 2, "deliveries": records}))
+    with Library.open(home) as lib:
+        [imported] = lib.imported
+        assert (imported.rows, imported.problem) == (
+            3,
+            "1 record(s) are not deliveries and were left out",
+        )
+        first, second = lib.deliveries.of_digest(["slack:0f"], "d" * 24)
+        assert (first.message, first.channel, first.total, first.at) == (0, "slack", 2, at)
+        assert first.papers == ("2611.00001", "title:a study of things")
+        assert second.papers == ("id:doc-7",)
+        [old] = lib.deliveries.of_digest(["sha256:aa"], "d" * 24)
+        assert (old.channel, old.papers) == ("unknown", ())
+        # Known by its key alone, each is the paper a later source gives.
+        later = [
+            Paper(id="2611.00001v2", title="T", abstract=""),
+            Paper(id="hf-1", title="A Study of Things!", abstract=""),
+            Paper(id="doc-7", title="?", abstract=""),
+            Paper(id="2611.00002", title="A study of things", abstract=""),
+        ]
+        assert lib.deliveries.delivered(["slack:0f"], later) == {
+            "2611.00001v2",
+            "hf-1",
+            "doc-7",
+            "2611.00002",  # an arXiv id matches a paper stored by its title alone
+        }
+        assert lib.papers.get("title:a study of things").title == "a study of things"
+
+
 def test_a_state_dir_without_old_files_imports_nothing(tmp_path):
     with Library.open(tmp_path / "fresh") as lib:
         assert lib.imported == []

@@ -295,13 +295,14 @@ async def _dry_run(
     from agent.delivery.outbox import plan
 
     payloads: list[dict[str, Any]] = []
+    journal = click.get_current_context().with_resource(DeliveryLog())
     if webhook:
         from agent.delivery.slack import SlackChannel
         from agent.llm.http import make_client
 
         async with make_client() as client:  # never used: nothing is sent
             slack = SlackChannel(client, webhook, full=full, more_url=more_url)
-            todo = await plan(papers, build, slack, DeliveryLog(), force=force)
+            todo = await plan(papers, build, slack, journal, force=force)
         for line in todo.notes(slack.destination):
             click.echo(f"# {line}", err=True)
         payloads = todo.payloads if todo.sends else []
@@ -311,7 +312,7 @@ async def _dry_run(
         click.echo(f"# Slack: {len(payloads)} message(s), not sent", err=True)
         click.echo(json.dumps(payloads, ensure_ascii=False, indent=2))
     if email is not None:
-        todo = await plan(papers, build, email, DeliveryLog(), force=force)
+        todo = await plan(papers, build, email, journal, force=force)
         for line in todo.notes(email.destination):
             click.echo(f"# {line}", err=True)
         if todo.sends:
