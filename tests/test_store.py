@@ -226,14 +226,21 @@ def test_seen_list_is_newest_first_and_limited(lib):
 
 def test_a_run_reads_back_as_the_results_lines_it_wrote(lib):
     papers = [
-        paper("2401.00001v1", "One", url="https://arxiv.org/abs/2401.00001v1", source="arxiv"),
+        paper(
+            "2401.00001v1",
+            "One",
+            url="https://arxiv.org/abs/2401.00001v1",
+            source="arxiv",
+            published="2026-11-20T00:00:00Z",
+        ),
         paper("hf-2", "Two", authors=["Ada"], metadata={"upvotes": "3"}, source="hf"),
         paper("2401.00003", "Three", source="arxiv"),
         paper("2401.00004", "Four", source="arxiv"),
     ]
+    scored = {"relevance": 7.5, "why": "Vision: cameras", "relevance_by": {"Vision": 7.5}}
     written = [
         ok(papers[0], ["LLMs"], tokens=120),
-        ok(papers[1], ["Vision", "RL"], cached=True),
+        ok(papers[1], ["Vision", "RL"], cached=True).model_copy(update=scored),
         PaperResult.failed(papers[2], "invalid_answer", "no JSON", "openai", "gpt-x"),
         PaperResult.failed(papers[3], "skipped", "not run: over budget", "openai", "gpt-x"),
     ]
