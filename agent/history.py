@@ -1,5 +1,6 @@
-"""Each ``run`` recorded in the library (DESIGN 15): the command, a summary of its settings
-(never a secret), when it started and ended and how, its papers and each one's result.
+"""Each ``run`` (and ``batch import``) recorded in the library (DESIGN 15): the command, a
+summary of its settings (never a secret), when it started and ended and how, its papers and
+each one's result.
 
 Results are recorded as they are written to the results file, a few hundred at a time (one
 short transaction each), never held for the whole run. The results file is what a run makes;
@@ -32,38 +33,41 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 200  # results per transaction at most
-EVERY = 1.0  # seconds a finished result waits at most before it is recorded
+EVERY = 1.0  # seconds after which the next result recorded takes those waiting with it
 DEFAULT_SERVER = "https://api.openai.com/v1"
 
 
-def settings_key(settings: Settings, taxonomy: Taxonomy) -> str:
+def settings_key(settings: Settings, taxonomy: Taxonomy, *, batch: bool = False) -> str:
     """A hash of everything that shapes a paper's tags and summary (the backend, its model
     and server, the taxonomy, the prompt templates, the limits...): an annotation is stored
-    under it, so the same paper annotated otherwise is another annotation."""
-    return _hash(_ingredients(settings, taxonomy))
+    under it, so the same paper annotated otherwise is another annotation. ``batch``: the
+    answers come from batch files (the LLM's, whatever ``--backend`` says)."""
+    return _hash(_ingredients(settings, taxonomy, batch))
 
 
-def settings_summary(settings: Settings, taxonomy: Taxonomy) -> dict[str, Any]:
+def settings_summary(
+    settings: Settings, taxonomy: Taxonomy, *, batch: bool = False
+) -> dict[str, Any]:
     """What ``paper-agent runs`` may show of a run's settings: no key, no password, no
     webhook (a base URL keeps only its scheme, host, port and path)."""
     summary = {
         k: v
-        for k, v in _ingredients(settings, taxonomy).items()
+        for k, v in _ingredients(settings, taxonomy, batch).items()
         if k not in ("taxonomy", "prompts", "criteria")
     }
     summary["taxonomy"] = str(settings.taxonomy) if settings.taxonomy else "bundled"
     if settings.prompts_dir is not None:
         summary["prompts_dir"] = str(settings.prompts_dir)
     summary["interests"] = len(settings.criteria) + (settings.liked is not None)
-    summary["settings_key"] = settings_key(settings, taxonomy)
+    summary["settings_key"] = settings_key(settings, taxonomy, batch=batch)
     return summary
 
 
-def _ingredients(settings: Settings, taxonomy: Taxonomy) -> dict[str, Any]:
+def _ingredients(settings: Settings, taxonomy: Taxonomy, batch: bool) -> dict[str, Any]:
     """What makes an annotation, by backend."""
     from agent import __version__
 
-    backend = "openai" if settings.batch_api else settings.resolved_backend()
+    backend = "openai" if batch or settings.batch_api else settings.resolved_backend()
     made: dict[str, Any] = {
         "backend": backend,
         "taxonomy": taxonomy.model_dump(mode="json"),
@@ -108,13 +112,17 @@ def _hash(value: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
-def command_line(inputs: Iterable[str], sources: Iterable[str], output: Path) -> str:
-    """The run as a command: its inputs, sources and results file (its settings are apart)."""
+def command_line(
+    inputs: Iterable[str], sources: Iterable[str], output: Path, verb: str = "run"
+) -> str:
+    """The run as a command: its inputs, sources (``--source``, or for ``batch import`` its
+    ``--output-file``) and results file; its settings are apart."""
     from agent.llm.redact import scrub
 
-    words = ["run", *inputs]
+    option = "--source" if verb == "run" else "--output-file"
+    words = [*verb.split(), *inputs]
     for spec in sources:
-        words += ["--source", spec]
+        words += [option, spec]
     words += ["-o", str(output)]
     return scrub(" ".join(shlex.quote(w) for w in words))
 
@@ -186,11 +194,13 @@ class Outcome:
         self.recorder: RunRecorder | None = None
         self.failed = False  # the library could not even start the record
 
-    def start(self, settings: Settings, taxonomy: Taxonomy, command: str) -> RunRecorder | None:
+    def start(
+        self, settings: Settings, taxonomy: Taxonomy, command: str, *, batch: bool = False
+    ) -> RunRecorder | None:
         """Start the run's record; None (and a warning) when the library cannot take it."""
         from agent.store import Library
 
-        summary = settings_summary(settings, taxonomy)
+        summary = settings_summary(settings, taxonomy, batch=batch)
         library = None
         try:
             library = Library.open(settings.home)

@@ -113,6 +113,15 @@ def test_import_validates_caches_and_repairs_the_invalid_answer_online(tmp_path)
     again = invoke("batch", "export", str(PAPERS), "-o", "again.jsonl")
     assert "nothing to export" in again.output
     assert (tmp_path / "again.jsonl").read_text() == ""  # no stale requests to send again
+    # The import is a run in the library, with the LLM's settings, line for line.
+    from agent.store import Library, Selection
+
+    with Library.open(tmp_path / "home") as lib:
+        [info] = lib.runs.list()
+        lines = [r.to_line() + "\n" for r in lib.results(Selection(run=info.id))]
+    assert info.command == f"batch import {PAPERS} --output-file output.jsonl -o results.jsonl"
+    assert (info.status, info.ok, info.settings["backend"]) == ("ok", 5, "openai")
+    assert lines == (tmp_path / "results.jsonl").read_text().splitlines(keepends=True)
 
 
 def test_import_without_repair_reports_the_invalid_answer_and_sends_nothing(tmp_path):

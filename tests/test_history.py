@@ -153,6 +153,21 @@ def test_a_library_that_cannot_be_opened_costs_a_warning_and_exit_1_never_a_resu
     assert "5 ok, 0 failed" in done.stderr
 
 
+def test_a_damaged_library_is_moved_aside_and_the_run_recorded_in_a_fresh_one(
+    fixtures, home, caplog
+):
+    home.mkdir(parents=True)
+    (home / DB_NAME).write_bytes(b"not a database at all " * 500)
+    done = invoke("run", str(fixtures / "papers.jsonl"), "--backend", "local", "-o", "r.jsonl")
+    assert done.exit_code == 0, done.stderr
+    [aside] = home.glob(f"{DB_NAME}.damaged-*")
+    assert aside.read_bytes() == b"not a database at all " * 500  # kept for inspection
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"moved it to {aside}" in warning
+    with Library.open(home) as lib:
+        assert [(r.status, r.ok) for r in lib.runs.list()] == [("ok", 5)]
+
+
 def test_a_library_locked_mid_run_costs_the_rest_of_its_record_never_a_result(
     tmp_path, home, monkeypatch, caplog
 ):
