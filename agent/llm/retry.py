@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
 import random
 import sys
 import time
@@ -105,21 +106,27 @@ def is_retryable(exc: BaseException) -> bool:
     return status in RETRY_STATUSES or status >= 500
 
 
+def _seconds(value: str, scale: float = 1.0) -> float | None:
+    """A number of seconds, or None for text that is no number ("soon", "nan")."""
+    try:
+        seconds = float(value) / scale
+    except ValueError:
+        return None
+    # NaN says nothing: ignored, so the backoff applies (max(0.0, nan) is 0.0, "retry now");
+    # inf is capped by the caller like any long wait.
+    return None if math.isnan(seconds) else max(0.0, seconds)
+
+
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds the server asked us to wait (``retry-after-ms``, ``retry-after``), or None."""
     value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
+    if value and (seconds := _seconds(value, 1000)) is not None:
+        return seconds
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if (seconds := _seconds(value)) is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
