@@ -36,6 +36,7 @@ class OpenAIBackend:
         budget: Budget | None = None,
     ) -> None:
         self.llm = LLM(settings, http, cache, budget)
+        self.unfinished = self.llm.unfinished  # what papers cancelled in flight had spent
         self.interests = interests
         self.criteria = interests.criteria if interests is not None else []
         # Liked papers count with the LLM too: scored offline, combined with its answer.

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
 
 import httpx
 
@@ -10,6 +13,23 @@ from agent import __version__
 from agent.llm.recording import Recorder
 
 USER_AGENT = f"paper-agent/{__version__}"
+
+# Set around a request by a caller that needs to know whether it reached the server (the LLM
+# client counts a request cancelled in flight only then): called once its body is written.
+on_wire: ContextVar[Callable[[], None] | None] = ContextVar("on_wire", default=None)
+
+
+async def _trace_wire(request: httpx.Request) -> None:
+    """Ask httpcore to say when ``request``'s body has left, for the caller that set ``on_wire``."""
+    note = on_wire.get()
+    if note is None:
+        return
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_body.complete"):
+            note()
+
+    request.extensions["trace"] = trace
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
@@ -50,7 +70,9 @@ def make_client(
     timeout: float = 60.0, max_connections: int = 64, recorder: Recorder | None = None
 ) -> httpx.AsyncClient:
     """A client with sane timeouts and a pool large enough for the run's concurrency."""
-    hooks = {"response": [recorder.on_response]} if recorder is not None else {}
+    hooks: dict[str, list[Callable[..., Any]]] = {"request": [_trace_wire]}
+    if recorder is not None:
+        hooks["response"] = [recorder.on_response]
     # httpx honours HTTP(S)_PROXY only with its own transport, so proxied users keep it.
     proxied = any(k in ("http", "https", "all") for k in urllib.request.getproxies())
     return httpx.AsyncClient(
