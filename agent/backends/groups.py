@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from agent.errors import PaperFailed
-from agent.llm.answers import AnswerInvalid, split_group
+from agent.llm.answers import AnswerInvalid, is_placeholder, split_group
 from agent.llm.client import SERVER_TROUBLE, Completion, Messages
 from agent.llm.prompts import prompt_id
 from agent.models import Annotation, Paper, Usage
@@ -155,7 +155,9 @@ class PaperGroups:
                 parts = self._parts(completion, papers)
         shared = zip(group, usage.split(len(group)), strict=True)
         # Papers with a valid part need no request: they finish first, the rest after.
-        order = sorted(shared, key=lambda item: not self._valid(parts.get(prompt_id(item[0][0]))))
+        order = sorted(
+            shared, key=lambda item: not self._valid(parts.get(prompt_id(item[0][0])), item[0][0])
+        )
         unsettled = [share for _, share in order]  # shares not yet carried by a paper's outcome
         try:
             for (paper, future), share in order:
@@ -218,8 +220,22 @@ class PaperGroups:
             log.warning("a request for %d papers: %s; asking each alone", len(papers), problem)
             return {}
         wanted = {prompt_id(paper) for paper in papers}
+        placeholders = self.backend.prompts().placeholders
+        copied = [key for key, _ in entries if key is not None and key not in wanted]
+        copied = [key for key in copied if is_placeholder(key, placeholders)]
+        if copied:
+            # Said once, as what it is: the model copied the answer format's example id.
+            log.warning(
+                "group answer: %d of %d answers give the prompt's placeholder id %r instead "
+                "of a paper's id (the model copied the example); those papers are asked alone",
+                len(copied),
+                len(entries),
+                copied[0],
+            )
         parts: dict[str, str] = {}
         for key, text in entries:
+            if key in copied:
+                continue
             if key is None:
                 log.warning("group answer: an entry without an id, ignored: %.200s", text)
             elif key not in wanted:
@@ -233,11 +249,11 @@ class PaperGroups:
             log.warning("group answer: no answer for %s; asking for each alone", ", ".join(missing))
         return parts
 
-    def _valid(self, part: str | None) -> bool:
+    def _valid(self, part: str | None, paper: Paper) -> bool:
         if part is None:
             return False
         try:
-            self.backend.validate(part, False)
+            self.backend.validate(part, False, paper)
         except AnswerInvalid:
             return False
         return True
