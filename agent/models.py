@@ -121,14 +121,21 @@ class PaperResult(Record):
     usage: Usage = Field(default_factory=Usage)
     error: ErrorInfo | None = None
     metadata: dict[str, str] = Field(default_factory=dict)  # the input's other fields, kept
+    # The input's categories, which the prompt shows: how ``eval`` knows whether the model was
+    # shown gold labels. Absent from the line when the input had none.
+    categories: list[str] = Field(default_factory=list)
     relevance: Score | None = None  # 0-10 when interests are configured, else absent
     why: str | None = None  # one short line: the criterion or liked paper it matches
     relevance_by: dict[str, Score] = Field(default_factory=dict)  # per named criterion
 
     def to_line(self) -> str:
-        """Its line in results.jsonl: the interest fields only when interests were set."""
+        """Its line in results.jsonl: the interest fields only when interests were set, the
+        categories only when the input had some."""
         unset = self.relevance is None and not self.why and not self.relevance_by
-        return self.model_dump_json(exclude=INTEREST_FIELDS if unset else None)
+        exclude = set(INTEREST_FIELDS) if unset else set()
+        if not self.categories:
+            exclude.add("categories")
+        return self.model_dump_json(exclude=exclude or None)
 
     @classmethod
     def ok(cls, paper: Paper, ann: Annotation, backend: str, model: str | None) -> PaperResult:
@@ -175,6 +182,7 @@ def _carried(paper: Paper) -> dict[str, object]:
         "authors": paper.authors,
         "source": paper.source,
         "metadata": paper.metadata,
+        "categories": paper.categories,
     }
 
 
