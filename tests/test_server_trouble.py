@@ -4,6 +4,7 @@ within 100 requests, every one of which the summary counts. Real sockets for the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -19,6 +20,7 @@ import respx
 from click.testing import CliRunner
 
 from agent.cli import cli
+from agent.models import Paper
 from tests.llm import API_KEY, BASE_URL, answer, completion
 
 TOO_LARGE = json.loads(
@@ -295,3 +297,29 @@ def test_an_outage_mid_run_stops_within_100_requests_and_the_summary_counts_them
     assert reported_requests(result.stderr) == server.received
     found = kinds(tmp_path / "out.jsonl")
     assert found[:20].count(None) >= 20 and found[-1] == "skipped"
+
+
+async def test_a_group_request_too_large_asks_each_paper_alone_as_it_was(mocked_llm, make_backend):
+    """Several papers in one request overflow the context: each is asked alone, in the same
+    form (nothing learned from the overflow)."""
+    papers = [
+        Paper(id=f"2401.0000{i}", title=f"Paper number {i}", abstract=f"We sort {i} lists.")
+        for i in range(3)
+    ]
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        if "<papers>" in json.loads(request.content)["messages"][1]["content"]:
+            return fixture_response("vllm_max_tokens_too_large")
+        return answer(["LLMs"], "Transformers sort lists.")
+
+    route = mocked_llm.post("/chat/completions").mock(side_effect=reply)
+    backend = make_backend(papers_per_request=3)
+    try:
+        results = await asyncio.gather(*(backend.annotate(p) for p in papers))
+    finally:
+        await backend.aclose()
+    assert [r.tags for r in results] == [["LLMs"]] * 3
+    assert route.call_count == 1 + 3
+    for call in route.calls[1:]:
+        body = json.loads(call.request.content)
+        assert "maxItems" in json.dumps(body["response_format"]) and "max_tokens" in body
