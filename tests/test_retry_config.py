@@ -48,6 +48,23 @@ def test_retry_after_forms():
     assert retry.retry_after({}) is None
 
 
+@pytest.mark.parametrize("header", ["retry-after", "retry-after-ms"])
+@pytest.mark.parametrize("value", ["nan", "NaN", "-nan"])
+async def test_a_retry_after_that_is_not_a_number_is_ignored_not_read_as_now(sleeps, header, value):
+    assert retry.retry_after({header: value}) is None
+    outcomes = [status_error(503, **{header: value}), "ok"]
+
+    async def flaky():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    policy = retry.RetryPolicy(base_delay=0.5)
+    assert await retry.call_with_retry(flaky, policy) == "ok"
+    assert len(sleeps) == 1 and 0.25 <= sleeps[0] <= 0.75  # the first backoff, not 0 s
+
+
 async def test_total_wait_is_bounded(sleeps):
     calls = 0
 
