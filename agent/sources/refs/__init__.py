@@ -74,12 +74,12 @@ def read_liked(spec: str, options: LikedOptions | None = None) -> list[Paper]:
     else:
         found = _keep(_file(Path(spec), tally), tally)
     line = tally.summary(label)
+    if not found:  # nothing to rank by: the run stops, and this one line says why
+        raise InputError(line if tally.read else f"liked: no entries in {label}")
     if options.notify is not None:
         options.notify(line)
     else:
         log.info("%s", line)
-    if not found:
-        raise InputError(f"liked: no usable entry in {label} ({tally.why() or 'no entries'})")
     return found
 
 

@@ -47,7 +47,8 @@ def read_bibtex(content: str, where: str, tally: Tally) -> list[Reference]:
             tally.skip(REPEATED, line, f"entry key {block.key!r} was used by an earlier entry")
         elif isinstance(block, ParsingFailedBlock):
             tally.read += 1
-            error = " ".join(str(block.error).split())[:200]
+            reason = getattr(block.error, "abort_reason", None) or str(block.error)
+            error = " ".join(reason.split())[:200] or type(block.error).__name__
             tally.skip(UNREADABLE, line, f"not a readable BibTeX entry ({error})")
         elif isinstance(block, Entry):
             tally.read += 1
@@ -90,6 +91,8 @@ def split_names(value: str) -> list[str]:
             name = person(parts[1], parts[0])
         elif len(parts) == 3:  # Last, Jr, First
             name = person(parts[2], f"{parts[0]} {parts[1]}")
+        else:  # First Last, or too many commas to tell: the parts as written
+            name = " ".join(parts)
         plain = text(latex_to_text(name))
         if plain and plain.lower() != "others":
             names.append(plain)
