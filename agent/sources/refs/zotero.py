@@ -83,13 +83,16 @@ class ZoteroLibrary:
         if self.api_key is not None:
             headers["Zotero-API-Key"] = self.api_key
         references: list[Reference] = []
-        seen, pages, total, wait = 0, 0, None, 0.0
+        seen, pages, total, wait, said = 0, 0, None, 0.0, False
         while url is not None:
             if pages == MAX_PAGES:
                 log.warning("%s: stopped after %d pages (%d items)", self.spec, pages, seen)
                 break
-            if wait:
-                await retry.sleep(wait)  # Zotero's Backoff: no request before it has passed
+            if wait:  # Zotero's Backoff: no request before it has passed (said once)
+                if not said:
+                    log.warning("%s: Zotero asks to wait %gs (Backoff); waiting", self.spec, wait)
+                said = True
+                await retry.sleep(wait)
             response = await self._get(http, url, params, headers)
             pages += 1
             items = self._items(response)
@@ -99,7 +102,7 @@ class ZoteroLibrary:
                 if (reference := self._reference(item, seen, tally)) is not None:
                     references.append(reference)
             total = _count(response.headers.get("total-results"), total)
-            wait = self._backoff(response.headers, wait)
+            wait = min(retry.backoff(response.headers) or 0.0, MAX_BACKOFF)
             url, params = (self._next(response) if items else None), None
         if total is not None and seen < total:
             log.warning("%s: Zotero listed %d items but gave %d", self.spec, total, seen)
@@ -148,15 +151,6 @@ class ZoteroLibrary:
                 f"{self.spec}: the next page is on another host ({there.host}); not followed"
             )
         return str(there)
-
-    def _backoff(self, headers: httpx.Headers, previous: float) -> float:
-        """Seconds Zotero's ``Backoff`` header asks for (capped), said once in the log."""
-        seconds = retry.backoff(headers) or 0.0
-        if seconds and not previous:
-            log.warning(
-                "%s: Zotero asks clients to wait %gs (Backoff); waiting", self.spec, seconds
-            )
-        return min(seconds, MAX_BACKOFF)
 
     def _reference(self, item: object, number: int, tally: Tally) -> Reference | None:
         data = item.get("data") if isinstance(item, dict) else None
