@@ -86,13 +86,16 @@ _TOKEN = re.compile(
     r"|\\(?P<escaped>.)"
     r"|(?P<dashes>---?)"
     r"|(?P<quotes>``|'')"
-    r"|[{}$~]",
+    r"|(?P<tilde>~)"
+    r"|(?P<gone>[{}$]+)",  # braces and math delimiters: the commonest, gone at once
     re.DOTALL,
 )
 _SPECIAL = re.compile(r"[\\{}$~]|--|``|''")
 
 
 def _replace(match: re.Match[str]) -> str:
+    if match.lastgroup == "gone":
+        return ""
     groups = match.groupdict()
     if groups["mark"] or groups["word_mark"]:
         mark = groups["mark"] or groups["word_mark"]
@@ -107,7 +110,7 @@ def _replace(match: re.Match[str]) -> str:
         return "—" if groups["dashes"] == "---" else "–"
     if groups["quotes"]:
         return "“" if groups["quotes"] == "``" else "”"
-    return " " if match.group() == "~" else ""  # a brace or a math $ goes; ~ is a space
+    return " " if match.lastgroup == "tilde" else ""  # ~ is a space; \cite{...} goes
 
 
 def latex_to_text(text: str) -> str:
