@@ -231,3 +231,22 @@ async def test_fewer_items_than_total_results_is_said(zotero, caplog) -> None:
             references = await library.read(http, Tally())
     assert len(references) == 2  # page 1 without its Link: the only page read
     assert "Zotero listed 7 items but gave 3" in caplog.text
+
+
+async def test_items_no_parser_foresaw_cost_only_themselves(zotero) -> None:
+    library = ZoteroLibrary.from_spec("groups/7", API, None)
+    hostile = [
+        "a string",
+        {"key": "AAAA2222"},  # no data
+        {"data": {"itemType": ["note"], "title": "Listed type", "creators": "Smith"}},
+        {"data": {"itemType": "journalArticle", "title": {"x": 1}, "creators": [1, None]}},
+        {"data": {"itemType": "book", "title": "Fine", "creators": [{"name": ["x"]}]}},
+        {"data": {"itemType": "preprint", "title": "T", "extra": ["arXiv: 2401.00001"]}},
+    ]
+    zotero.get(f"{API}/groups/7/items/top").respond(200, json=hostile)
+    tally = Tally()
+    async with httpx.AsyncClient() as http:
+        references = await library.read(http, tally)
+    assert [r.title for r in references] == ["Listed type", "", "Fine", "T"]
+    assert tally.read == 6 and tally.unused == {"unreadable": 2}
+    assert references[2].authors == [] and references[3].arxiv == ""  # no list read as text

@@ -159,8 +159,9 @@ class ZoteroLibrary:
             return None
         key = text(data.get("key")) or f"#{number}"
         where = f"{self.spec} item {key}"
-        if data.get("itemType") in SKIPPED_TYPES:
-            tally.skip(NOT_PAPERS, where, f"a standalone {data.get('itemType')}")
+        kind = data.get("itemType")
+        if isinstance(kind, str) and kind in SKIPPED_TYPES:
+            tally.skip(NOT_PAPERS, where, f"a standalone {kind}")
             return None
         meta = item.get("meta") if isinstance(item, dict) else None
         parsed = meta.get("parsedDate") if isinstance(meta, dict) else None
@@ -172,7 +173,7 @@ class ZoteroLibrary:
             doi=text(data.get("DOI")),
             url=text(data.get("url")),
             # A preprint's "archiveID" is "arXiv:2401.00001"; older items say so in "extra".
-            arxiv=labelled_arxiv(text(data.get("archiveID")), str(data.get("extra") or "")),
+            arxiv=labelled_arxiv(text(data.get("archiveID")), text(data.get("extra"))),
             published=date_text(parsed) or date_text(data.get("date")),
             key=key,
         )
@@ -184,10 +185,11 @@ def _authors(creators: object) -> list[str]:
         return []
     people = [c for c in creators if isinstance(c, dict)]
     authors = [c for c in people if c.get("creatorType") == "author"] or people
-    return [
+    names = (
         text(c.get("name")) or person(text(c.get("firstName")), text(c.get("lastName")))
         for c in authors
-    ]
+    )
+    return [name for name in names if name]
 
 
 def _count(value: str | None, previous: int | None) -> int | None:
