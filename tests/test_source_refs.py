@@ -144,6 +144,19 @@ def test_a_library_that_is_not_utf8_or_is_binary_is_one_input_error(tmp_path: Pa
         liked(binary)
 
 
+def test_a_library_past_its_bound_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.sources import refs
+
+    monkeypatch.setattr(refs, "MAX_LIBRARY_BYTES", 1_000_000)
+    path = tmp_path / "big.bib"
+    path.write_text("@misc{a, title = {T}}\n" * 60_000)  # 1.3 MB
+    with pytest.raises(InputError) as info:
+        liked(path)
+    assert str(info.value) == f"{path} is 1.3 MB: a library file is read whole, up to 1 MB"
+
+
 # --- RIS ---
 
 

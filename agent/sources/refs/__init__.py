@@ -156,7 +156,7 @@ def _text(path: Path) -> str:
         size = path.stat().st_size
         if size > MAX_LIBRARY_BYTES:
             raise InputError(
-                f"{path} is {size // 1_000_000} MB: a library file is read whole, up to "
+                f"{path} is {size / 1e6:.1f} MB: a library file is read whole, up to "
                 f"{MAX_LIBRARY_BYTES // 1_000_000} MB"
             )
         content = path.read_bytes().decode("utf-8-sig")
