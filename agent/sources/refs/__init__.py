@@ -21,6 +21,7 @@ from pathlib import Path
 
 from agent.config import Settings
 from agent.errors import InputError
+from agent.llm.redact import register
 from agent.models import Paper
 from agent.sources.files import read_papers
 from agent.sources.refs.entry import REPEATED, UNREADABLE, WITHOUT_TITLE, Reference, Tally
@@ -58,9 +59,12 @@ class LikedOptions:
         notify: Callable[[str], None] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> LikedOptions:
-        """The options of a run: its settings, and the key from ``ZOTERO_API_KEY``."""
+        """The options of a run: its settings, and the key from ``ZOTERO_API_KEY`` (a secret
+        from now on, whether or not a Zotero library is read)."""
         env = os.environ if env is None else env
-        return cls(settings.zotero_api_url, env.get(KEY_ENV), settings.timeout, notify)
+        key = (env.get(KEY_ENV) or "").strip() or None
+        register(key)
+        return cls(settings.zotero_api_url, key, settings.timeout, notify)
 
 
 def read_liked(spec: str, options: LikedOptions | None = None) -> list[Paper]:
