@@ -45,6 +45,16 @@ def test_retry_after_forms():
     date = email.utils.formatdate(1_000_030, usegmt=True)
     assert retry.retry_after({"retry-after": date}, now=1_000_000) == pytest.approx(30, abs=1)
     assert retry.retry_after({"retry-after": "soon"}) is None
+
+
+def test_a_backoff_header_counts_as_a_wait_the_server_asked_for():
+    """Zotero's ``Backoff`` (seconds, on any answer): the longest of it and Retry-After wins."""
+    assert retry.retry_after({"backoff": "7"}) == 7.0
+    assert retry.retry_after({"retry-after": "3", "backoff": "10"}) == 10.0
+    assert retry.retry_after({"retry-after": "30", "backoff": "10"}) == 30.0
+    for bad in ("soon", "-5", "nan", "inf", ""):
+        assert retry.backoff({"backoff": bad}) is None
+        assert retry.retry_after({"backoff": bad}) is None
     assert retry.retry_after({}) is None
 
 

@@ -109,6 +109,7 @@ def run(
     from agent.llm.redact import scrub
     from agent.outputs import check_outputs, output_lock
     from agent.pipeline import RunStats
+    from agent.sources.refs import LikedOptions
     from agent.taxonomy import load_taxonomy
 
     settings = resolve_settings(flag_values(flags), config_path=config_path)
@@ -138,7 +139,10 @@ def run(
 
         highlight_settings(settings)  # one message for run and digest: it needs an LLM
     tags = load_taxonomy(settings.taxonomy)  # a bad taxonomy fails before inputs are read
-    interests = load_interests(settings.criteria, settings.liked, settings.min_relevance)
+    liked = LikedOptions.from_settings(
+        settings, lambda line: click.echo(scrub(f"paper-agent: {line}"), err=True)
+    )
+    interests = load_interests(settings.criteria, settings.liked, settings.min_relevance, liked)
     to_stdout = str(output) == "-"
     if to_stdout and digest_format and digest_out is None:
         raise click.UsageError("-o - writes the results to stdout: give the digest --digest-out")

@@ -156,7 +156,23 @@ def _seconds(value: str, scale: float = 1.0) -> float | None:
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms``, ``retry-after``), or None."""
+    """Seconds the server asked us to wait (``retry-after-ms``, ``retry-after``, and Zotero's
+    ``backoff``: the longest), or None."""
+    told = [t for t in (_retry_after(headers, now), backoff(headers)) if t is not None]
+    return max(told, default=None)
+
+
+def backoff(headers: Mapping[str, str]) -> float | None:
+    """Seconds of a ``Backoff`` header (Zotero sends it on any answer, a good one too: no
+    request before they pass), or None when absent or not a finite, non-negative number."""
+    try:
+        seconds = float(headers.get("backoff") or "x")
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < math.inf else None
+
+
+def _retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     value = headers.get("retry-after-ms")
     if value and (seconds := _seconds(value, 1000)) is not None:
         return seconds
