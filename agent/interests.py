@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,9 @@ from agent.models import Paper
 NAME_MAX_WORDS = 6
 NAME_MAX_CHARS = 60
 FALLBACK_NAME_WORDS = 5
+# The liked-paper model reads at most this many: the last ones of the file, which a list of
+# likes grows at (past a few thousand, more likes only make every run slower).
+MAX_LIKED = 2000
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Interests:
     criteria: list[Criterion] = field(default_factory=list)
     liked: list[Paper] = field(default_factory=list)
     min_relevance: float | None = None
+    notes: list[str] = field(default_factory=list)  # one line each for the user, e.g. a bound
 
 
 def criterion_name(text: str) -> str:
@@ -66,16 +71,31 @@ def parse_criterion(value: object, where: str) -> Criterion:
     raise ConfigError(f"{where}: a criterion must be a string or a table with name and text")
 
 
-def load_liked(path: Path) -> list[Paper]:
-    """The liked papers of a file in any input format; an empty file is an input error."""
+def load_liked(path: Path, limit: int | None = None) -> tuple[list[Paper], int]:
+    """The last ``limit`` (default ``MAX_LIKED``) liked papers of a file in any input format,
+    and how many it holds; an empty file is an input error."""
     from agent.sources import read_papers
 
     if not path.is_file():
         raise InputError(f"liked papers file not found: {path}")
-    papers = list(read_papers([str(path)]))
-    if not papers:
+    # Memory stays bounded however long the file is.
+    kept: deque[Paper] = deque(maxlen=MAX_LIKED if limit is None else limit)
+    total = 0
+    for paper in read_papers([str(path)]):
+        kept.append(paper)
+        total += 1
+    if not total:
         raise InputError(f"liked papers file {path} holds no papers")
-    return papers
+    return list(kept), total
+
+
+def liked_note(path: Path, kept: int, total: int) -> str | None:
+    """The line that says older liked papers were left out, or None when all were kept."""
+    if kept == total:
+        return None
+    return (
+        f"{path} holds {total:,} liked papers: the last {kept:,} (the most recent likes) are used"
+    )
 
 
 def load_interests(
@@ -102,5 +122,7 @@ def load_interests(
         if min_relevance is not None:
             raise ConfigError("min_relevance is set but there are no criteria or liked papers")
         return None
-    papers = load_liked(liked) if liked is not None else []
-    return Interests(parsed, papers, None if min_relevance is None else float(min_relevance))
+    papers, total = load_liked(liked) if liked is not None else ([], 0)
+    note = liked_note(liked, len(papers), total) if liked is not None else None
+    floor = None if min_relevance is None else float(min_relevance)
+    return Interests(parsed, papers, floor, [note] if note else [])

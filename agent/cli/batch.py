@@ -61,6 +61,8 @@ def export_cmd(
     check_outputs([*inputs, *settings.files_read(config_path)], {"-o": output})
     taxonomy = load_taxonomy(settings.taxonomy)
     interests = load_interests(settings.criteria, settings.liked, settings.min_relevance)
+    for note in interests.notes if interests else []:
+        _echo(note)
     if settings.papers_per_request > 1:
         _echo("a batch line is one paper's request: --papers-per-request applies to live runs")
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())
@@ -149,6 +151,8 @@ def import_cmd(
     check_outputs(read, {"-o": output})
     taxonomy = load_taxonomy(settings.taxonomy)
     interests = load_interests(settings.criteria, settings.liked, settings.min_relevance)
+    for note in interests.notes if interests else []:
+        _echo(note)
     answers = read_batch_output([*output_files, *error_files])
     click.get_current_context().with_resource(output_lock(output, "results"))
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())

@@ -138,6 +138,8 @@ def run(
         highlight_settings(settings)  # one message for run and digest: it needs an LLM
     tags = load_taxonomy(settings.taxonomy)  # a bad taxonomy fails before inputs are read
     interests = load_interests(settings.criteria, settings.liked, settings.min_relevance)
+    for note in interests.notes if interests else []:
+        click.echo(scrub(f"paper-agent: {note}"), err=True)
     to_stdout = str(output) == "-"
     if to_stdout and digest_format and digest_out is None:
         raise click.UsageError("-o - writes the results to stdout: give the digest --digest-out")
