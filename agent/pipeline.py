@@ -44,6 +44,7 @@ class RunStats:
     priced: bool = False  # an LLM run: the summary says what it cost, or that it is unknown
     price: Price | None = None  # the model's price, when known
     batch: bool = False  # the answers came from a batch: priced at the Batch API's rate
+    offline: bool = False  # the offline backend: no requests, tokens or cache to count
 
     @property
     def total(self) -> int:
@@ -65,11 +66,14 @@ class RunStats:
         """One line for stderr."""
         u = self.usage
         skipped = f", {self.skipped} skipped" if self.skipped else ""
+        seconds = f"{time.monotonic() - self.started:.1f}s"
+        if self.offline:
+            return f"{self.ok} ok, {self.failed} failed{skipped} (offline); {seconds}"
         return (
             f"{self.ok} ok, {self.failed} failed{skipped}; {u.requests} requests, "
             f"{u.retries} retries, {self.cache_hits} cache hits; tokens: {u.prompt_tokens} "
             f"prompt, {u.completion_tokens} completion, {u.cached_tokens} cached; "
-            f"{self.cost()}{time.monotonic() - self.started:.1f}s"
+            f"{self.cost()}{seconds}"
         )
 
     def cost(self) -> str:

@@ -213,10 +213,8 @@ def run(
             click.echo(scrub(f"paper-agent: skipped {len(dups)} duplicate(s): {shown}"), err=True)
         if papers.report is not None:
             click.echo(f"paper-agent: prefilters: {papers.report.summary()}", err=True)
-        # --batch-api is the LLM backend whatever --backend says: no notice, its own error.
-        auto_local = settings.backend == "auto" and settings.resolved_backend() == "local"
-        if auto_local and not settings.batch_api:
-            click.echo(runner.NOTICE_LOCAL, err=True)
+        for note in runner.offline_notes(settings):
+            click.echo(note, err=True)
         if dry_run:
             click.echo(scrub(runner.dry_run(settings, tags, papers, interests)))
             return
