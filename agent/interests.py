@@ -18,7 +18,7 @@ NAME_MAX_CHARS = 60
 FALLBACK_NAME_WORDS = 5
 # The liked-paper model reads at most this many: the last ones of the file, which a list of
 # likes grows at (past a few thousand, more likes only make every run slower).
-MAX_LIKED = 2000
+MAX_LIKED = 1000
 
 
 @dataclass(frozen=True)

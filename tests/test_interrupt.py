@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.interests import MAX_LIKED
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -162,12 +164,12 @@ def wait_for_line(run: subprocess.Popen, text: str, timeout: float = 60.0) -> li
 def test_a_signal_while_the_liked_papers_are_learned_stops_the_run_at_once(
     tmp_path, signum, code, word
 ):
-    """2,000 liked papers take the offline backend seconds to learn: a signal then must not
-    wait for them, nor for the 3,000 papers after."""
-    liked = many_papers(tmp_path / "liked.jsonl", 2000)
+    """As many liked papers as a run reads take the offline backend a second or more to
+    learn: a signal then must not wait for them, nor for the 3,000 papers after."""
+    liked = many_papers(tmp_path / "liked.jsonl", MAX_LIKED)
     papers = many_papers(tmp_path / "papers.jsonl", 3000)
     run = offline_run(tmp_path, str(papers), "--liked", str(liked), "--interest", "Agents: tools")
-    lines = wait_for_line(run, "learning from 2000 liked paper(s)")
+    lines = wait_for_line(run, f"learning from {MAX_LIKED} liked paper(s)")
     run.send_signal(signum)
     assert run.wait(timeout=60) == code
     stderr = "".join(lines)
