@@ -58,12 +58,16 @@ class LocalBackend:
         self.prior = PriorTagger(taxonomy)
         self.interests = interests
         self.semantic = semantic  # --semantic: embedding similarity beside the words
+        self._relevance: RelevanceModel | None = None
+        self._relevance_ready = interests is None  # without interests there is nothing to learn
         self._building = asyncio.Lock()
 
-    @cached_property
+    @property
     def relevance(self) -> RelevanceModel | None:
         """The offline relevance model, built on first use (None without interests)."""
-        return self._build_relevance()
+        if not self._relevance_ready:
+            self._relevance, self._relevance_ready = self._build_relevance(), True
+        return self._relevance
 
     def _build_relevance(self, check: Callable[[], None] | None = None) -> RelevanceModel | None:
         if self.interests is None:
@@ -125,10 +129,11 @@ class LocalBackend:
 
     async def annotate(self, paper: Paper) -> Annotation:
         """Tags and summary for one paper (CPU-bound and quick, so it runs inline)."""
-        if "relevance" not in self.__dict__ and self.interests is not None:
+        if not self._relevance_ready:
             async with self._building:  # the first paper builds it; the others wait for it
-                if "relevance" not in self.__dict__:
-                    self.__dict__["relevance"] = await self._relevance_off_the_loop()
+                if not self._relevance_ready:
+                    self._relevance = await self._relevance_off_the_loop()
+                    self._relevance_ready = True
         # A paper never waits for anything, so without this the event loop would not run
         # (nor see Ctrl-C or SIGTERM) until the last paper is done.
         await asyncio.sleep(0)

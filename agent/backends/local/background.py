@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from agent.backends.local.text import STOPWORDS, features, stem
+from agent.backends.local.text import features, stem, term
 
 TABLE = Path(__file__).parent / "background_df.json.gz"
 MIN_DF = 2  # a term seen once tells nothing beyond "rare"; dropping it keeps the table small
@@ -71,9 +71,11 @@ def split_words(text: str, docfreq: DocFreq | None = None) -> list[str]:
     found = []
     for match in _PAIR.finditer(text):
         head, hyphen, tail = match.groups()
-        if tail in STOPWORDS or head.lower() in STOPWORDS or stem(tail) in known:
-            continue
-        if not hyphen and stem(head.lower()) in known:
+        second = term(tail)  # cached: most words were seen before
+        if not second or second in known:
+            continue  # a stopword, or a word of its own
+        first = term(head.lower())
+        if not first or (not hyphen and first in known):
             continue
         if stem(head.lower() + tail) in known:
             found.append(f"{head}{hyphen} {tail}")

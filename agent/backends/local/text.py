@@ -96,6 +96,12 @@ def _term_of(word: str) -> str:
     return term
 
 
+def term(word: str) -> str:
+    """The term of one lower-case word, "" for a stopword or a single character (cached)."""
+    found = _TERM_OF.get(word)
+    return _term_of(word) if found is None else found
+
+
 def terms(text: str) -> list[str]:
     """Stemmed content words of ``text`` (stopwords and single characters dropped)."""
     get = _TERM_OF.get
