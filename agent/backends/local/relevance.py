@@ -16,8 +16,11 @@ Two signals, each a fraction in [0, 1):
   as positives; its margin is rescaled so the negatives' mean is 0 and the liked papers' mean
   is 1, clipped. Without negatives (the backend sees one paper at a time): the mean cosine
   similarity to the ``KNN`` nearest liked papers, divided by how similar the liked papers are
-  to one another, clipped to 1. (A single "background document" built from the DF table was
-  tried as the negative: every real paper beats it, so it ranked nothing.)
+  to one another (measured on at most ``TYPICAL_SAMPLE`` of them), clipped to 1. (A single
+  "background document" built from the DF table was tried as the negative: every real paper
+  beats it, so it ranked nothing.) The liked vectors are kept as term postings in numpy
+  arrays, so scoring a paper costs the postings of its own terms, not a loop over every liked
+  paper.
 
 ``relevance = 10 * ((1 - LIKED_WEIGHT) * criteria + LIKED_WEIGHT * liked)`` when both exist,
 else ``10 * `` the one that does, rounded to 3 decimals: a continuous score, so ties are rare.
