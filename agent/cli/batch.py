@@ -67,6 +67,8 @@ def export_cmd(
         settings.min_relevance,
         LikedOptions.from_settings(settings, _echo),
     )
+    for note in interests.notes if interests else []:
+        _echo(note)
     if settings.papers_per_request > 1:
         _echo("a batch line is one paper's request: --papers-per-request applies to live runs")
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())
@@ -170,6 +172,8 @@ def import_cmd(
         settings.min_relevance,
         LikedOptions.from_settings(settings, _echo),
     )
+    for note in interests.notes if interests else []:
+        _echo(note)
     answers = read_batch_output([*output_files, *error_files])
     click.get_current_context().with_resource(output_lock(output, "results"))
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())

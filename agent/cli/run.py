@@ -143,6 +143,8 @@ def run(
         settings, lambda line: click.echo(scrub(f"paper-agent: {line}"), err=True)
     )
     interests = load_interests(settings.criteria, settings.liked, settings.min_relevance, liked)
+    for note in interests.notes if interests else []:
+        click.echo(scrub(f"paper-agent: {note}"), err=True)
     to_stdout = str(output) == "-"
     if to_stdout and digest_format and digest_out is None:
         raise click.UsageError("-o - writes the results to stdout: give the digest --digest-out")
@@ -219,10 +221,8 @@ def run(
             click.echo(scrub(f"paper-agent: {note}"), err=True)
         if papers.report is not None:
             click.echo(f"paper-agent: prefilters: {papers.report.summary()}", err=True)
-        # --batch-api is the LLM backend whatever --backend says: no notice, its own error.
-        auto_local = settings.backend == "auto" and settings.resolved_backend() == "local"
-        if auto_local and not settings.batch_api:
-            click.echo(runner.NOTICE_LOCAL, err=True)
+        for note in runner.offline_notes(settings):
+            click.echo(note, err=True)
         if dry_run:
             click.echo(scrub(runner.dry_run(settings, tags, papers, interests)))
             return
