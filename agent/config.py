@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -28,6 +29,8 @@ if TYPE_CHECKING:  # this module stays light: `run --help` imports it
     from agent.sources.base import SourceOptions, Window
 
 CONFIG_FILE = "paper-agent.toml"
+# A source spec's kind, two letters at least ("C:" is a drive): `liked = "zotero:users/1"`.
+_SPEC_PREFIX = re.compile(r"[a-z][a-z0-9-]+:")
 DEFAULT_MODEL = "gpt-4o-mini"
 LLM = ("run", "digest", "post")  # the commands that may call the LLM (--highlights)
 DIGEST_SORTS = ("relevance", "tag", "upvotes")
@@ -254,6 +257,12 @@ class Settings:
         env="PAPER_AGENT_HF_API_URL",
         commands=(),
     )
+    zotero_api_url: str = setting(
+        "https://api.zotero.org",
+        "Zotero web API (liked papers from zotero:users/ID)",
+        env="PAPER_AGENT_ZOTERO_API_URL",
+        commands=(),
+    )
     arxiv_delay: float = setting(
         3.0,  # arXiv's terms ask for at least 3 s
         "Seconds between two arXiv requests",
@@ -273,7 +282,8 @@ class Settings:
     )
     liked: Path | None = setting(
         None,
-        "Papers the team liked (any input format): similar papers rank up",
+        "Papers the team liked: any input format, a BibTeX, RIS or CSL JSON library, or "
+        "zotero:users/ID[/collections/KEY]; similar papers rank up",
         Path,
         flag="--liked",
         section="interests",
@@ -466,7 +476,9 @@ def read_config_file(path: Path | None) -> dict[str, Any]:
     for key, value in config.model_dump(exclude_none=True).items():
         values.update(value if key in sections else {key: value})
     for name, spec, _ in specs():
-        if spec.kind is Path and name in values and not Path(values[name]).is_absolute():
+        if spec.kind is not Path or name not in values or _SPEC_PREFIX.match(str(values[name])):
+            continue  # not a file: "zotero:users/1"
+        if not Path(values[name]).is_absolute():
             values[name] = file.parent / values[name]
     return values
 
@@ -496,7 +508,7 @@ def resolve_settings(
             f"{settings.api_key_env} holds a character no API key has (a pasted quote or "
             "control character?); set it again"
         )
-    for name in ("base_url", "arxiv_api_url", "arxiv_rss_url", "hf_api_url"):
+    for name in ("base_url", "arxiv_api_url", "arxiv_rss_url", "hf_api_url", "zotero_api_url"):
         if getattr(settings, name):
             _check_url(name, getattr(settings, name))
     return replace(settings, api_key=api_key)

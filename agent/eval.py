@@ -5,7 +5,8 @@ result with a summary counts, in the gold or not.
 
 Papers are matched by id. A result with an error counts as an empty prediction (zero ROUGE, no
 tags), so failures cannot flatter a backend; a gold paper with no result at all is reported as
-missing and left out, so a partial run (``--limit``) is scored on what it covered.
+missing and left out, so a partial run (``--limit``) is scored on what it covered. Results whose
+prompt showed the model their gold tags (the input's ``categories``) are not scored at all.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Prediction:
     tags: list[str]
     summary: str
     errored: bool = False
+    shown: tuple[str, ...] = ()  # the input's categories, which the prompt showed the model
 
 
 @dataclass(frozen=True)
@@ -149,12 +151,18 @@ def load_results(path: Path) -> dict[str, Prediction]:
         if not isinstance(summary, str):
             raise InputError(f"{where}: 'summary' must be a string")
         tags = _str_list(row.get("tags"), where, "tags")
-        out.setdefault(_row_id(row, where), Prediction(tags, summary, row.get("error") is not None))
+        shown = tuple(_str_list(row.get("categories"), where, "categories"))
+        errored = row.get("error") is not None
+        out.setdefault(_row_id(row, where), Prediction(tags, summary, errored, shown))
     return out
 
 
 def load_gold(path: Path) -> dict[str, Gold]:
-    """Read gold JSONL: id/paper_id, tldrs and/or summary, tags or categories."""
+    """Read gold JSONL: id/paper_id, tldrs and/or summary, tags or categories.
+
+    Gold meant as inputs too keeps its labels in ``tags``, which no prompt reads: labels in
+    ``categories`` reach the prompt, and ``evaluate`` refuses results made from them.
+    """
     out: dict[str, Gold] = {}
     for lineno, row in _jsonl(path):
         where = f"{path}:{lineno}"
@@ -229,8 +237,26 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+def shown_gold(results: dict[str, Prediction], gold: dict[str, Gold]) -> int:
+    """How many results were made from a prompt that showed a gold tag of their paper."""
+    count = 0
+    for pid, ref in gold.items():
+        pred = results.get(pid)
+        if pred is not None and pred.shown and ref.tags:
+            count += bool({t.casefold() for t in pred.shown} & {t.casefold() for t in ref.tags})
+    return count
+
+
 def evaluate(results: dict[str, Prediction], gold: dict[str, Gold]) -> Report:
-    """Match results to gold by id and compute every metric the gold supports."""
+    """Match results to gold by id and compute every metric the gold supports; an
+    ``InputError`` when the model was shown the gold tags (``shown_gold``)."""
+    leaked = shown_gold(results, gold)
+    if leaked:
+        raise InputError(
+            f"the prompt showed the model the gold tags of {leaked} of these papers (the "
+            "inputs' 'categories', which the prompt prints): the scores would flatter it; run "
+            "again on inputs that keep the gold in 'tags', which no prompt reads"
+        )
     report = Report(gold=len(gold), results=len(results), defects=defect_report(results))
     report.extra = sum(1 for pid in results if pid not in gold)
     summary_pairs: list[tuple[str, list[str]]] = []

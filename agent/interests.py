@@ -6,15 +6,22 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agent.errors import ConfigError, InputError
+from agent.errors import ConfigError
 from agent.models import Paper
+
+if TYPE_CHECKING:
+    from agent.sources.refs import LikedOptions
 
 # "Reinforcement learning: agents that ..." is named by the part before the colon when that
 # part reads as a label; a longer one is a sentence, so its first words name it instead.
 NAME_MAX_WORDS = 6
 NAME_MAX_CHARS = 60
 FALLBACK_NAME_WORDS = 5
+# The liked-paper model reads at most this many: the last ones of the file, which a list of
+# likes grows at (past a few thousand, more likes only make every run slower).
+MAX_LIKED = 1000
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class Interests:
     criteria: list[Criterion] = field(default_factory=list)
     liked: list[Paper] = field(default_factory=list)
     min_relevance: float | None = None
+    notes: list[str] = field(default_factory=list)  # one line each for the user, e.g. a bound
 
 
 def criterion_name(text: str) -> str:
@@ -66,24 +74,33 @@ def parse_criterion(value: object, where: str) -> Criterion:
     raise ConfigError(f"{where}: a criterion must be a string or a table with name and text")
 
 
-def load_liked(path: Path) -> list[Paper]:
-    """The liked papers of a file in any input format; an empty file is an input error."""
-    from agent.sources import read_papers
+def load_liked(path: Path, options: LikedOptions | None = None) -> tuple[list[Paper], int]:
+    """The last ``MAX_LIKED`` liked papers of a file in any input format, a BibTeX, RIS or CSL
+    JSON library, or a ``zotero:`` library, and how many it holds; none usable is an input
+    error."""
+    from agent.sources.refs import read_liked
 
-    if not path.is_file():
-        raise InputError(f"liked papers file not found: {path}")
-    papers = list(read_papers([str(path)]))
-    if not papers:
-        raise InputError(f"liked papers file {path} holds no papers")
-    return papers
+    papers = read_liked(str(path), options)
+    return papers[-MAX_LIKED:], len(papers)
+
+
+def liked_note(path: Path, kept: int, total: int) -> str | None:
+    """The line that says older liked papers were left out, or None when all were kept."""
+    if kept == total:
+        return None
+    return (
+        f"{path} holds {total:,} liked papers: the last {kept:,} (the most recent likes) are used"
+    )
 
 
 def load_interests(
     criteria: Sequence[str | dict[str, object]] | None,
     liked: Path | None,
     min_relevance: float | None,
+    options: LikedOptions | None = None,
 ) -> Interests | None:
-    """Interests from settings; None when neither criteria nor liked papers are set."""
+    """Interests from settings (``options``: how liked papers are read); None when neither
+    criteria nor liked papers are set."""
     parsed = [
         parse_criterion(c, f"interests criterion {i}") for i, c in enumerate(criteria or [], 1)
     ]
@@ -102,5 +119,7 @@ def load_interests(
         if min_relevance is not None:
             raise ConfigError("min_relevance is set but there are no criteria or liked papers")
         return None
-    papers = load_liked(liked) if liked is not None else []
-    return Interests(parsed, papers, None if min_relevance is None else float(min_relevance))
+    papers, total = load_liked(liked, options) if liked is not None else ([], 0)
+    note = liked_note(liked, len(papers), total) if liked is not None else None
+    floor = None if min_relevance is None else float(min_relevance)
+    return Interests(parsed, papers, floor, [note] if note else [])

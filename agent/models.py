@@ -212,17 +212,22 @@ class PaperResult(Record):
     error: ErrorInfo | None = None
     metadata: dict[str, str] = Field(default_factory=dict)  # the input's other fields, kept
     published: str | None = None  # the paper's date as its source gave it; absent when none
+    # The input's categories, which the prompt shows: how ``eval`` knows whether the model was
+    # shown gold labels. Absent from the line when the input had none.
+    categories: list[str] = Field(default_factory=list)
     relevance: Score | None = None  # 0-10 when interests are configured, else absent
     why: str | None = None  # one short line: the criterion or liked paper it matches
     relevance_by: dict[str, Score] = Field(default_factory=dict)  # per named criterion
 
     def to_line(self) -> str:
         """Its line in results.jsonl: the interest fields only when interests were set, the
-        published date only when the source gave one."""
+        published date only when the source gave one, categories only when the input had some."""
         unset = self.relevance is None and not self.why and not self.relevance_by
         exclude = set(INTEREST_FIELDS) if unset else set()
         if self.published is None:
             exclude.add("published")
+        if not self.categories:
+            exclude.add("categories")
         return self.model_dump_json(exclude=exclude or None)
 
     @classmethod
@@ -271,6 +276,7 @@ def _carried(paper: Paper) -> dict[str, object]:
         "source": paper.source,
         "metadata": paper.metadata,
         "published": paper.published,  # the digest is dated by its papers
+        "categories": paper.categories,
     }
 
 

@@ -22,7 +22,7 @@ from agent.backends import Backend
 from agent.config import Settings
 from agent.errors import NOT_RUN, Halt, OutputError, PaperFailed
 from agent.llm.answers import without_tag_list
-from agent.llm.client import SERVER_TROUBLE
+from agent.llm.client import SERVER_TROUBLE, probe_limit
 from agent.llm.cost import Price, usd
 from agent.llm.prompts import clip_abstract
 from agent.models import Paper, PaperResult, Usage
@@ -46,6 +46,10 @@ class RunStats:
     priced: bool = False  # an LLM run: the summary says what it cost, or that it is unknown
     price: Price | None = None  # the model's price, when known
     batch: bool = False  # the answers came from a batch: priced at the Batch API's rate
+    # What papers cancelled in flight had spent (the backend's, updated in place): no result
+    # line carries it, but the server received those requests, so the summary counts it.
+    unfinished: Usage = field(default_factory=Usage)
+    offline: bool = False  # the offline backend: no requests, tokens or cache to count
 
     @property
     def total(self) -> int:
@@ -63,17 +67,24 @@ class RunStats:
         self.cache_hits += result.cached
         self.usage = self.usage + result.usage
 
+    def spent(self) -> Usage:
+        """Everything the run sent: the results' usage and that of papers cancelled in flight."""
+        return self.usage + self.unfinished
+
     def summary(self) -> str:
         """One line for stderr."""
-        u = self.usage
+        u = self.spent()
         skipped = f", {self.skipped} skipped" if self.skipped else ""
         if self.unreadable:
             skipped += f", {self.unreadable} unreadable input record(s)"
+        seconds = f"{time.monotonic() - self.started:.1f}s"
+        if self.offline:
+            return f"{self.ok} ok, {self.failed} failed{skipped} (offline); {seconds}"
         return (
             f"{self.ok} ok, {self.failed} failed{skipped}; {u.requests} requests, "
             f"{u.retries} retries, {self.cache_hits} cache hits; tokens: {u.prompt_tokens} "
             f"prompt, {u.completion_tokens} completion, {u.cached_tokens} cached; "
-            f"{self.cost()}{time.monotonic() - self.started:.1f}s"
+            f"{self.cost()}{seconds}"
         )
 
     def cost(self) -> str:
@@ -83,7 +94,7 @@ class RunStats:
         if self.price is None:
             return "cost unknown; "
         rate = " at Batch API prices" if self.batch else ""
-        return f"cost {usd(self.price.of(self.usage, self.batch))}{rate}; "
+        return f"cost {usd(self.price.of(self.spent(), self.batch))}{rate}; "
 
 
 class CircuitBreaker:
@@ -109,7 +120,10 @@ class CircuitBreaker:
                 self.reason = cause
                 self.drain = True  # what is in flight is paid for already: let it finish
             else:
-                self.reason = f"the LLM server failed the run's first request ({cause})"
+                alone = probe_limit(self.limit)
+                self.reason = (
+                    f"the LLM server failed {alone} paper(s) in a row, each sent alone ({cause})"
+                )
         elif error is not None and error.type in SERVER_TROUBLE:
             self.streak += 1
             if self.limit and self.streak >= self.limit:
@@ -212,6 +226,8 @@ async def run_pipeline(
     """
     stats = stats if stats is not None else RunStats()
     concurrency *= backend.papers_per_request
+    # Only the LLM backends spend anything on papers they never finish.
+    stats.unfinished = getattr(backend, "unfinished", stats.unfinished)
 
     def counted(result: PaperResult) -> None:
         stats.add(result)

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     elapsed = time.perf_counter() - start
     with args.output.open("w", encoding="utf-8") as fh:
         for result in results:
-            fh.write(result.model_dump_json() + "\n")
+            fh.write(result.to_line() + "\n")
     print(f"{len(results)} papers in {elapsed:.2f}s -> {args.output}", file=sys.stderr)
     report = evaluate_files(args.output, args.data)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_table(report))

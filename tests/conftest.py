@@ -24,6 +24,8 @@ def isolated_env(tmp_path, monkeypatch):
         "PAPER_AGENT_ARXIV_API_URL",
         "PAPER_AGENT_ARXIV_RSS_URL",
         "PAPER_AGENT_HF_API_URL",
+        "PAPER_AGENT_ZOTERO_API_URL",
+        "ZOTERO_API_KEY",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)

@@ -101,7 +101,7 @@ def test_the_next_cron_run_after_a_partial_post_sends_no_paper_twice(slack, fixt
     assert {n for n, times in shown.items() if times > 1} == set()
 
 
-SUMMARY = re.compile(r"paper-agent: 5 ok, 0 failed; 0 requests, .* -> r\.jsonl")
+SUMMARY = re.compile(r"paper-agent: 5 ok, 0 failed \(offline\); [0-9.]+s -> r\.jsonl")
 
 
 def test_run_says_what_it_delivered(slack, fixtures):

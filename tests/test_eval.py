@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -159,3 +160,90 @@ def test_cli_bad_input_is_one_line_exit_2(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.strip() == "paper-agent: error: file not found: missing.jsonl"
+
+
+# Gold never reaches the prompt (issue 16 item 8).
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.mark.parametrize(
+    "path", [ROOT / "examples" / "arxiv-categories-dev.jsonl", FIXTURES / "arxiv-sample.jsonl"]
+)
+def test_the_labelled_arxiv_sets_keep_their_gold_where_no_prompt_reads_it(path: Path) -> None:
+    from agent.eval import load_gold
+    from agent.llm.prompts import PromptBuilder
+    from agent.sources.files import read_papers
+    from agent.taxonomy import load_taxonomy
+
+    gold = load_gold(path)
+    assert gold and all(g.tags for g in gold.values())  # eval still reads the labels
+    taxonomy = load_taxonomy(ROOT / "examples" / "taxonomies" / "arxiv.toml")
+    prompts = PromptBuilder(taxonomy, max_tags=3, summary_words=40)
+    papers = list(read_papers([str(path)]))
+    assert len(papers) == len(gold)
+    for paper in papers:
+        assert paper.categories == []
+        assert "Categories:" not in prompts.messages(paper)[1]["content"]
+
+
+def run_llm(tmp_path: Path, rows: list[dict[str, object]]) -> tuple[Path, list[str]]:
+    """``paper-agent run`` over ``rows`` against a mocked LLM: the results and the prompts."""
+    import httpx
+    import respx
+
+    from agent.cli import cli
+    from tests.llm import API_KEY, BASE_URL, answer
+
+    papers = write_jsonl(tmp_path / "papers.jsonl", rows)
+    prompts: list[str] = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        prompts.append(json.loads(request.content)["messages"][1]["content"])
+        return answer(["cs.CV"], "A new detector finds small objects in aerial images.")
+
+    taxonomy = ROOT / "examples" / "taxonomies" / "arxiv.toml"
+    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": BASE_URL}
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/chat/completions").mock(side_effect=reply)
+        args = ["run", str(papers), "--taxonomy", str(taxonomy), "-o", str(tmp_path / "r.jsonl")]
+        result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    return tmp_path / "r.jsonl", prompts
+
+
+PAPER_ROW = {"id": "2401.00001", "title": "Small objects from above", "abstract": "We detect."}
+
+
+def test_eval_refuses_results_whose_prompt_showed_the_gold(tmp_path: Path) -> None:
+    from agent.cli import cli
+
+    gold = write_jsonl(tmp_path / "gold.jsonl", [{**PAPER_ROW, "categories": ["cs.CV"]}])
+    results, prompts = run_llm(tmp_path, [{**PAPER_ROW, "categories": ["cs.CV"]}])
+    assert "Categories: cs.CV" in prompts[0]  # the model was shown the answer
+    refused = CliRunner().invoke(cli, ["eval", str(results), "--gold", str(gold)])
+    assert refused.exit_code == 2
+    line = refused.stderr.strip()
+    assert "\n" not in line and "showed the model the gold tags of 1 of these papers" in line
+    assert refused.stdout == ""  # no scores
+
+
+def test_eval_scores_results_whose_gold_stayed_in_tags(tmp_path: Path) -> None:
+    from agent.cli import cli
+
+    row = {**PAPER_ROW, "tags": ["cs.CV"]}
+    gold = write_jsonl(tmp_path / "gold.jsonl", [row])
+    results, prompts = run_llm(tmp_path, [row])
+    assert "cs.CV" not in prompts[0]
+    scored = CliRunner().invoke(cli, ["eval", str(results), "--gold", str(gold)])
+    assert scored.exit_code == 0, scored.output
+    assert re.search(r"^precision@1 +1\.000$", scored.stdout, re.MULTILINE)
+
+
+def test_categories_the_prompt_showed_are_fine_when_they_are_not_the_gold() -> None:
+    """arXiv's categories beside a topic taxonomy's gold: the model saw no answer."""
+    results = {"p": Prediction(["LLMs"], "", shown=("cs.CL", "cs.LG"))}
+    report = evaluate(results, {"p": Gold([], ["LLMs"])})
+    assert report.tags is not None and report.tags["precision_at_1"] == 1.0
+    with pytest.raises(InputError, match="gold tags of 1 of these papers"):
+        evaluate(results, {"p": Gold([], ["cs.lg"])})

@@ -173,9 +173,9 @@ def _examples(path: Path) -> Taxonomy:
     rows = [json.loads(line) for line in (FIXTURES / "arxiv-sample.jsonl").open()]
     with path.open("w", encoding="utf-8") as fh:
         for row in rows:
-            label = {"cs.CV": "Alpha", "cs.CL": "Beta"}.get(row["categories"][0])
+            label = {"cs.CV": "Alpha", "cs.CL": "Beta"}.get(row["tags"][0])
             if label:
-                fh.write(json.dumps({**row, "categories": [label]}) + "\n")
+                fh.write(json.dumps({**row, "tags": [label]}) + "\n")
     return Taxonomy(
         tags=[
             Tag(name="Alpha", description="Group one."),
@@ -212,7 +212,7 @@ def test_arxiv_taxonomy_loads_and_tags() -> None:
     backend = LocalBackend(taxonomy)
     hits = sum(
         backend.annotate_sync(Paper(id=r["id"], title=r["title"], abstract=r["abstract"])).tags[0]
-        in r["categories"]
+        in r["tags"]
         for r in rows
     )
     # 30 papers of hard, overlapping categories (cs.CV/cs.CL...): a guard against regressions;

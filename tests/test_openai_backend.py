@@ -230,12 +230,18 @@ async def test_server_without_json_schema_falls_back_to_json_object(mocked_llm, 
 
 
 async def test_other_400_fails_only_the_paper(mocked_llm, make_backend):
-    mocked_llm.post("/chat/completions").mock(
-        return_value=error(400, "This model's maximum context length is 128000 tokens")
+    """Its "minimum" is English, not a schema keyword named: nothing is learned or re-asked."""
+    route = mocked_llm.post("/chat/completions").mock(
+        return_value=error(
+            400,
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got "
+            "an empty array instead.",
+        )
     )
     with pytest.raises(PaperFailed) as failed:
         await make_backend().annotate(PAPER)
     assert failed.value.kind == "http_error"
+    assert route.call_count == 1
 
 
 async def test_cache_hit_makes_no_request(mocked_llm, make_backend):

@@ -128,7 +128,7 @@ def missing_inputs(words: list[str]) -> list[str]:
 
 
 def mock_sources(router: respx.MockRouter, papers: list[dict[str, str]]) -> None:
-    """arXiv's API and RSS feed and Hugging Face's API, at their default addresses."""
+    """arXiv's API and RSS feed, Hugging Face's API and Zotero's, at their default addresses."""
     router.get(url__startswith="https://export.arxiv.org/api/query").respond(
         200, text=atom(papers), headers={"content-type": "application/atom+xml"}
     )
@@ -139,6 +139,11 @@ def mock_sources(router: respx.MockRouter, papers: list[dict[str, str]]) -> None
     router.get(url__startswith="https://huggingface.co/api/daily_papers").respond(
         200, json=item if isinstance(item, list) else [item]
     )
+    # A Zotero collection's one page of top-level items (the README's --liked zotero:...).
+    zotero = json.loads(
+        (ROOT / "tests" / "fixtures" / "refs" / "zotero" / "page-1.json").read_text()
+    )
+    router.get(url__startswith="https://api.zotero.org/").respond(200, json=zotero["body"])
 
 
 def run_line(line: str, env: dict[str, str], tmp: Path) -> None:

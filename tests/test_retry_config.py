@@ -45,7 +45,34 @@ def test_retry_after_forms():
     date = email.utils.formatdate(1_000_030, usegmt=True)
     assert retry.retry_after({"retry-after": date}, now=1_000_000) == pytest.approx(30, abs=1)
     assert retry.retry_after({"retry-after": "soon"}) is None
+
+
+def test_a_backoff_header_counts_as_a_wait_the_server_asked_for():
+    """Zotero's ``Backoff`` (seconds, on any answer): the longest of it and Retry-After wins."""
+    assert retry.retry_after({"backoff": "7"}) == 7.0
+    assert retry.retry_after({"retry-after": "3", "backoff": "10"}) == 10.0
+    assert retry.retry_after({"retry-after": "30", "backoff": "10"}) == 30.0
+    for bad in ("soon", "-5", "nan", "inf", ""):
+        assert retry.backoff({"backoff": bad}) is None
+        assert retry.retry_after({"backoff": bad}) is None
     assert retry.retry_after({}) is None
+
+
+@pytest.mark.parametrize("header", ["retry-after", "retry-after-ms"])
+@pytest.mark.parametrize("value", ["nan", "NaN", "-nan"])
+async def test_a_retry_after_that_is_not_a_number_is_ignored_not_read_as_now(sleeps, header, value):
+    assert retry.retry_after({header: value}) is None
+    outcomes = [status_error(503, **{header: value}), "ok"]
+
+    async def flaky():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    policy = retry.RetryPolicy(base_delay=0.5)
+    assert await retry.call_with_retry(flaky, policy) == "ok"
+    assert len(sleeps) == 1 and 0.25 <= sleeps[0] <= 0.75  # the first backoff, not 0 s
 
 
 async def test_total_wait_is_bounded(sleeps):

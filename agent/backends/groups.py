@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from agent.errors import PaperFailed
-from agent.llm.answers import AnswerInvalid, split_group
+from agent.llm.answers import AnswerInvalid, is_placeholder, split_group
 from agent.llm.client import SERVER_TROUBLE, Completion, Messages
 from agent.llm.prompts import prompt_id
 from agent.models import Annotation, Paper, Usage
@@ -121,7 +121,11 @@ class PaperGroups:
                     future.set_exception(exc)
 
     async def _ask(self, group: list[Waiting]) -> None:
-        """Ask for the group in one request, then settle each paper as a single answer."""
+        """Ask for the group in one request, then settle each paper as a single answer.
+
+        What a paper whose worker is gone (cancelled) would have carried, its share of the
+        request included, is counted as ``abandoned``: the server received it all the same.
+        """
         backend = self.backend
         papers = [paper for paper, _ in group]
         usage = Usage()
@@ -133,13 +137,16 @@ class PaperGroups:
 
             try:
                 completion = await backend.llm.complete(render, backend.group_question(), usage)
+            except asyncio.CancelledError:
+                backend.llm.abandoned(usage)
+                raise
             except PaperFailed as exc:
                 if exc.halt or exc.kind in SERVER_TROUBLE:
                     # The server's trouble, not the papers': asking each alone would only
                     # multiply the load. Each paper fails as the request did.
                     for (_, future), share in zip(group, usage.split(len(group)), strict=True):
                         failed = PaperFailed(exc.kind, exc.message, usage=share, halt=exc.halt)
-                        _settle(future, failed)
+                        self._settle(future, failed, share)
                     return
                 log.warning(
                     "a request for %d papers failed (%s); asking each alone", len(papers), exc
@@ -148,25 +155,53 @@ class PaperGroups:
                 parts = self._parts(completion, papers)
         shared = zip(group, usage.split(len(group)), strict=True)
         # Papers with a valid part need no request: they finish first, the rest after.
-        order = sorted(shared, key=lambda item: not self._valid(parts.get(prompt_id(item[0][0]))))
-        for (paper, future), share in order:
-            if future.done():  # its worker was cancelled
-                continue
-            part = parts.get(prompt_id(paper))
-            answered = None if part is None else _completion(part)
-            try:
-                answer = await backend.ask_one(paper, answered=answered)
-            except PaperFailed as exc:
-                # A new error per paper: the client may raise one stored error to many papers,
-                # and each paper's usage is its own.
-                own = exc.usage if isinstance(exc.usage, Usage) else Usage()
-                mine = PaperFailed(
-                    exc.kind, exc.message, last_raw=exc.last_raw, usage=share + own, halt=exc.halt
-                )
-                _settle(future, mine)
-                continue
-            answer.usage = share + answer.usage
-            _settle(future, backend.annotation(paper, answer))
+        order = sorted(
+            shared, key=lambda item: not self._valid(parts.get(prompt_id(item[0][0])), item[0][0])
+        )
+        unsettled = [share for _, share in order]  # shares not yet carried by a paper's outcome
+        try:
+            for (paper, future), share in order:
+                unsettled.pop(0)
+                if future.done():  # its worker was cancelled
+                    backend.llm.abandoned(share)
+                    continue
+                part = parts.get(prompt_id(paper))
+                answered = None if part is None else _completion(part)
+                try:
+                    answer = await backend.ask_one(paper, answered=answered)
+                except asyncio.CancelledError:
+                    backend.llm.abandoned(share)  # ask_one counted its own
+                    raise
+                except PaperFailed as exc:
+                    # A new error per paper: the client may raise one stored error to many
+                    # papers, and each paper's usage is its own.
+                    own = exc.usage if isinstance(exc.usage, Usage) else Usage()
+                    mine = PaperFailed(
+                        exc.kind,
+                        exc.message,
+                        last_raw=exc.last_raw,
+                        usage=share + own,
+                        halt=exc.halt,
+                    )
+                    self._settle(future, mine, share + own)
+                    continue
+                answer.usage = share + answer.usage
+                self._settle(future, backend.annotation(paper, answer), answer.usage)
+        finally:
+            for share in unsettled:
+                backend.llm.abandoned(share)
+
+    def _settle(
+        self, future: asyncio.Future[Annotation], outcome: Annotation | PaperFailed, usage: Usage
+    ) -> None:
+        """Hand ``outcome`` to its paper's worker, or count its ``usage`` as abandoned when
+        the worker is gone."""
+        if future.done():
+            self.backend.llm.abandoned(usage)
+        elif isinstance(outcome, PaperFailed):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
     def _parts(self, completion: Completion, papers: list[Paper]) -> dict[str, str]:
         """Each paper's part of the group answer by prompt id; {} when it has none to give."""
@@ -185,8 +220,22 @@ class PaperGroups:
             log.warning("a request for %d papers: %s; asking each alone", len(papers), problem)
             return {}
         wanted = {prompt_id(paper) for paper in papers}
+        placeholders = self.backend.prompts().placeholders
+        copied = [key for key, _ in entries if key is not None and key not in wanted]
+        copied = [key for key in copied if is_placeholder(key, placeholders)]
+        if copied:
+            # Said once, as what it is: the model copied the answer format's example id.
+            log.warning(
+                "group answer: %d of %d answers give the prompt's placeholder id %r instead "
+                "of a paper's id (the model copied the example); those papers are asked alone",
+                len(copied),
+                len(entries),
+                copied[0],
+            )
         parts: dict[str, str] = {}
         for key, text in entries:
+            if key in copied:
+                continue
             if key is None:
                 log.warning("group answer: an entry without an id, ignored: %.200s", text)
             elif key not in wanted:
@@ -200,11 +249,11 @@ class PaperGroups:
             log.warning("group answer: no answer for %s; asking for each alone", ", ".join(missing))
         return parts
 
-    def _valid(self, part: str | None) -> bool:
+    def _valid(self, part: str | None, paper: Paper) -> bool:
         if part is None:
             return False
         try:
-            self.backend.validate(part, False)
+            self.backend.validate(part, False, paper)
         except AnswerInvalid:
             return False
         return True
@@ -214,12 +263,3 @@ def _completion(part: str) -> Completion:
     """A paper's part of a group answer, shaped as the completion of its own request."""
     choice = {"message": {"content": part}, "finish_reason": "stop"}
     return Completion.model_validate({"choices": [choice]})
-
-
-def _settle(future: asyncio.Future[Annotation], outcome: Annotation | PaperFailed) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, PaperFailed):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 
 from agent.config import Settings
 from agent.interests import Interests
-from agent.llm.answers import parse_answer
+from agent.llm.answers import AnswerInvalid, parse_answer
 from agent.llm.cache import MISS, AnswerCache
 from agent.llm.client import LLM, Answer, Completion, Messages, Question
 from agent.llm.cost import Budget
@@ -36,6 +37,7 @@ class OpenAIBackend:
         budget: Budget | None = None,
     ) -> None:
         self.llm = LLM(settings, http, cache, budget)
+        self.unfinished = self.llm.unfinished  # what papers cancelled in flight had spent
         self.interests = interests
         self.criteria = interests.criteria if interests is not None else []
         # Liked papers count with the LLM too: scored offline, combined with its answer.
@@ -88,8 +90,9 @@ class OpenAIBackend:
         """The cache key of a paper's first request, from its rendered messages."""
         return self.llm.key(messages, self.question())
 
-    def validate(self, raw: str, final: bool) -> dict[str, Any]:
-        """The answer checked against the taxonomy and limits, or ``AnswerInvalid``."""
+    def validate(self, raw: str, final: bool, paper: Paper | None = None) -> dict[str, Any]:
+        """The answer for ``paper`` checked against the taxonomy, the limits and the paper
+        itself (a summary must be more than its title), or ``AnswerInvalid``."""
         parsed = parse_answer(
             raw,
             self.taxonomy,
@@ -97,6 +100,8 @@ class OpenAIBackend:
             summary_words=self.settings.summary_words,
             final=final,
             relevance=bool(self.criteria),
+            paper=paper,
+            placeholders=self.prompts().placeholders,
         )
         return parsed._asdict()
 
@@ -112,7 +117,13 @@ class OpenAIBackend:
         if self.llm.cache is not None:
             hit = self.llm.cache.get(self.key_for(self.prompts().messages(paper)))
             if hit is not MISS:
-                return self.annotation(paper, Answer(hit, Usage(), cached=True))
+                # Checked as a fresh answer would be, as a single paper's hit is (LLM.ask).
+                try:
+                    value = self.validate(json.dumps(hit), False, paper)
+                except AnswerInvalid:
+                    pass
+                else:
+                    return self.annotation(paper, Answer(value, Usage(), cached=True))
         return await self.groups.annotate(paper)
 
     async def ask_one(self, paper: Paper, *, answered: Completion | None = None) -> Answer:
@@ -121,8 +132,11 @@ class OpenAIBackend:
         def render(fmt: str) -> Messages:
             return self.prompts(fmt).messages(paper)
 
+        def validate(raw: str, final: bool) -> dict[str, Any]:
+            return self.validate(raw, final, paper)
+
         return await self.llm.ask(
-            render, self.question(), self.validate, label=f"paper {paper.id}", answered=answered
+            render, self.question(), validate, label=f"paper {paper.id}", answered=answered
         )
 
     def annotation(self, paper: Paper, answer: Answer) -> Annotation:

@@ -58,12 +58,20 @@ def export_cmd(
     from agent.llm.cache import AnswerCache, cache_dir
     from agent.llm.cost import make_budget, usd_exact
     from agent.outputs import check_outputs, write_atomic
+    from agent.sources.refs import LikedOptions
     from agent.taxonomy import load_taxonomy
 
     settings = _settings(flags, config_path)
     check_outputs([*inputs, *settings.files_read(config_path)], {"-o": output})
     taxonomy = load_taxonomy(settings.taxonomy)
-    interests = load_interests(settings.criteria, settings.liked, settings.min_relevance)
+    interests = load_interests(
+        settings.criteria,
+        settings.liked,
+        settings.min_relevance,
+        LikedOptions.from_settings(settings, _echo),
+    )
+    for note in interests.notes if interests else []:
+        _echo(note)
     if settings.papers_per_request > 1:
         _echo("a batch line is one paper's request: --papers-per-request applies to live runs")
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())
@@ -173,6 +181,7 @@ def _import(
     from agent.llm.batch import read_batch_output
     from agent.outputs import check_outputs, output_lock
     from agent.pipeline import RunStats
+    from agent.sources.refs import LikedOptions
     from agent.taxonomy import load_taxonomy
 
     settings = _settings(flags, config_path)
@@ -181,7 +190,14 @@ def _import(
     read = [*inputs, *output_files, *error_files, *settings.files_read(config_path)]
     check_outputs(read, {"-o": output})
     taxonomy = load_taxonomy(settings.taxonomy)
-    interests = load_interests(settings.criteria, settings.liked, settings.min_relevance)
+    interests = load_interests(
+        settings.criteria,
+        settings.liked,
+        settings.min_relevance,
+        LikedOptions.from_settings(settings, _echo),
+    )
+    for note in interests.notes if interests else []:
+        _echo(note)
     answers = read_batch_output([*output_files, *error_files])
     click.get_current_context().with_resource(output_lock(output, "results"))
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())

@@ -17,7 +17,8 @@ from agent.cli.types import FILE
     "--gold",
     type=FILE,
     help="Gold JSONL: id or paper_id, tldrs and/or summary, tags or categories (keywords with "
-    "--relevance). Without it, only the summaries' visible defects are counted.",
+    "--relevance). Without it, only the summaries' visible defects are counted. Results whose "
+    "inputs showed the model the gold (in 'categories') are refused.",
 )
 @click.option(
     "--relevance",

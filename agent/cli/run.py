@@ -120,6 +120,7 @@ def _run(
     from agent.llm.redact import scrub
     from agent.outputs import check_outputs, output_lock
     from agent.pipeline import RunStats
+    from agent.sources.refs import LikedOptions
     from agent.taxonomy import load_taxonomy
 
     settings = resolve_settings(flag_values(flags), config_path=config_path)
@@ -149,7 +150,12 @@ def _run(
 
         highlight_settings(settings)  # one message for run and digest: it needs an LLM
     tags = load_taxonomy(settings.taxonomy)  # a bad taxonomy fails before inputs are read
-    interests = load_interests(settings.criteria, settings.liked, settings.min_relevance)
+    liked = LikedOptions.from_settings(
+        settings, lambda line: click.echo(scrub(f"paper-agent: {line}"), err=True)
+    )
+    interests = load_interests(settings.criteria, settings.liked, settings.min_relevance, liked)
+    for note in interests.notes if interests else []:
+        click.echo(scrub(f"paper-agent: {note}"), err=True)
     to_stdout = str(output) == "-"
     if to_stdout and digest_format and digest_out is None:
         raise click.UsageError("-o - writes the results to stdout: give the digest --digest-out")
@@ -227,10 +233,8 @@ def _run(
             click.echo(scrub(f"paper-agent: {note}"), err=True)
         if papers.report is not None:
             click.echo(f"paper-agent: prefilters: {papers.report.summary()}", err=True)
-        # --batch-api is the LLM backend whatever --backend says: no notice, its own error.
-        auto_local = settings.backend == "auto" and settings.resolved_backend() == "local"
-        if auto_local and not settings.batch_api:
-            click.echo(runner.NOTICE_LOCAL, err=True)
+        for note in runner.offline_notes(settings):
+            click.echo(note, err=True)
         if dry_run:
             click.echo(scrub(runner.dry_run(settings, tags, papers, interests)))
             return

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Collection
 from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.llm.redact import redact
-from agent.models import plain_text
+from agent.models import Paper, plain_text
 from agent.taxonomy import Taxonomy
 
 WHY_CHARS = 120  # one short line in a digest
 # About 6 characters a word in English prose; twice that leaves room for long terms.
 CHARS_PER_WORD = 12
+# A whole answer field that is an angle-bracket placeholder: "<the summary>", "<summary>".
+_PLACEHOLDER = re.compile(r"<[^<>]*>")
+_WORD = re.compile(r"\w+")
 
 
 def summary_chars(summary_words: int) -> int:
@@ -56,6 +61,52 @@ class Parsed(NamedTuple):
     why: str | None = None
 
 
+def words(text: str) -> list[str]:
+    """``text``'s words, case-folded, without punctuation: what "the same words" compares."""
+    return _WORD.findall(text.casefold())
+
+
+def is_placeholder(text: str, placeholders: Collection[str] = ()) -> bool:
+    """Whether ``text`` is a placeholder rather than content: wholly in angle brackets, or the
+    words of one of ``placeholders`` (the prompt's own, "<the summary>", read from it)."""
+    text = text.strip().strip("\"'")
+    if _PLACEHOLDER.fullmatch(text):
+        return True
+    said = words(text)
+    return bool(said) and any(said == words(p) for p in placeholders)
+
+
+def not_a_summary(
+    summary: str, taxonomy: Taxonomy, paper: Paper | None, placeholders: Collection[str] = ()
+) -> str | None:
+    """Why ``summary`` says nothing of its own about ``paper``, or None when it may.
+
+    It is the prompt's placeholder, a tag name (or a list of them), the title, or the
+    abstract's opening copied word for word: its words, case and punctuation aside, are the
+    first words of the abstract (its first sentence, or less). A summary that only starts
+    like the abstract and goes on in its own words is a summary.
+    """
+    if is_placeholder(summary, placeholders):
+        return f"the summary {summary!r} is the prompt's placeholder, not a summary of the paper"
+    parts = [p.strip(" .\"'") for p in [summary, *re.split(r"[,;/]| and ", summary)]]
+    if taxonomy.resolve(parts[0]) is not None or (
+        len(parts) > 2 and all(taxonomy.resolve(p) is not None for p in parts[1:] if p)
+    ):
+        return f"the summary {summary!r} is a tag name, not a summary of the paper"
+    if paper is None:
+        return None
+    said = words(summary)
+    if said and said == words(paper.title):
+        return "the summary repeats the title; say what the paper does and what it finds"
+    opening = words(paper.abstract)[: len(said)]
+    if said and said == opening:
+        return (
+            "the summary copies the abstract's opening word for word; say in your own words "
+            "what the paper does and what it finds"
+        )
+    return None
+
+
 def _strip_fence(text: str) -> str:
     # Some local servers in json_object mode still wrap the object in a Markdown fence.
     text = text.strip()
@@ -88,14 +139,17 @@ def parse_answer(
     summary_words: int,
     final: bool = False,
     relevance: bool = False,
+    paper: Paper | None = None,
+    placeholders: Collection[str] = (),
 ) -> Parsed:
     """Canonical tags and the summary from ``raw``, or ``AnswerInvalid`` saying what is wrong.
 
-    Tags match case-insensitively and through aliases; the taxonomy's fallback tag is dropped
-    when the answer also has other tags. Prose around the JSON, unknown tags and
-    an over-long summary are re-asked; on the ``final`` attempt the JSON object inside prose is
-    taken, unknown tags are dropped (if any known tag remains) and the summary is clipped to the
-    word limit instead.
+    Tags match case-insensitively and through aliases, each counted once; the taxonomy's
+    fallback tag is dropped when the answer also has other tags. Prose around the JSON, unknown
+    tags and an over-long summary are re-asked; on the ``final`` attempt the JSON object inside
+    prose is taken, unknown tags are dropped (if any known tag remains) and the summary is
+    clipped to the word limit instead. A summary that is no summary of ``paper``
+    (``not_a_summary``: the prompt's ``placeholders``, a tag, the title) is refused every time.
     """
     try:
         data = json.loads(_strip_fence(raw))
@@ -134,6 +188,9 @@ def parse_answer(
     summary = redact(" ".join(answer.summary.split()))
     if not summary:
         raise AnswerInvalid("the summary is empty")
+    empty = not_a_summary(summary, taxonomy, paper, placeholders)
+    if empty is not None:
+        raise AnswerInvalid(empty)
     words = summary.split()
     if len(words) > summary_words:
         if not final:

@@ -291,6 +291,7 @@ class BatchAnswers:
         self.name = backend.name
         self.model = backend.model
         self.papers_per_request = 1  # a batch line is one paper's request
+        self.unfinished = backend.unfinished  # repairs cancelled in flight
         self.asked_for = {answer.paper_id for answer in answers.values()}
 
     def matching(self, papers: Iterable[Paper], max_abstract_chars: int) -> int:

@@ -4,7 +4,8 @@ The ``openai`` SDK runs on our shared httpx client with ``max_retries=0`` (DESIG
 respx sees every request and tenacity alone decides what is retried.
 
 What a failure costs is decided here, in one place: a run-stopping ``BackendError`` (bad key,
-unknown model, a server that cannot be reached at all) or a per-paper ``PaperFailed``.
+unknown model, a server that cannot be reached at all) or a per-paper ``PaperFailed``; a paper
+whose request cannot be sent as it is (a timeout, too long for the context) fails alone.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,9 +27,10 @@ from agent.errors import NOT_RUN, BackendError, Halt, PaperFailed
 from agent.llm.answers import AnswerInvalid
 from agent.llm.cache import MISS, AnswerCache, cache_key, server_id
 from agent.llm.cost import Budget, OverBudget
+from agent.llm.http import on_wire
 from agent.llm.limits import Throttle, request_cost
 from agent.llm.redact import redact
-from agent.llm.retry import Deadline, RetryPolicy, call_with_retry
+from agent.llm.retry import Deadline, RetryPolicy, call_with_retry, too_large
 from agent.models import Usage
 
 if TYPE_CHECKING:
@@ -42,11 +45,25 @@ SAME_ERROR_LIMIT = 5
 SERVER_TROUBLE = frozenset(
     {"rate_limited", "server_error", "timeout", "connection_error", "bad_response"}
 )
+# Of those, the kinds that say the server is not working (it is not merely limiting us): after
+# one, requests go one at a time again until the server answers.
+OUTAGE = frozenset({"server_error", "timeout", "connection_error"})
+# Papers in a row that may fail so, each sent alone, before the run stops: one may be that
+# paper's own trouble (too long to answer in time), several in a row are the server's.
+PROBES = 3
 # Each thing a server may refuse is learned once: json_schema, temperature, max_tokens, size
 # keywords. A request asked in one form more often than this was refused for something else.
 MAX_REFORMS = 6
 # JSON Schema keywords that bound an answer's size; some servers' strict modes refuse them.
 SIZE_KEYWORDS = ("minItems", "maxItems", "maxLength", "minimum", "maximum")
+# A refusal names a keyword as a schema error does: maxItems as written (no English word looks
+# like it), minimum and maximum only quoted ('maximum'), so "maximum context length" is not one.
+_SIZE_NAMED = re.compile(
+    r"\b(?:{})\b|['\"`](?:{})['\"`]".format(
+        "|".join(k for k in SIZE_KEYWORDS if k != k.lower()),
+        "|".join(k for k in SIZE_KEYWORDS if k == k.lower()),
+    )
+)
 REPAIR = (
     "Your previous answer could not be used: {error}. Answer again with only the JSON object "
     "described above."
@@ -126,6 +143,12 @@ class Answer:
     cached: bool
 
 
+def probe_limit(max_failures: int) -> int:
+    """Papers in a row failing for an outage, each sent alone, that stop the run (0: never):
+    ``PROBES``, or fewer when ``--max-consecutive-failures`` is lower."""
+    return min(PROBES, max_failures) if max_failures > 0 else 0
+
+
 def without_size_bounds(schema: Any) -> Any:
     """``schema`` with the size keywords removed, for servers whose strict mode refuses them."""
     if isinstance(schema, dict):
@@ -138,8 +161,10 @@ def without_size_bounds(schema: Any) -> Any:
 class LLM:
     """Asks for JSON that matches a schema; every request goes through ``call_with_retry``.
 
-    The first request of a run goes alone: the others wait until the server has answered it,
-    so a bad key or an unreachable server costs one request, not one per concurrency slot.
+    Until the server has shown it works (the run's first request, or after a paper failed for
+    an outage) requests go one at a time, so a bad key or a server that is down costs one
+    request, not one per concurrency slot; ``probe_limit`` such papers failing in a row stop
+    the run.
     """
 
     def __init__(
@@ -168,9 +193,15 @@ class LLM:
         self._bounded = True
         self._bad_request = ("", 0)  # the last 400's text and how many times in a row
         self._sdk: AsyncOpenAI | None = None
-        self._proven = False  # the server has answered a request of this run
+        self._answered = False  # the server has sent any HTTP answer in this run
+        self._proven = False  # its last word says it works: requests may go in parallel
         self._probe = asyncio.Lock()
+        self._probes = probe_limit(settings.max_consecutive_failures)
+        self._failed_probes = 0  # papers in a row that failed for an outage, each sent alone
         self._stopped: BackendError | PaperFailed | None = None
+        # What papers the run stopped waiting for (cancelled in flight) had spent: no result
+        # carries it, but the server received those requests. Updated in place.
+        self.unfinished = Usage()
 
     def params(self, question: Question) -> dict[str, Any]:
         """Sampling parameters and response format: everything but model and messages."""
@@ -227,23 +258,32 @@ class LLM:
         # A request in flight when the server's refusal was learned is asked again too; the
         # requests every form costs are counted in one Usage.
         usage = Usage()
-        for _ in range(MAX_REFORMS):
-            try:
-                return await self._ask(render, question, validate, label, usage, answered)
-            except _Reconfigured:
-                answered = None
-                continue
+        try:
+            for _ in range(MAX_REFORMS):
+                try:
+                    return await self._ask(render, question, validate, label, usage, answered)
+                except _Reconfigured:
+                    answered = None
+                    continue
+        except asyncio.CancelledError:
+            self.abandoned(usage)
+            raise
         raise PaperFailed("http_error", "the server kept refusing the request's form", usage=usage)
 
     async def complete(self, render: Render, question: Question, usage: Usage) -> Completion:
         """One request in the form the server accepts, neither cached nor validated: for a
-        caller that splits and checks the answer itself (several papers in one request)."""
+        caller that splits and checks the answer itself (several papers in one request), and
+        counts ``usage`` itself, in ``abandoned`` too when it is cancelled."""
         for _ in range(MAX_REFORMS):
             try:
                 return await self._complete(render(self.format), question, usage)
             except _Reconfigured:
                 continue
         raise PaperFailed("http_error", "the server kept refusing the request's form", usage=usage)
+
+    def abandoned(self, usage: Usage) -> None:
+        """Count ``usage`` in ``unfinished``: a paper the run stopped waiting for spent it."""
+        _add(self.unfinished, usage)
 
     async def _ask(
         self,
@@ -335,23 +375,32 @@ class LLM:
         return choice.message.content or ""
 
     async def _complete(self, messages: Messages, question: Question, usage: Usage) -> Completion:
-        """One chat completion with retries; the first of the run goes alone."""
+        """One chat completion with retries; alone while the server has not shown it works."""
         if not self._proven:
             async with self._probe:
                 if self._stopped is not None:
                     raise self._stopped  # the run is over: a paper waiting here sends nothing
-                if not self._proven:  # still no answer from the server: this one goes alone
-                    try:
-                        return await self._send(messages, question, usage)
-                    except BackendError as exc:
-                        self._stopped = exc
-                        raise
-                    except PaperFailed as exc:
-                        if exc.halt:  # the run stops: the papers waiting here are not run
-                            reason = exc.message.removeprefix(NOT_RUN)
-                            self._stopped = PaperFailed("skipped", NOT_RUN + reason, halt=exc.halt)
-                        raise
+                if not self._proven:  # still no word that the server works: this one goes alone
+                    return await self._alone(messages, question, usage)
         return await self._send(messages, question, usage)
+
+    async def _alone(self, messages: Messages, question: Question, usage: Usage) -> Completion:
+        """Send a request while the others wait; its failure may stop the run."""
+        try:
+            return await self._send(messages, question, usage)
+        except BackendError as exc:
+            self._stopped = exc
+            raise
+        except PaperFailed as exc:
+            if exc.halt is None and exc.kind in OUTAGE and not self._proven:
+                # One such paper may be its own trouble; the next paper is sent alone too.
+                self._failed_probes += 1
+                if self._probes and self._failed_probes >= self._probes:
+                    exc.halt = Halt.SERVER
+            if exc.halt:  # the run stops: the papers waiting here are not run
+                reason = exc.message.removeprefix(NOT_RUN)
+                self._stopped = PaperFailed("skipped", NOT_RUN + reason, halt=exc.halt)
+            raise
 
     async def _send(self, messages: Messages, question: Question, usage: Usage) -> Completion:
         """Send one request (with retries) and map every failure to a paper or run error."""
@@ -368,12 +417,22 @@ class LLM:
         launched = 0.0  # the budget's estimate of the attempt that got an answer
 
         async def call() -> httpx.Response:
-            usage.requests += 1
-            # The SDK's documented low-level post: same auth and error mapping as
-            # chat.completions.create, without re-walking our already-plain JSON body.
-            # The body is validated here, so a 200 that is not a completion fails only
-            # its paper.
-            return await client.post("/chat/completions", cast_to=httpx.Response, body=body)
+            wrote: list[bool] = []
+            token = on_wire.set(lambda: wrote.append(True))
+            counted = True
+            try:
+                # The SDK's documented low-level post: same auth and error mapping as
+                # chat.completions.create, without re-walking our already-plain JSON body.
+                # The body is validated here, so a 200 that is not a completion fails only
+                # its paper.
+                return await client.post("/chat/completions", cast_to=httpx.Response, body=body)
+            except asyncio.CancelledError:
+                # The run stopped waiting: the request counts only if it reached the server.
+                counted = bool(wrote)
+                raise
+            finally:
+                on_wire.reset(token)
+                usage.requests += counted
 
         async def gate(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
             nonlocal launched
@@ -417,18 +476,16 @@ class LLM:
             root = exc.__cause__ or exc
             # Some transport errors carry no text ("Server disconnected" does, a reset may not).
             cause = redact(str(root), [self.settings.api_key]) or type(root).__name__
-            if not self._proven and not timeout:
+            if not self._answered and not timeout:  # never reached: no paper can do better
                 raise BackendError(
                     f"cannot reach the LLM server at {self.base_url}: {cause}"
                 ) from None
             kind, what = ("timeout", "timed out") if timeout else ("connection_error", cause)
+            self._proven = False  # until the server answers again, one request at a time
             raise PaperFailed(
-                kind,
-                f"{what} after {usage.requests} request(s)",
-                usage=usage,
-                halt=None if self._proven else Halt.SERVER,
+                kind, f"{what} after {usage.requests} request(s)", usage=usage
             ) from None
-        self._proven = True
+        self._works()
         self._bad_request = ("", 0)
         try:
             completion = Completion.model_validate_json(response.content)
@@ -452,15 +509,18 @@ class LLM:
         """Raise ``_Reconfigured`` when the request should be asked again in another form.
 
         A 400 to a request sent before the server's last refusal was learned is asked again
-        as the server now wants it, and never counts toward the same-error streak.
+        as the server now wants it, and never counts toward the same-error streak. A quirk is
+        learned only from an error that names it: a paper too long for the context names
+        "maximum" and max_completion_tokens too, and is that paper's error (``too_large``).
         """
-        if exc.status_code not in (400, 422):
+        if exc.status_code not in (400, 422) or too_large(exc):
             return
         if sent != self.params(question):
             raise _Reconfigured
-        text = _error_message(exc).lower()
+        said = _error_message(exc)
+        text = said.lower()
         param = (getattr(exc, "param", None) or "").lower()
-        if self._bounded and any(k.lower() in text for k in SIZE_KEYWORDS):
+        if self._bounded and _SIZE_NAMED.search(said):
             log.warning("the server refuses size bounds in the schema; asking without them")
             self._bounded = False
             raise _Reconfigured
@@ -472,7 +532,8 @@ class LLM:
             log.warning("model %s refuses a temperature; asking with its default", self.model)
             self._dropped.add("temperature")
             raise _Reconfigured
-        if self._token_param == "max_tokens" and "max_completion_tokens" in text:
+        unsupported = param == "max_tokens" or re.search(r"unsupported|not supported", text)
+        if self._token_param == "max_tokens" and "max_completion_tokens" in text and unsupported:
             log.warning("model %s wants max_completion_tokens instead of max_tokens", self.model)
             self._token_param = "max_completion_tokens"
             raise _Reconfigured
@@ -489,11 +550,20 @@ class LLM:
             )
         if status == 429 and getattr(exc, "code", None) == "insufficient_quota":
             return BackendError(f"the account has no quota left (429): {detail}")
-        self._proven = True  # it answered: the server is there (the breaker judges the rest)
-        if status == 429 or status >= 500:
-            kind = "rate_limited" if status == 429 else "server_error"
+        self._answered = True  # it is there; whether it works, its status says
+        if status >= 500:
+            self._proven = False  # until it answers again, one request at a time
             message = f"HTTP {status} after {usage.requests} request(s): {detail}"
-            return PaperFailed(kind, message, usage=usage)
+            return PaperFailed("server_error", message, usage=usage)
+        self._works()  # a 4xx: it read the request (the breaker judges the rest)
+        if too_large(exc):
+            # This paper's request, never the run's: no streak, no quirk, no retry.
+            return PaperFailed(
+                "too_large", f"too large for the server ({status}): {detail}", usage=usage
+            )
+        if status == 429:
+            message = f"HTTP {status} after {usage.requests} request(s): {detail}"
+            return PaperFailed("rate_limited", message, usage=usage)
         # The same refusal paper after paper is the request, not the papers: stop paying.
         last, streak = self._bad_request
         streak = streak + 1 if detail == last else 1
@@ -504,6 +574,11 @@ class LLM:
                 f"(HTTP {status}): {detail}"
             )
         return PaperFailed("http_error", f"HTTP {status}: {detail}", usage=usage)
+
+    def _works(self) -> None:
+        """The server answered in a way that shows it works: requests may go in parallel."""
+        self._answered = self._proven = True
+        self._failed_probes = 0
 
     def close(self) -> None:
         """Close the answer cache (the shared HTTP client belongs to the caller)."""
@@ -547,6 +622,12 @@ def _billed(completion: Completion, budget: Budget) -> float | None:
     details = counted.prompt_tokens_details
     cached = (details.cached_tokens or 0) if details else 0
     return budget.price.cost(counted.prompt_tokens, counted.completion_tokens or 0, cached)
+
+
+def _add(total: Usage, usage: Usage) -> None:
+    """Add ``usage`` into ``total`` in place (others hold a reference to ``total``)."""
+    for name in Usage.model_fields:
+        setattr(total, name, getattr(total, name) + getattr(usage, name))
 
 
 def _record_usage(completion: Completion, usage: Usage) -> None:

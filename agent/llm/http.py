@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import urllib.request
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
 
 import httpx
 
@@ -14,6 +17,23 @@ from agent.llm.redact import redact
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"paper-agent/{__version__}"
+
+# Set around a request by a caller that needs to know whether it reached the server (the LLM
+# client counts a request cancelled in flight only then): called once its body is written.
+on_wire: ContextVar[Callable[[], None] | None] = ContextVar("on_wire", default=None)
+
+
+async def _trace_wire(request: httpx.Request) -> None:
+    """Ask httpcore to say when ``request``'s body has left, for the caller that set ``on_wire``."""
+    note = on_wire.get()
+    if note is None:
+        return
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_body.complete"):
+            note()
+
+    request.extensions["trace"] = trace
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
@@ -54,7 +74,8 @@ def make_client(
     timeout: float = 60.0, max_connections: int = 64, recorder: Recorder | None = None
 ) -> httpx.AsyncClient:
     """A client with sane timeouts and a pool large enough for the run's concurrency."""
-    hooks = {"response": [_say_redirect, *([recorder.on_response] if recorder is not None else [])]}
+    hooks: dict[str, list[Callable[..., Any]]] = {"request": [_trace_wire]}
+    hooks["response"] = [_say_redirect, *([recorder.on_response] if recorder is not None else [])]
     # httpx honours HTTP(S)_PROXY only with its own transport, so proxied users keep it.
     proxied = any(k in ("http", "https", "all") for k in urllib.request.getproxies())
     return httpx.AsyncClient(

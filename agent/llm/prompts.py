@@ -27,6 +27,8 @@ GROUP_TEMPLATES = ("group-system.j2", "group-user.j2")
 ID_TOKENS = 32
 # The tags that delimit untrusted text in our templates, in any case or spacing.
 _DELIMITER = re.compile(r"<(?=\s*/?\s*papers?\b)", re.IGNORECASE)
+# What the answer format shows in place of a value: "<the summary>", "<the paper's id>".
+_SHOWN_PLACEHOLDER = re.compile(r"<([^<>\n]{1,80})>")
 
 
 def defuse(text: str) -> str:
@@ -153,6 +155,20 @@ class PromptBuilder:
             "criteria": list(criteria),
         }
         self._system_text: str | None = None
+        self._placeholders: frozenset[str] | None = None
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        """The placeholders the system messages show for values ("<the summary>"): an answer
+        that gives one back gave nothing (read from the templates, custom ones too)."""
+        if self._placeholders is None:
+            shown = self.messages_system()
+            if self.group_size > 1:
+                shown += self._render(self._group_templates()[0], **self._static)
+            self._placeholders = frozenset(
+                f"<{found.strip()}>" for found in _SHOWN_PLACEHOLDER.findall(shown)
+            )
+        return self._placeholders
 
     def _render(self, template: jinja2.Template, **context: Any) -> str:
         return render_template(template, context)

@@ -6,7 +6,9 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
 import random
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +24,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({408, 409, 429})
+# How servers say a request is too large for them: OpenAI ("maximum context length",
+# context_length_exceeded, "Request too large ... tokens per min" as a 429), vLLM ("maximum
+# context length", "maximum model length"), llama.cpp (exceed_context_size_error, "exceeds the
+# available context size"), LM Studio ("context length of only"), proxies (413, "Payload Too
+# Large").
+TOO_LARGE = re.compile(
+    r"context[ _-]?(length|window|size)|exceed_context_size|max(imum)?[ _]model[ _]len"
+    r"|request (entity )?too large|payload too large|(prompt|input) is too long",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -73,17 +85,41 @@ def status_and_headers(exc: BaseException) -> tuple[int | None, Mapping[str, str
     return None, {}
 
 
-def _error_code(exc: BaseException) -> str | None:
-    code = getattr(exc, "code", None)
-    if isinstance(code, str):
-        return code
+def _error_object(exc: BaseException) -> dict[str, object]:
+    """The error object of an HTTP error's JSON body ({} when there is none)."""
     response = getattr(exc, "response", None)
     try:
         body = json.loads(response.content) if response is not None else None
     except (ValueError, AttributeError, httpx.ResponseNotRead):
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    return error.get("code") if isinstance(error, dict) else None
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    error = body.get("error", body)  # vLLM's older errors are flat: {"object": "error", ...}
+    return error if isinstance(error, dict) else {"message": error}
+
+
+def _error_code(exc: BaseException) -> str | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, str):
+        return code
+    code = _error_object(exc).get("code")
+    return code if isinstance(code, str) else None
+
+
+def too_large(exc: BaseException) -> bool:
+    """Whether an HTTP error says the request can never be answered as it is, however long
+    we wait: a 413, or a 4xx whose message, code or type names the context length or a
+    request too large. That is the paper's trouble, never the run's nor a server quirk."""
+    status, _ = status_and_headers(exc)
+    if status == 413:
+        return True
+    if status is None or not 400 <= status < 500:
+        return False
+    error = _error_object(exc)
+    # Only these fields: a validation error may echo the request, and papers talk about
+    # context windows too.
+    named = " ".join(str(error.get(key) or "") for key in ("message", "code", "type"))
+    return bool(TOO_LARGE.search(named))
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -94,7 +130,8 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Connection errors, timeouts, 408/409/429/5xx; never other 4xx or insufficient_quota."""
+    """Connection errors, timeouts, 408/409/429/5xx; never other 4xx, insufficient_quota or a
+    request too large (``too_large``)."""
     if _is_connection_error(exc):
         return True
     status, _ = status_and_headers(exc)
@@ -102,24 +139,48 @@ def is_retryable(exc: BaseException) -> bool:
         return False
     if status == 429 and _error_code(exc) == "insufficient_quota":
         return False
+    if too_large(exc):  # e.g. a 429 for a request larger than the whole per-minute limit
+        return False
     return status in RETRY_STATUSES or status >= 500
 
 
+def _seconds(value: str, scale: float = 1.0) -> float | None:
+    """A number of seconds, or None for text that is no number ("soon", "nan")."""
+    try:
+        seconds = float(value) / scale
+    except ValueError:
+        return None
+    # NaN says nothing: ignored, so the backoff applies (max(0.0, nan) is 0.0, "retry now");
+    # inf is capped by the caller like any long wait.
+    return None if math.isnan(seconds) else max(0.0, seconds)
+
+
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms``, ``retry-after``), or None."""
+    """Seconds the server asked us to wait (``retry-after-ms``, ``retry-after``, and Zotero's
+    ``backoff``: the longest), or None."""
+    told = [t for t in (_retry_after(headers, now), backoff(headers)) if t is not None]
+    return max(told, default=None)
+
+
+def backoff(headers: Mapping[str, str]) -> float | None:
+    """Seconds of a ``Backoff`` header (Zotero sends it on any answer, a good one too: no
+    request before they pass), or None when absent or not a finite, non-negative number."""
+    try:
+        seconds = float(headers.get("backoff") or "x")
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < math.inf else None
+
+
+def _retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
+    if value and (seconds := _seconds(value, 1000)) is not None:
+        return seconds
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if (seconds := _seconds(value)) is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

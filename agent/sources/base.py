@@ -163,11 +163,12 @@ async def fetch_url(
     *,
     params: dict[str, str] | None = None,
     pacer: Pacer | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """One GET for source ``spec`` under the one retry policy (paced per attempt when a pacer
-    is given). A failure after retries is a ``SourceError`` naming the source and the host,
-    never the URL (a mirror's may hold a key); a status error keeps its response on
-    ``.response`` for a source that reads the body."""
+    is given; ``headers`` sent with it). A failure after retries is a ``SourceError`` naming
+    the source and the host, never the URL (a mirror's may hold a key); a status error keeps
+    its response on ``.response`` for a source that reads the body."""
 
     host = host_of(url)
     # Merged into the URL's own query: a mirror's ?key=... is kept (params= would replace it).
@@ -176,7 +177,7 @@ async def fetch_url(
     async def attempt() -> httpx.Response:
         if pacer is not None:
             await pacer.wait()  # per attempt: a retry keeps its distance too
-        async with http.stream("GET", target) as streamed:
+        async with http.stream("GET", target, headers=headers) as streamed:
             body = bytearray()
             async for chunk in streamed.aiter_bytes():  # decompressed as it arrives
                 body += chunk
@@ -186,13 +187,13 @@ async def fetch_url(
                         "that is no feed page"
                     )
         # The body as read: already decompressed, so without its encoding headers.
-        headers = [
+        kept = [
             (k, v)
             for k, v in streamed.headers.multi_items()
             if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
         ]
         response = httpx.Response(
-            streamed.status_code, headers=headers, content=bytes(body), request=streamed.request
+            streamed.status_code, headers=kept, content=bytes(body), request=streamed.request
         )
         response.raise_for_status()  # the error carries .response: Retry-After is read
         return response
