@@ -234,7 +234,7 @@ def test_a_run_reads_back_as_the_results_lines_it_wrote(lib):
             published="2026-11-20T00:00:00Z",
         ),
         paper("hf-2", "Two", authors=["Ada"], metadata={"upvotes": "3"}, source="hf"),
-        paper("2401.00003", "Three", source="arxiv"),
+        paper("2401.00003", "Three", source="arxiv", categories=["cs.LG", "stat.ML"]),
         paper("2401.00004", "Four", source="arxiv"),
     ]
     scored = {"relevance": 7.5, "why": "Vision: cameras", "relevance_by": {"Vision": 7.5}}

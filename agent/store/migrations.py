@@ -205,8 +205,9 @@ def m003_delivery_papers(conn: sqlite3.Connection) -> None:
 
 
 def m004_result_fields(conn: sqlite3.Connection) -> None:
-    """The fields of a results line that no other column holds (``published``, ``relevance``,
-    ``why``, ``relevance_by``), as JSON, so a run reads back line for line (NULL: none)."""
+    """The fields of a results line that no other column holds (``published``,
+    ``categories``, ``relevance``, ``why``, ``relevance_by``: ``agent.store.runs.FIELDS``), as
+    JSON, so a run reads back line for line (NULL: none)."""
     _script(conn, "ALTER TABLE run_papers ADD COLUMN fields TEXT;")
 
 

@@ -19,7 +19,7 @@ from agent.store.papers import upsert
 
 PaperStatus = Literal["ok", "error", "skipped"]
 # A results line's fields kept as they were written (the papers table keeps its own merge).
-FIELDS = ("published", "relevance", "why", "relevance_by")
+FIELDS = ("published", "categories", "relevance", "why", "relevance_by")
 RUNNING = "running"
 
 _COLUMNS = (
@@ -181,5 +181,5 @@ def _record_one(
 def result_fields(result: PaperResult) -> str | None:
     """The fields of the result's line no other column holds, as JSON; None without any."""
     fields = {name: getattr(result, name) for name in FIELDS}
-    given = {k: v for k, v in fields.items() if v not in (None, {}, "")}
+    given = {k: v for k, v in fields.items() if v not in (None, {}, [], "")}
     return to_json(given) if given else None
