@@ -245,8 +245,10 @@ async def execute(
     interests: Interests | None = None,
     answers: dict[str, BatchAnswer] | None = None,
     notify: Callable[[str], None] | None = None,
+    track: Callable[[Iterator[Paper]], Iterator[Paper]] | None = None,
 ) -> str | None:
     """Run the whole batch into ``output``, then the digest; returns digest text for stdout.
+    ``track`` sees the papers as the pipeline reads them (the run's record in the library).
 
     One HTTP client serves the LLM, the highlights and Slack (DESIGN 1). With ``answers``
     (imported batch output), the answers come from there and only repairs go online; with
@@ -288,7 +290,7 @@ async def execute(
                         "(base URL, model, taxonomy, prompts, limits, interests)"
                     )
             await run_pipeline(
-                inputs.papers(),
+                track(inputs.papers()) if track is not None else inputs.papers(),
                 backend,
                 output,
                 concurrency=settings.concurrency,
