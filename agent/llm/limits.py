@@ -1,17 +1,32 @@
-"""Adaptive concurrency and client-side rate limits for LLM requests (issue 11 item 5).
+"""Adaptive concurrency and client-side rate limits for LLM requests (issue 11 item 5, issue 16).
 
 One ``Throttle`` per LLM client gates every HTTP attempt, retries included:
 
-- **In flight (AIMD).** The limit starts at ``--concurrency``. A 429 cuts it to half the
+- **A limit or not.** A busy provider refuses a share of requests at random, whatever the pace;
+  slowing down for those only slows the run (6x at 15% of requests). So a 429 slows the run
+  only when the evidence says a limit is behind it: ``x-ratelimit-remaining-*`` on the 429 says
+  the limit is used up (or, with room left, that it is not a limit); without such headers, the
+  429s come more often to requests sent faster. The recent attempts, split at their median send
+  rate, say which: 429s among the slower half nearly as often as among the faster half (and at
+  least ``MIN_EVIDENCE`` of them) are sporadic, and their share is the background. Then a 429 is
+  a limit only when the last second holds more 429s than that background explains (or most
+  requests were refused); the others are retried by the retry policy alone. Until such evidence
+  exists every 429 counts as a limit, and once it does, the cuts made so far are undone.
+- **In flight (AIMD).** The limit starts at ``--concurrency``. A limit's 429 cuts it to half the
   requests then in flight, at most once per round trip: a 429 to a request sent before the
   last cut, or within a round trip of it, is the same congestion, not a new one. Each success
   adds one back up to the limit before the cut (fast recovery), then one per round trip
   (additive increase), never above the maximum.
 - **Pacing.** A limit of requests per second shows as 429s however few are in flight, and
-  halving alone then oscillates around 75% of it. So a 429 also measures the rate the server
-  accepted: requests started in the last second, less those rejected. Requests are then paced
-  just under it, and the pace grows back like CUBIC's window: quickly at first, flat near the
-  rate that was refused, faster again once that rate passes without a 429.
+  halving alone then oscillates around 75% of it. So a limit's 429 also measures the rate the
+  server accepted: requests started in the last window, less those refused. Requests are then
+  paced just under it, and the pace grows back like CUBIC's window: quickly at first, flat near
+  the rate that was refused, faster again once that rate passes without a 429.
+- **The window.** The rate is measured over one second until the server shows its window is
+  longer: when it refuses everything for longer than a second (a per-minute limit, used up),
+  the first success after that ends its window, and the rate becomes what it accepted from the
+  end of the previous such stall (or the run's start) to then, at most ``MAX_WINDOW``. The pace
+  then probes upward in proportion: a higher rate is only known to pass after a whole window.
 - **Headers.** ``x-ratelimit-remaining-requests: 0`` (or fewer tokens left than a request
   costs) holds new requests until ``x-ratelimit-reset-*`` says the limit resets.
 - **Token buckets.** ``--rpm`` and ``--tpm``, each holding one second's worth, so a client-side
@@ -25,6 +40,7 @@ import logging
 import math
 import re
 import time
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -35,13 +51,16 @@ from agent.llm.retry import RetryPolicy, status_and_headers
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-WINDOW = 1.0  # seconds over which the accepted rate is measured at a 429
+WINDOW = 1.0  # seconds over which the accepted rate is measured at first
+MAX_WINDOW = 120.0  # the longest window learned: a per-minute limit, found a little late
 DECREASE = 0.5  # a 429 leaves this share of the requests in flight
 PACE = 0.95  # pace at this share of the rate the server accepted
-PLATEAU = 2.0  # seconds for the pace to climb back near the refused rate
-# The pace after t seconds: rate * (1 + GROWTH * (t - PLATEAU)^3), from PACE * rate at t = 0.
-GROWTH = (1 - PACE) / PLATEAU**3
+PLATEAU = 2.0  # windows for the pace to climb back near the refused rate
+PROBE = 4.0  # most seconds between requests while a used-up longer window frees
 MIN_SAMPLES = 4  # a rate measured from fewer requests than this is noise: no pacing
+HISTORY = 30.0  # seconds of finished attempts that say whether 429s depend on the pace
+MIN_EVIDENCE = 5  # 429s among the slower attempts before they can show 429s are sporadic
+ALPHA = 1e-3  # more 429s in a second than the background gives this rarely: a limit after all
 DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -79,6 +98,43 @@ def tpm_too_small(tpm: float, cost: int) -> str | None:
     )
 
 
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    # The terms from k up, each from the one before: no factorials of big n.
+    term = math.exp(
+        math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+        + k * math.log(p) + (n - k) * math.log1p(-p)
+    )  # fmt: skip
+    total = 0.0
+    for i in range(k, n + 1):
+        total += term
+        term *= (n - i) / (i + 1) * p / (1 - p)
+    return min(1.0, total)
+
+
+def headers_say(headers: Mapping[str, str], cost: int) -> bool | None:
+    """What a 429's ``x-ratelimit-remaining-*`` headers say: True, a limit used up; False, room
+    left on every limit they report (the server is busy, the limit is not ours); None, nothing."""
+    verdict = None
+    for kind, need in (("requests", 1), ("tokens", max(1, cost))):
+        left = headers.get(f"x-ratelimit-remaining-{kind}")
+        if left is None:
+            continue
+        try:
+            if float(left) < need:
+                return True
+        except ValueError:
+            continue
+        verdict = False
+    return verdict
+
+
 class TokenBucket:
     """``per_minute`` units a minute, holding one second's worth (at least one unit)."""
 
@@ -107,12 +163,13 @@ class TokenBucket:
 class Attempt:
     """One HTTP attempt's place in the throttle: ``async with throttle.attempt(cost) as a``."""
 
-    __slots__ = ("cost", "headers", "start", "throttle")
+    __slots__ = ("cost", "headers", "pace", "start", "throttle")
 
     def __init__(self, throttle: Throttle, cost: int) -> None:
         self.throttle = throttle
         self.cost = cost
         self.start = 0.0
+        self.pace = 0  # attempts started in the WINDOW up to this one, itself included
         self.headers: Mapping[str, str] | None = None
 
     def answered(self, response: Any) -> None:
@@ -151,18 +208,27 @@ class Throttle:
         now = clock()
         self.rpm = TokenBucket(rpm, now) if rpm else None
         self.tpm = TokenBucket(tpm, now) if tpm else None
-        self.ceiling: float | None = None  # requests/s the server accepted at the last 429
+        self.ceiling: float | None = None  # requests/s the server accepted at the last cut
+        self.window = WINDOW  # seconds over which the server's limit counts, as learned
+        self.background: float | None = None  # share of requests refused at random, if shown
         self.cuts = 0  # congestion events: 429s that cut the limit
         self.rejected = 0  # every 429
+        self.sporadic = 0  # 429s judged random refusals: retried, not slowed for
         self._cut_at = -math.inf
         self._cut_start = -math.inf  # when the request whose 429 cut last started
         self.round_trip = 0.0  # smoothed seconds from start to success
-        self._recover_to = 0.0  # the limit before the last cut: one back per success up to it
+        self._recover_to = 0.0  # the limit before the cuts: one back per success up to it
+        self._stalled_since: float | None = None  # start of the first cut's request since a success
+        self._run_start: float | None = None  # the first start since the last stall ended
         self._hold_until = -math.inf
         self._long_reset_said = False  # a reset past MAX_HOLD is said once per run
         self._next_start = -math.inf  # the paced start of the next attempt
-        self._starts: deque[float] = deque()  # attempt starts, the last 2 WINDOWs
-        self._refused: deque[float] = deque()  # starts of the 429s among them
+        self._starts: list[float] = []  # attempt starts, the last 2 MAX_WINDOWs, in order
+        self._refused: list[float] = []  # starts of the 429s among them, in order
+        # Finished attempts of the last HISTORY seconds: (start, pace, refused), and per pace
+        # (attempts started in the WINDOW up to it) how many there were and how many refused.
+        self._outcomes: deque[tuple[float, int, bool]] = deque()
+        self._tally: dict[int, list[int]] = {}
         self._gate = asyncio.Lock()
         self._warned_tpm = False  # said once that --tpm is below one request
         self._freed: asyncio.Future[None] | None = None
@@ -187,13 +253,21 @@ class Throttle:
         """Requests per second to pace at now (None: no pacing)."""
         if self.ceiling is None:
             return None
-        return self.ceiling * (1 + GROWTH * (now - self._cut_at - PLATEAU) ** 3)
+        # CUBIC's curve, in units of the window: a longer window takes longer to probe.
+        plateau = PLATEAU * self.window
+        return self.ceiling * (1 + (1 - PACE) * ((now - self._cut_at - plateau) / plateau) ** 3)
 
     def _wait(self, now: float, cost: int) -> float:
         """Seconds until an attempt of ``cost`` may start, by every gate but the in-flight one."""
         wait = self._hold_until - now
         rate = self.rate(now)
-        if rate is not None:
+        if rate is not None and self.window > WINDOW:
+            # A longer window lets its quota through at any pace, a burst as it frees: as
+            # many requests in any window as it let through, not one every 1 / rate seconds.
+            quota = max(1, int(rate * self.window))
+            if len(self._starts) - bisect_right(self._starts, now - self.window) >= quota:
+                wait = max(wait, self._starts[-quota] + self.window - now)
+        elif rate is not None:
             wait = max(wait, self._next_start - now)
         if self.rpm is not None:
             wait = max(wait, self.rpm.delay(1, now))
@@ -232,20 +306,26 @@ class Throttle:
                 self.rpm.take(1, now)
             if self.tpm is not None:
                 self.tpm.take(attempt.cost, now)
+            if self._run_start is None:
+                self._run_start = now
             self._starts.append(now)
-            horizon = now - 2 * WINDOW  # a 429 looks back one WINDOW from its own start
-            while self._starts[0] <= horizon:
-                self._starts.popleft()
+            # A 429 looks back one window from its own start, a stall's end up to MAX_WINDOW.
+            del self._starts[: bisect_right(self._starts, now - 2 * MAX_WINDOW)]
+            attempt.pace = len(self._starts) - bisect_right(self._starts, now - WINDOW)
 
     def _exit(self, attempt: Attempt, status: int | None, headers: Mapping[str, str]) -> None:
         self.in_flight -= 1
         if self._freed is not None and not self._freed.done():
             self._freed.set_result(None)
+        if status is not None:
+            self._note(attempt, refused=status == 429)
         if headers:
             self._read_headers(attempt, headers)
         if status == 429:
-            self._on_429(attempt)
+            self._on_429(attempt, headers)
         elif status is not None and status < 400:
+            if self._stalled_since is not None and attempt.start > self._stalled_since:
+                self._end_stall(attempt.start)
             took = self.clock() - attempt.start
             self.round_trip += (took - self.round_trip) / 8 if self.round_trip else took
             if self.limit >= self.max_in_flight:
@@ -253,38 +333,133 @@ class Throttle:
             step = 1.0 if self.limit < self._recover_to else 1 / self.limit
             self.limit = min(float(self.max_in_flight), self.limit + step)
 
-    def _on_429(self, attempt: Attempt) -> None:
+    def _note(self, attempt: Attempt, refused: bool) -> None:
+        """Tally a finished attempt by its pace, for telling a limit from random refusals."""
+        self._outcomes.append((attempt.start, attempt.pace, refused))
+        self._tally.setdefault(attempt.pace, [0, 0])
+        self._tally[attempt.pace][0] += 1
+        self._tally[attempt.pace][1] += refused
+        horizon = attempt.start - HISTORY
+        while self._outcomes and self._outcomes[0][0] <= horizon:
+            _, pace, was_refused = self._outcomes.popleft()
+            counts = self._tally[pace]
+            counts[0] -= 1
+            counts[1] -= was_refused
+            if not counts[0]:
+                del self._tally[pace]
+
+    def _on_429(self, attempt: Attempt, headers: Mapping[str, str]) -> None:
         self.rejected += 1
         now = self.clock()
-        self._refused = deque(t for t in (*self._refused, attempt.start) if t > now - 2 * WINDOW)
+        insort(self._refused, attempt.start)
+        del self._refused[: bisect_right(self._refused, now - 2 * MAX_WINDOW)]
         if attempt.start <= self._cut_at or now < self._cut_at + self.round_trip:
             # Sent before the cut, or within a round trip of it: the same congestion (a full
             # window at the server takes a while to drain). It only refines the measured rate.
             if self.ceiling is not None and attempt.start <= self._cut_start:
                 self.ceiling = self._accepted_rate(self._cut_start) or self.ceiling
             return
+        if not self._is_limit(attempt, headers):
+            self.sporadic += 1
+            return
         self.cuts += 1
         in_flight = self.in_flight + 1  # this attempt was in flight until just now
-        self._recover_to = self.limit
+        if self._stalled_since is None:
+            # The first cut since a success: fast recovery aims back at the limit before it.
+            self._stalled_since = attempt.start
+            self._recover_to = self.limit
         self.limit = max(1.0, DECREASE * min(self.limit, in_flight))
         self._cut_at, self._cut_start = now, attempt.start
-        # What the server let through of what was sent in the WINDOW up to this request; the
+        # What the server let through of what was sent in the window up to this request; the
         # 429s of requests sent before it that come later revise it.
-        self.ceiling = self._accepted_rate(attempt.start) or self.ceiling
+        rate = self._accepted_rate(attempt.start) or self.ceiling
+        if (
+            rate is not None
+            and self.ceiling is not None
+            and attempt.start - self._stalled_since > self.window
+        ):
+            # Nothing let through for longer than the window: a longer one is used up. Each
+            # refused probe halves the pace, so waiting for it to free costs few attempts.
+            rate = max(1 / PROBE, min(rate, DECREASE * self.ceiling))
+        self.ceiling = rate
         log.debug(
             "429: at most %d in flight now; the server accepted %s requests/s",
             int(self.limit),
             "?" if self.ceiling is None else f"{self.ceiling:g}",
         )
 
-    def _accepted_rate(self, end: float) -> float | None:
-        """Requests/s started in the WINDOW up to ``end`` and not refused (None: too few)."""
-        horizon = end - WINDOW
-        started = sum(1 for t in self._starts if horizon < t <= end)
+    def _is_limit(self, attempt: Attempt, headers: Mapping[str, str]) -> bool:
+        """Whether this 429 shows a limit to slow down for, or a random refusal."""
+        said = headers_say(headers, attempt.cost)
+        if said is not None:
+            return said
+        background, before = self._background(), self.background
+        self.background = background
+        if background is None:
+            return True
+        end = attempt.start
+        started = len(self._starts) - bisect_right(self._starts, end - WINDOW)
+        refused = bisect_right(self._refused, end) - bisect_right(self._refused, end - WINDOW)
+        if 2 * refused > started or binomial_tail(refused, started, background) < ALPHA:
+            return True
+        if before is None:
+            # 429s come as often to slower requests as to faster ones: the cuts made for
+            # them so far only slowed the run.
+            log.info(
+                "%.0f%% of requests get a 429 whatever the pace: retried, not slowed for",
+                100 * background,
+            )
+            self.limit, self.ceiling = float(self.max_in_flight), None
+        return False
+
+    def _background(self) -> float | None:
+        """The share of 429s among the slower half of recent attempts, if it is about that of
+        the faster half (at least half of it, below a half, from ``MIN_EVIDENCE`` 429s)."""
+        total = sum(n for n, _ in self._tally.values())
+        refused = sum(k for _, k in self._tally.values())
+        slow_n = slow_k = 0
+        for pace in sorted(self._tally):
+            n, k = self._tally[pace]
+            if 2 * (slow_n + n) > total:
+                break
+            slow_n, slow_k = slow_n + n, slow_k + k
+        fast_n, fast_k = total - slow_n, refused - slow_k
+        if slow_k < MIN_EVIDENCE or 2 * slow_k >= slow_n or 2 * slow_k * fast_n < fast_k * slow_n:
+            return None
+        return slow_k / slow_n
+
+    def _end_stall(self, start: float) -> None:
+        """A success after cuts: if the server refused everything for longer than the window,
+        its window is longer; measure the rate it accepted over that instead."""
+        since, self._stalled_since = self._stalled_since, None
+        if start - since <= self.window or self._run_start is None:
+            return
+        # A sliding window frees its first request a window after it was let through: the
+        # window is about the time since the server first had room, and its limit is what
+        # was let through since.
+        # It freed between the last refused request and this one: when its reset header said
+        # (this one waited for it), else half way.
+        refused = self._refused[: bisect_left(self._refused, start)]
+        told = not refused or self._hold_until >= refused[-1]
+        end = start if told else (refused[-1] + start) / 2
+        window = min(MAX_WINDOW, end - self._run_start)
+        self._run_start = start
+        rate = self._accepted_rate(end, window)
+        if window <= self.window or rate is None:
+            return
+        log.info("the server's limit counts over about %.0f s: %.3g requests/s", window, rate)
+        self.window, self.ceiling, self._cut_at = window, rate, self.clock()
+
+    def _accepted_rate(self, end: float, span: float | None = None) -> float | None:
+        """Requests/s started in the ``span`` (the window) up to ``end`` and not refused
+        (None: too few)."""
+        span = span or self.window
+        horizon = end - span
+        started = bisect_right(self._starts, end) - bisect_left(self._starts, horizon)
         if started < MIN_SAMPLES:
             return None
-        refused = sum(1 for t in self._refused if horizon < t <= end)
-        return max(1, started - refused) / WINDOW
+        refused = bisect_right(self._refused, end) - bisect_left(self._refused, horizon)
+        return max(1, started - refused) / span
 
     def _read_headers(self, attempt: Attempt, headers: Mapping[str, str]) -> None:
         """Hold new attempts until the reset when the server says nothing is left."""
