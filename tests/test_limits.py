@@ -230,14 +230,21 @@ async def test_llm_in_flight_falls_on_429s_recovers_and_never_passes_the_max(
     )
     statuses = iter([200] + [429] * 6 + [200] * 200)  # the probe, then a burst of 429s
     in_flight, seen = [0], []  # what the mock counts, and (in flight, limit) per request
+    refused, burst = [0], asyncio.Event()
 
     async def server(request: httpx.Request) -> httpx.Response:
         in_flight[0] += 1
         seen.append((in_flight[0], backend.llm.throttle.limit))
         try:
-            await asyncio.sleep(0.002)
             if next(statuses) == 429:
+                # One burst: the six 429s answer requests all sent before the first came back
+                # (however slowly this machine starts them).
+                refused[0] += 1
+                if refused[0] == 6:
+                    burst.set()
+                await burst.wait()
                 return error(429, "Rate limit reached", "rate_limit_exceeded")
+            await asyncio.sleep(0.002)
             return answer(["LLMs"])
         finally:
             in_flight[0] -= 1

@@ -2,16 +2,16 @@
 
 One ``Throttle`` per LLM client gates every HTTP attempt, retries included:
 
-- **A limit or not.** A busy provider refuses a share of requests at random, whatever the pace;
-  slowing down for those only slows the run (6x at 15% of requests). So a 429 slows the run
-  only when the evidence says a limit is behind it: ``x-ratelimit-remaining-*`` on the 429 says
-  the limit is used up (or, with room left, that it is not a limit); without such headers, the
-  429s come more often to requests sent faster. The recent attempts, split at their median send
-  rate, say which: 429s among the slower half nearly as often as among the faster half (and at
-  least ``MIN_EVIDENCE`` of them) are sporadic, and their share is the background. Then a 429 is
-  a limit only when the last second holds more 429s than that background explains (or most
-  requests were refused); the others are retried by the retry policy alone. Until such evidence
-  exists every 429 counts as a limit, and once it does, the cuts made so far are undone.
+- **A limit or not.** A busy provider refuses a share of requests at random, whatever the
+  load; slowing down for those only slows the run (6x at 15% of requests). So a 429 slows the
+  run only when the evidence says a limit is behind it. ``x-ratelimit-remaining-*`` on the 429
+  says so outright: used up, a limit; room left, not ours. Without them: a limit refuses only
+  when its window is full, so a 429 to a request that found no more requests let through in
+  the window before it (its load) than another request was let through at is no limit's. When
+  such 429s are more than a limit's timing noise explains, 429s are random refusals, their
+  share at handled loads is the background, and the cuts presumed so far are undone; a 429
+  then slows the run only when the last second holds more 429s than that background gives (or
+  most requests were refused). Until that evidence, every 429 is presumed a limit's.
 - **In flight (AIMD).** The limit starts at ``--concurrency``. A limit's 429 cuts it to half the
   requests then in flight, at most once per round trip: a 429 to a request sent before the
   last cut, or within a round trip of it, is the same congestion, not a new one. Each success
@@ -58,9 +58,10 @@ PACE = 0.95  # pace at this share of the rate the server accepted
 PLATEAU = 2.0  # windows for the pace to climb back near the refused rate
 PROBE = 4.0  # most seconds between requests while a used-up longer window frees
 MIN_SAMPLES = 4  # a rate measured from fewer requests than this is noise: no pacing
-HISTORY = 30.0  # seconds of finished attempts that say whether 429s depend on the pace
-MIN_EVIDENCE = 5  # 429s among the slower attempts before they can show 429s are sporadic
-ALPHA = 1e-3  # more 429s in a second than the background gives this rarely: a limit after all
+HISTORY = 30.0  # seconds of attempts that say whether 429s are a limit's
+MIN_EVIDENCE = 5  # 429s at handled loads (or in a stall) before they say anything
+LIMIT_SHARE = 0.02  # a limit refuses at most this share at a load it handled (timing noise)
+ALPHA = 1e-3  # what chance gives this rarely is taken as evidence
 DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -118,6 +119,23 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return min(1.0, total)
 
 
+def fewest_chance(k: int, n: int, marked: int, total: int) -> float:
+    """Fisher's exact test, one-sided: the chance that ``n`` drawn of ``total`` hold at most
+    ``k`` of the ``marked`` ones (how rarely so few fall in that group by chance)."""
+    log_all = _log_choose(total, n)
+    return min(
+        1.0,
+        sum(
+            math.exp(_log_choose(marked, x) + _log_choose(total - marked, n - x) - log_all)
+            for x in range(max(0, n - (total - marked)), k + 1)
+        ),
+    )
+
+
+def _log_choose(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
 def headers_say(headers: Mapping[str, str], cost: int) -> bool | None:
     """What a 429's ``x-ratelimit-remaining-*`` headers say: True, a limit used up; False, room
     left on every limit they report (the server is busy, the limit is not ours); None, nothing."""
@@ -163,13 +181,14 @@ class TokenBucket:
 class Attempt:
     """One HTTP attempt's place in the throttle: ``async with throttle.attempt(cost) as a``."""
 
-    __slots__ = ("cost", "headers", "pace", "start", "throttle")
+    __slots__ = ("cost", "headers", "load", "start", "throttle", "within")
 
     def __init__(self, throttle: Throttle, cost: int) -> None:
         self.throttle = throttle
         self.cost = cost
         self.start = 0.0
-        self.pace = 0  # attempts started in the WINDOW up to this one, itself included
+        self.load = 0  # requests let through in the window before it (as far as known)
+        self.within = False  # at a load the server had let a request through at
         self.headers: Mapping[str, str] | None = None
 
     def answered(self, response: Any) -> None:
@@ -214,6 +233,7 @@ class Throttle:
         self.cuts = 0  # congestion events: 429s that cut the limit
         self.rejected = 0  # every 429
         self.sporadic = 0  # 429s judged random refusals: retried, not slowed for
+        self._presumed = False  # cuts were made on no evidence but a 429 (undone if disproved)
         self._cut_at = -math.inf
         self._cut_start = -math.inf  # when the request whose 429 cut last started
         self.round_trip = 0.0  # smoothed seconds from start to success
@@ -225,10 +245,13 @@ class Throttle:
         self._next_start = -math.inf  # the paced start of the next attempt
         self._starts: list[float] = []  # attempt starts, the last 2 MAX_WINDOWs, in order
         self._refused: list[float] = []  # starts of the 429s among them, in order
-        # Finished attempts of the last HISTORY seconds: (start, pace, refused), and per pace
-        # (attempts started in the WINDOW up to it) how many there were and how many refused.
-        self._outcomes: deque[tuple[float, int, bool]] = deque()
-        self._tally: dict[int, list[int]] = {}
+        # Finished attempts of the last HISTORY seconds, (start, within, refused), and how
+        # many of them were within a load the server had handled, and refused.
+        self._outcomes: deque[tuple[float, bool, bool]] = deque()
+        self._within = [0, 0]
+        # (when, load) of successes of the last HISTORY seconds, loads falling: the first is
+        # the highest load the server let a request through at.
+        self._handled: deque[tuple[float, int]] = deque()
         self._gate = asyncio.Lock()
         self._warned_tpm = False  # said once that --tpm is below one request
         self._freed: asyncio.Future[None] | None = None
@@ -311,7 +334,14 @@ class Throttle:
             self._starts.append(now)
             # A 429 looks back one window from its own start, a stall's end up to MAX_WINDOW.
             del self._starts[: bisect_right(self._starts, now - 2 * MAX_WINDOW)]
-            attempt.pace = len(self._starts) - bisect_right(self._starts, now - WINDOW)
+            # A limit refuses only when its window is full: a request that finds no more let
+            # through before it than another was let through at is never a limit's 429.
+            since = now - self.window
+            attempt.load = len(self._starts) - 1 - bisect_right(self._starts, since)
+            attempt.load -= len(self._refused) - bisect_right(self._refused, since)
+            while self._handled and self._handled[0][0] <= now - HISTORY:
+                self._handled.popleft()
+            attempt.within = bool(self._handled) and attempt.load <= self._handled[0][1]
 
     def _exit(self, attempt: Attempt, status: int | None, headers: Mapping[str, str]) -> None:
         self.in_flight -= 1
@@ -334,19 +364,21 @@ class Throttle:
             self.limit = min(float(self.max_in_flight), self.limit + step)
 
     def _note(self, attempt: Attempt, refused: bool) -> None:
-        """Tally a finished attempt by its pace, for telling a limit from random refusals."""
-        self._outcomes.append((attempt.start, attempt.pace, refused))
-        self._tally.setdefault(attempt.pace, [0, 0])
-        self._tally[attempt.pace][0] += 1
-        self._tally[attempt.pace][1] += refused
-        horizon = attempt.start - HISTORY
-        while self._outcomes and self._outcomes[0][0] <= horizon:
-            _, pace, was_refused = self._outcomes.popleft()
-            counts = self._tally[pace]
-            counts[0] -= 1
-            counts[1] -= was_refused
-            if not counts[0]:
-                del self._tally[pace]
+        """Tally a finished attempt, for telling a limit from random refusals."""
+        now = self.clock()
+        if not refused:
+            while self._handled and self._handled[-1][1] <= attempt.load:
+                self._handled.pop()
+            self._handled.append((now, attempt.load))
+        self._outcomes.append((attempt.start, attempt.within, refused))
+        if attempt.within:
+            self._within[0] += 1
+            self._within[1] += refused
+        while self._outcomes and self._outcomes[0][0] <= now - HISTORY:
+            _, within, was_refused = self._outcomes.popleft()
+            if within:
+                self._within[0] -= 1
+                self._within[1] -= was_refused
 
     def _on_429(self, attempt: Attempt, headers: Mapping[str, str]) -> None:
         self.rejected += 1
@@ -373,11 +405,7 @@ class Throttle:
         # What the server let through of what was sent in the window up to this request; the
         # 429s of requests sent before it that come later revise it.
         rate = self._accepted_rate(attempt.start) or self.ceiling
-        if (
-            rate is not None
-            and self.ceiling is not None
-            and attempt.start - self._stalled_since > self.window
-        ):
+        if rate is not None and self.ceiling is not None and self._stalled(attempt.start):
             # Nothing let through for longer than the window: a longer one is used up. Each
             # refused probe halves the pace, so waiting for it to free costs few attempts.
             rate = max(1 / PROBE, min(rate, DECREASE * self.ceiling))
@@ -393,73 +421,83 @@ class Throttle:
         said = headers_say(headers, attempt.cost)
         if said is not None:
             return said
-        background, before = self._background(), self.background
-        self.background = background
-        if background is None:
+        self.background = self._background()
+        if self.background is None:
+            self._presumed = True  # no evidence either way: presumed a limit, as the safe side
             return True
         end = attempt.start
         started = len(self._starts) - bisect_right(self._starts, end - WINDOW)
         refused = bisect_right(self._refused, end) - bisect_right(self._refused, end - WINDOW)
-        if 2 * refused > started or binomial_tail(refused, started, background) < ALPHA:
-            return True
-        if before is None:
-            # 429s come as often to slower requests as to faster ones: the cuts made for
-            # them so far only slowed the run.
-            log.info(
-                "%.0f%% of requests get a 429 whatever the pace: retried, not slowed for",
-                100 * background,
-            )
+        if 2 * refused > started or binomial_tail(refused, started, self.background) < ALPHA:
+            return True  # more 429s in the last second than random refusals give
+        if self._presumed:
+            # The cuts presumed for a limit only slowed the run: undo them.
+            self._presumed = False
             self.limit, self.ceiling = float(self.max_in_flight), None
+            log.info(
+                "429s come at loads the server handled: %.0f%% of requests, retried, "
+                "not slowed for",
+                100 * self.background,
+            )
         return False
 
     def _background(self) -> float | None:
-        """The share of 429s among the slower half of recent attempts, if it is about that of
-        the faster half (at least half of it, below a half, from ``MIN_EVIDENCE`` 429s)."""
-        total = sum(n for n, _ in self._tally.values())
-        refused = sum(k for _, k in self._tally.values())
-        slow_n = slow_k = 0
-        for pace in sorted(self._tally):
-            n, k = self._tally[pace]
-            if 2 * (slow_n + n) > total:
-                break
-            slow_n, slow_k = slow_n + n, slow_k + k
-        fast_n, fast_k = total - slow_n, refused - slow_k
-        if slow_k < MIN_EVIDENCE or 2 * slow_k >= slow_n or 2 * slow_k * fast_n < fast_k * slow_n:
+        """The share of 429s among recent requests sent at a load the server had handled,
+        when more of them were refused than a limit would (None: no such evidence; the
+        429s may be a limit's)."""
+        within, refused = self._within
+        if refused < MIN_EVIDENCE or 2 * refused >= within:
             return None
-        return slow_k / slow_n
+        if binomial_tail(refused, within, LIMIT_SHARE) >= ALPHA:
+            return None
+        return refused / within
+
+    def _stalled(self, until: float) -> bool:
+        """Whether the server let nothing through from the first cut since a success to
+        ``until``: for longer than the window, with more 429s in a row than chance gives."""
+        if self._stalled_since is None or until - self._stalled_since <= self.window:
+            return False
+        if self._hold_until > self._stalled_since:
+            return True  # the server's headers said its limit was used up
+        refused = bisect_right(self._refused, until) - bisect_left(
+            self._refused, self._stalled_since
+        )
+        return refused >= MIN_EVIDENCE and (self.background or 0.0) ** refused < ALPHA
 
     def _end_stall(self, start: float) -> None:
-        """A success after cuts: if the server refused everything for longer than the window,
-        its window is longer; measure the rate it accepted over that instead."""
-        since, self._stalled_since = self._stalled_since, None
-        if start - since <= self.window or self._run_start is None:
+        """A success after a stall: the server's window is longer than it was taken to be;
+        measure it, and the rate it let through over it."""
+        stalled = self._stalled(start)
+        self._stalled_since = None
+        if not stalled or self._run_start is None:
             return
-        # A sliding window frees its first request a window after it was let through: the
-        # window is about the time since the server first had room, and its limit is what
-        # was let through since.
         # It freed between the last refused request and this one: when its reset header said
-        # (this one waited for it), else half way.
-        refused = self._refused[: bisect_left(self._refused, start)]
-        told = not refused or self._hold_until >= refused[-1]
-        end = start if told else (refused[-1] + start) / 2
+        # (this one waited for it), else half way. A sliding window frees its first request a
+        # window after it was let through: the window is about the time since the server
+        # last had room, and its limit what it let through since.
+        last = self._refused[bisect_left(self._refused, start) - 1]
+        end = start if self._hold_until >= last else (last + start) / 2
         window = min(MAX_WINDOW, end - self._run_start)
         self._run_start = start
-        rate = self._accepted_rate(end, window)
+        rate = self._accepted_rate(end, end - window)
         if window <= self.window or rate is None:
             return
         log.info("the server's limit counts over about %.0f s: %.3g requests/s", window, rate)
         self.window, self.ceiling, self._cut_at = window, rate, self.clock()
 
-    def _accepted_rate(self, end: float, span: float | None = None) -> float | None:
-        """Requests/s started in the ``span`` (the window) up to ``end`` and not refused
-        (None: too few)."""
-        span = span or self.window
-        horizon = end - span
-        started = bisect_right(self._starts, end) - bisect_left(self._starts, horizon)
+    def _accepted_rate(self, end: float, since: float | None = None) -> float | None:
+        """Requests/s started in the window up to ``end`` (or from ``since`` on) and not
+        refused (None: too few)."""
+        if since is None:  # the window as the server slides it: (end - window, end]
+            since = end - self.window
+            first = bisect_right(self._starts, since), bisect_right(self._refused, since)
+        else:
+            first = bisect_left(self._starts, since), bisect_left(self._refused, since)
+        started = bisect_right(self._starts, end) - first[0]
         if started < MIN_SAMPLES:
             return None
-        refused = bisect_right(self._refused, end) - bisect_left(self._refused, horizon)
-        return max(1, started - refused) / span
+        refused = bisect_right(self._refused, end) - first[1]
+        return max(1, started - refused) / (end - since)
 
     def _read_headers(self, attempt: Attempt, headers: Mapping[str, str]) -> None:
         """Hold new attempts until the reset when the server says nothing is left."""
