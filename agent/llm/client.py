@@ -360,10 +360,9 @@ class LLM:
         client = self.sdk()
         body = self.body(messages, question)
         params = {k: v for k, v in body.items() if k not in ("model", "messages")}
-        cost = 0
-        if self.throttle.counts_tokens:
-            limit = params.get(self._token_param)
-            cost = request_cost(messages, limit if isinstance(limit, int) else None)
+        # In tokens: --tpm spends it, and a 429's x-ratelimit-remaining-tokens is read against it.
+        limit = params.get(self._token_param)
+        cost = request_cost(messages, limit if isinstance(limit, int) else None)
 
         launched = 0.0  # the budget's estimate of the attempt that got an answer
 

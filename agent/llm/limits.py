@@ -61,7 +61,8 @@ MIN_SAMPLES = 4  # a rate measured from fewer requests than this is noise: no pa
 HISTORY = 30.0  # seconds of attempts that say whether 429s are a limit's
 MIN_EVIDENCE = 5  # 429s at handled loads (or in a stall) before they say anything
 LIMIT_SHARE = 0.02  # a limit refuses at most this share at a load it handled (timing noise)
-ALPHA = 1e-3  # what chance gives this rarely is taken as evidence
+EVIDENCE = 0.01  # as many 429s at handled loads, from a limit, are this rare: random ones
+ALPHA = 1e-4  # more 429s than random ones give this rarely (tested at every 429): a limit
 DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -136,21 +137,26 @@ def _log_choose(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
-def headers_say(headers: Mapping[str, str], cost: int) -> bool | None:
-    """What a 429's ``x-ratelimit-remaining-*`` headers say: True, a limit used up; False, room
-    left on every limit they report (the server is busy, the limit is not ours); None, nothing."""
-    verdict = None
+def used_up(headers: Mapping[str, str], cost: int) -> dict[str, bool]:
+    """Per limit that ``x-ratelimit-remaining-*`` reports (requests, tokens), whether fewer
+    are left than a request needs (one request; ``cost`` tokens, at least one)."""
+    said = {}
     for kind, need in (("requests", 1), ("tokens", max(1, cost))):
         left = headers.get(f"x-ratelimit-remaining-{kind}")
         if left is None:
             continue
         try:
-            if float(left) < need:
-                return True
+            said[kind] = float(left) < need
         except ValueError:
             continue
-        verdict = False
-    return verdict
+    return said
+
+
+def headers_say(headers: Mapping[str, str], cost: int) -> bool | None:
+    """What a 429's rate-limit headers say: True, a limit used up; False, room left on every
+    limit they report (the server is busy, the limit is not ours); None, nothing."""
+    said = used_up(headers, cost)
+    return any(said.values()) if said else None
 
 
 class TokenBucket:
@@ -234,6 +240,7 @@ class Throttle:
         self.rejected = 0  # every 429
         self.sporadic = 0  # 429s judged random refusals: retried, not slowed for
         self._presumed = False  # cuts were made on no evidence but a 429 (undone if disproved)
+        self._last_success = -math.inf  # the latest start of a request that was let through
         self._cut_at = -math.inf
         self._cut_start = -math.inf  # when the request whose 429 cut last started
         self.round_trip = 0.0  # smoothed seconds from start to success
@@ -255,11 +262,6 @@ class Throttle:
         self._gate = asyncio.Lock()
         self._warned_tpm = False  # said once that --tpm is below one request
         self._freed: asyncio.Future[None] | None = None
-
-    @property
-    def counts_tokens(self) -> bool:
-        """Whether attempts need a token cost (only ``--tpm`` uses it)."""
-        return self.tpm is not None
 
     def attempt(self, cost: int = 0) -> Attempt:
         """The async context manager one HTTP attempt runs in."""
@@ -367,6 +369,7 @@ class Throttle:
         """Tally a finished attempt, for telling a limit from random refusals."""
         now = self.clock()
         if not refused:
+            self._last_success = max(self._last_success, attempt.start)
             while self._handled and self._handled[-1][1] <= attempt.load:
                 self._handled.pop()
             self._handled.append((now, attempt.load))
@@ -428,8 +431,17 @@ class Throttle:
         end = attempt.start
         started = len(self._starts) - bisect_right(self._starts, end - WINDOW)
         refused = bisect_right(self._refused, end) - bisect_right(self._refused, end - WINDOW)
-        if 2 * refused > started or binomial_tail(refused, started, self.background) < ALPHA:
-            return True  # more 429s in the last second than random refusals give
+        handled, handled_refused = self._within
+        # As many 429s in the last second as this (or more), if it were one more draw from
+        # the requests at handled loads, would be rare: a limit after all.
+        fewer = fewest_chance(refused - 1, started, refused + handled_refused, started + handled)
+        # So would as many since the last success (a window of a minute, used up).
+        since = bisect_right(self._starts, end) - bisect_right(self._starts, self._last_success)
+        refused_since = bisect_right(self._refused, end) - bisect_right(
+            self._refused, self._last_success
+        )
+        if 1 - fewer < ALPHA or binomial_tail(refused_since, since, self.background) < ALPHA:
+            return True
         if self._presumed:
             # The cuts presumed for a limit only slowed the run: undo them.
             self._presumed = False
@@ -448,7 +460,7 @@ class Throttle:
         within, refused = self._within
         if refused < MIN_EVIDENCE or 2 * refused >= within:
             return None
-        if binomial_tail(refused, within, LIMIT_SHARE) >= ALPHA:
+        if binomial_tail(refused, within, LIMIT_SHARE) >= EVIDENCE:
             return None
         return refused / within
 
@@ -475,7 +487,7 @@ class Throttle:
         # (this one waited for it), else half way. A sliding window frees its first request a
         # window after it was let through: the window is about the time since the server
         # last had room, and its limit what it let through since.
-        last = self._refused[bisect_left(self._refused, start) - 1]
+        last = self._refused[max(0, bisect_left(self._refused, start) - 1)]
         end = start if self._hold_until >= last else (last + start) / 2
         window = min(MAX_WINDOW, end - self._run_start)
         self._run_start = start
@@ -501,14 +513,7 @@ class Throttle:
 
     def _read_headers(self, attempt: Attempt, headers: Mapping[str, str]) -> None:
         """Hold new attempts until the reset when the server says nothing is left."""
-        for kind, short in (("requests", 1), ("tokens", max(1, attempt.cost))):
-            left = headers.get(f"x-ratelimit-remaining-{kind}")
-            if left is None:
-                continue
-            try:
-                exhausted = float(left) < short
-            except ValueError:
-                continue
+        for kind, exhausted in used_up(headers, attempt.cost).items():
             reset = headers.get(f"x-ratelimit-reset-{kind}")
             seconds = parse_duration(reset) if reset else None
             if exhausted and seconds is not None:
