@@ -15,14 +15,8 @@ import respx
 
 from agent.backends.openai import OpenAIBackend
 from agent.config import Settings
-from agent.llm.limits import (
-    Throttle,
-    binomial_tail,
-    headers_say,
-    parse_duration,
-    request_cost,
-    tpm_too_small,
-)
+from agent.llm.limits import Throttle, parse_duration, request_cost, tpm_too_small
+from agent.llm.refusals import binomial_tail, headers_say
 from agent.llm.retry import RetryPolicy, call_with_retry
 from agent.models import Paper
 from agent.taxonomy import load_taxonomy
@@ -443,7 +437,7 @@ def test_random_429s_are_retried_without_slowing_the_run():
     took, lost, throttle = run_against(endpoint(), 400, 8)
     assert lost == 0
     assert took < 2.5 * bare, (took, bare)  # the old throttle: 18x
-    assert throttle.background == pytest.approx(0.15, abs=0.05)
+    assert throttle.record.background == pytest.approx(0.15, abs=0.05)
     assert throttle.sporadic > 5 * throttle.cuts
     assert (throttle.limit, throttle.ceiling) == (8, None)  # the presumed cuts were undone
 
@@ -453,7 +447,7 @@ def test_a_requests_per_second_limit_is_still_paced_just_under():
     rate = 20
     endpoint = Endpoint(random.Random(7), limit=rate)
     took, lost, throttle = run_against(endpoint, rate * 20, 32)
-    assert lost == 0 and throttle.background is None  # never taken for random refusals
+    assert lost == 0 and throttle.record.background is None  # never taken for random refusals
     settled = [(when, ok) for when, ok in endpoint.arrivals if when >= 2.0]
     accepted = [when for when, ok in settled if ok]
     assert len(accepted) / (accepted[-1] - 2.0) >= 0.85 * rate

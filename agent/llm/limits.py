@@ -4,14 +4,10 @@ One ``Throttle`` per LLM client gates every HTTP attempt, retries included:
 
 - **A limit or not.** A busy provider refuses a share of requests at random, whatever the
   load; slowing down for those only slows the run (6x at 15% of requests). So a 429 slows the
-  run only when the evidence says a limit is behind it. ``x-ratelimit-remaining-*`` on the 429
-  says so outright: used up, a limit; room left, not ours. Without them: a limit refuses only
-  when its window is full, so a 429 to a request that found no more requests let through in
-  the window before it (its load) than another request was let through at is no limit's. When
-  such 429s are more than a limit's timing noise explains, 429s are random refusals, their
-  share at handled loads is the background, and the cuts presumed so far are undone; a 429
-  then slows the run only when the last second holds more 429s than that background gives (or
-  most requests were refused). Until that evidence, every 429 is presumed a limit's.
+  run only when a limit is behind it: its ``x-ratelimit-remaining-*`` headers say a limit is
+  used up (room left: not ours), or, without them, the statistics of ``agent.llm.refusals``
+  say so. Until they can tell, a 429 is presumed a limit's; once they show random refusals,
+  the cuts presumed so far are undone.
 - **In flight (AIMD).** The limit starts at ``--concurrency``. A limit's 429 cuts it to half the
   requests then in flight, at most once per round trip: a 429 to a request sent before the
   last cut, or within a round trip of it, is the same congestion, not a new one. Each success
@@ -24,9 +20,11 @@ One ``Throttle`` per LLM client gates every HTTP attempt, retries included:
   the rate that was refused, faster again once that rate passes without a 429.
 - **The window.** The rate is measured over one second until the server shows its window is
   longer: when it refuses everything for longer than a second (a per-minute limit, used up),
-  the first success after that ends its window, and the rate becomes what it accepted from the
-  end of the previous such stall (or the run's start) to then, at most ``MAX_WINDOW``. The pace
-  then probes upward in proportion: a higher rate is only known to pass after a whole window.
+  each refused probe halves the pace (down to one per ``PROBE`` seconds), the first success
+  ends the stall, and the window becomes the time since the server last had room (at most
+  ``MAX_WINDOW``), its rate what it let through in it. A longer window is then gated by count:
+  as many requests in any window as it let through, at once as it frees (a pace would waste
+  its first minute); the quota grows back like the pace, in proportion to the window.
 - **Headers.** ``x-ratelimit-remaining-requests: 0`` (or fewer tokens left than a request
   costs) holds new requests until ``x-ratelimit-reset-*`` says the limit resets.
 - **Token buckets.** ``--rpm`` and ``--tpm``, each holding one second's worth, so a client-side
@@ -40,12 +38,12 @@ import logging
 import math
 import re
 import time
-from bisect import bisect_left, bisect_right, insort
-from collections import deque
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from agent.llm.cost import estimated_tokens
+from agent.llm.refusals import Record, between, headers_say, used_up
 from agent.llm.retry import RetryPolicy, status_and_headers
 
 T = TypeVar("T")
@@ -58,11 +56,6 @@ PACE = 0.95  # pace at this share of the rate the server accepted
 PLATEAU = 2.0  # windows for the pace to climb back near the refused rate
 PROBE = 4.0  # most seconds between requests while a used-up longer window frees
 MIN_SAMPLES = 4  # a rate measured from fewer requests than this is noise: no pacing
-HISTORY = 30.0  # seconds of attempts that say whether 429s are a limit's
-MIN_EVIDENCE = 5  # 429s at handled loads (or in a stall) before they say anything
-LIMIT_SHARE = 0.02  # a limit refuses at most this share at a load it handled (timing noise)
-EVIDENCE = 0.01  # as many 429s at handled loads, from a limit, are this rare: random ones
-ALPHA = 1e-4  # more 429s than random ones give this rarely (tested at every 429): a limit
 DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -98,65 +91,6 @@ def tpm_too_small(tpm: float, cost: int) -> str | None:
         f"--tpm {tpm:g} is less than one request (~{cost:,} tokens): "
         f"each request waits about {cost / tpm:.0f} min"
     )
-
-
-def binomial_tail(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p)."""
-    if k <= 0:
-        return 1.0
-    if k > n or p <= 0.0:
-        return 0.0
-    if p >= 1.0:
-        return 1.0
-    # The terms from k up, each from the one before: no factorials of big n.
-    term = math.exp(
-        math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-        + k * math.log(p) + (n - k) * math.log1p(-p)
-    )  # fmt: skip
-    total = 0.0
-    for i in range(k, n + 1):
-        total += term
-        term *= (n - i) / (i + 1) * p / (1 - p)
-    return min(1.0, total)
-
-
-def fewest_chance(k: int, n: int, marked: int, total: int) -> float:
-    """Fisher's exact test, one-sided: the chance that ``n`` drawn of ``total`` hold at most
-    ``k`` of the ``marked`` ones (how rarely so few fall in that group by chance)."""
-    log_all = _log_choose(total, n)
-    return min(
-        1.0,
-        sum(
-            math.exp(_log_choose(marked, x) + _log_choose(total - marked, n - x) - log_all)
-            for x in range(max(0, n - (total - marked)), k + 1)
-        ),
-    )
-
-
-def _log_choose(n: int, k: int) -> float:
-    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-
-
-def used_up(headers: Mapping[str, str], cost: int) -> dict[str, bool]:
-    """Per limit that ``x-ratelimit-remaining-*`` reports (requests, tokens), whether fewer
-    are left than a request needs (one request; ``cost`` tokens, at least one)."""
-    said = {}
-    for kind, need in (("requests", 1), ("tokens", max(1, cost))):
-        left = headers.get(f"x-ratelimit-remaining-{kind}")
-        if left is None:
-            continue
-        try:
-            said[kind] = float(left) < need
-        except ValueError:
-            continue
-    return said
-
-
-def headers_say(headers: Mapping[str, str], cost: int) -> bool | None:
-    """What a 429's rate-limit headers say: True, a limit used up; False, room left on every
-    limit they report (the server is busy, the limit is not ours); None, nothing."""
-    said = used_up(headers, cost)
-    return any(said.values()) if said else None
 
 
 class TokenBucket:
@@ -235,12 +169,10 @@ class Throttle:
         self.tpm = TokenBucket(tpm, now) if tpm else None
         self.ceiling: float | None = None  # requests/s the server accepted at the last cut
         self.window = WINDOW  # seconds over which the server's limit counts, as learned
-        self.background: float | None = None  # share of requests refused at random, if shown
         self.cuts = 0  # congestion events: 429s that cut the limit
         self.rejected = 0  # every 429
         self.sporadic = 0  # 429s judged random refusals: retried, not slowed for
         self._presumed = False  # cuts were made on no evidence but a 429 (undone if disproved)
-        self._last_success = -math.inf  # the latest start of a request that was let through
         self._cut_at = -math.inf
         self._cut_start = -math.inf  # when the request whose 429 cut last started
         self.round_trip = 0.0  # smoothed seconds from start to success
@@ -250,15 +182,8 @@ class Throttle:
         self._hold_until = -math.inf
         self._long_reset_said = False  # a reset past MAX_HOLD is said once per run
         self._next_start = -math.inf  # the paced start of the next attempt
-        self._starts: list[float] = []  # attempt starts, the last 2 MAX_WINDOWs, in order
-        self._refused: list[float] = []  # starts of the 429s among them, in order
-        # Finished attempts of the last HISTORY seconds, (start, within, refused), and how
-        # many of them were within a load the server had handled, and refused.
-        self._outcomes: deque[tuple[float, bool, bool]] = deque()
-        self._within = [0, 0]
-        # (when, load) of successes of the last HISTORY seconds, loads falling: the first is
-        # the highest load the server let a request through at.
-        self._handled: deque[tuple[float, int]] = deque()
+        # Starts and 429s: a 429 looks back one window, a stall's end up to MAX_WINDOW.
+        self.record = Record(horizon=2 * MAX_WINDOW)
         self._gate = asyncio.Lock()
         self._warned_tpm = False  # said once that --tpm is below one request
         self._freed: asyncio.Future[None] | None = None
@@ -290,8 +215,8 @@ class Throttle:
             # A longer window lets its quota through at any pace, a burst as it frees: as
             # many requests in any window as it let through, not one every 1 / rate seconds.
             quota = max(1, int(rate * self.window))
-            if len(self._starts) - bisect_right(self._starts, now - self.window) >= quota:
-                wait = max(wait, self._starts[-quota] + self.window - now)
+            if between(self.record.starts, now - self.window, now) >= quota:
+                wait = max(wait, self.record.starts[-quota] + self.window - now)
         elif rate is not None:
             wait = max(wait, self._next_start - now)
         if self.rpm is not None:
@@ -333,24 +258,15 @@ class Throttle:
                 self.tpm.take(attempt.cost, now)
             if self._run_start is None:
                 self._run_start = now
-            self._starts.append(now)
-            # A 429 looks back one window from its own start, a stall's end up to MAX_WINDOW.
-            del self._starts[: bisect_right(self._starts, now - 2 * MAX_WINDOW)]
-            # A limit refuses only when its window is full: a request that finds no more let
-            # through before it than another was let through at is never a limit's 429.
-            since = now - self.window
-            attempt.load = len(self._starts) - 1 - bisect_right(self._starts, since)
-            attempt.load -= len(self._refused) - bisect_right(self._refused, since)
-            while self._handled and self._handled[0][0] <= now - HISTORY:
-                self._handled.popleft()
-            attempt.within = bool(self._handled) and attempt.load <= self._handled[0][1]
+            attempt.load, attempt.within = self.record.start(now, self.window)
 
     def _exit(self, attempt: Attempt, status: int | None, headers: Mapping[str, str]) -> None:
         self.in_flight -= 1
         if self._freed is not None and not self._freed.done():
             self._freed.set_result(None)
         if status is not None:
-            self._note(attempt, refused=status == 429)
+            refused = status == 429
+            self.record.finish(attempt.start, attempt.load, attempt.within, refused, self.clock())
         if headers:
             self._read_headers(attempt, headers)
         if status == 429:
@@ -365,29 +281,9 @@ class Throttle:
             step = 1.0 if self.limit < self._recover_to else 1 / self.limit
             self.limit = min(float(self.max_in_flight), self.limit + step)
 
-    def _note(self, attempt: Attempt, refused: bool) -> None:
-        """Tally a finished attempt, for telling a limit from random refusals."""
-        now = self.clock()
-        if not refused:
-            self._last_success = max(self._last_success, attempt.start)
-            while self._handled and self._handled[-1][1] <= attempt.load:
-                self._handled.pop()
-            self._handled.append((now, attempt.load))
-        self._outcomes.append((attempt.start, attempt.within, refused))
-        if attempt.within:
-            self._within[0] += 1
-            self._within[1] += refused
-        while self._outcomes and self._outcomes[0][0] <= now - HISTORY:
-            _, within, was_refused = self._outcomes.popleft()
-            if within:
-                self._within[0] -= 1
-                self._within[1] -= was_refused
-
     def _on_429(self, attempt: Attempt, headers: Mapping[str, str]) -> None:
         self.rejected += 1
         now = self.clock()
-        insort(self._refused, attempt.start)
-        del self._refused[: bisect_right(self._refused, now - 2 * MAX_WINDOW)]
         if attempt.start <= self._cut_at or now < self._cut_at + self.round_trip:
             # Sent before the cut, or within a round trip of it: the same congestion (a full
             # window at the server takes a while to drain). It only refines the measured rate.
@@ -424,45 +320,20 @@ class Throttle:
         said = headers_say(headers, attempt.cost)
         if said is not None:
             return said
-        self.background = self._background()
-        if self.background is None:
+        shown = self.record.limit_shown(attempt.start)
+        if shown is None:
             self._presumed = True  # no evidence either way: presumed a limit, as the safe side
             return True
-        end = attempt.start
-        started = len(self._starts) - bisect_right(self._starts, end - WINDOW)
-        refused = bisect_right(self._refused, end) - bisect_right(self._refused, end - WINDOW)
-        handled, handled_refused = self._within
-        # As many 429s in the last second as this (or more), if it were one more draw from
-        # the requests at handled loads, would be rare: a limit after all.
-        fewer = fewest_chance(refused - 1, started, refused + handled_refused, started + handled)
-        # So would as many since the last success (a window of a minute, used up).
-        since = bisect_right(self._starts, end) - bisect_right(self._starts, self._last_success)
-        refused_since = bisect_right(self._refused, end) - bisect_right(
-            self._refused, self._last_success
-        )
-        if 1 - fewer < ALPHA or binomial_tail(refused_since, since, self.background) < ALPHA:
-            return True
-        if self._presumed:
+        if not shown and self._presumed:
             # The cuts presumed for a limit only slowed the run: undo them.
             self._presumed = False
             self.limit, self.ceiling = float(self.max_in_flight), None
             log.info(
                 "429s come at loads the server handled: %.0f%% of requests, retried, "
                 "not slowed for",
-                100 * self.background,
+                100 * (self.record.background or 0.0),
             )
-        return False
-
-    def _background(self) -> float | None:
-        """The share of 429s among recent requests sent at a load the server had handled,
-        when more of them were refused than a limit would (None: no such evidence; the
-        429s may be a limit's)."""
-        within, refused = self._within
-        if refused < MIN_EVIDENCE or 2 * refused >= within:
-            return None
-        if binomial_tail(refused, within, LIMIT_SHARE) >= EVIDENCE:
-            return None
-        return refused / within
+        return shown
 
     def _stalled(self, until: float) -> bool:
         """Whether the server let nothing through from the first cut since a success to
@@ -471,10 +342,9 @@ class Throttle:
             return False
         if self._hold_until > self._stalled_since:
             return True  # the server's headers said its limit was used up
-        refused = bisect_right(self._refused, until) - bisect_left(
-            self._refused, self._stalled_since
+        return self.record.in_a_row(
+            between(self.record.refused, self._stalled_since, until, closed=True)
         )
-        return refused >= MIN_EVIDENCE and (self.background or 0.0) ** refused < ALPHA
 
     def _end_stall(self, start: float) -> None:
         """A success after a stall: the server's window is longer than it was taken to be;
@@ -487,7 +357,8 @@ class Throttle:
         # (this one waited for it), else half way. A sliding window frees its first request a
         # window after it was let through: the window is about the time since the server
         # last had room, and its limit what it let through since.
-        last = self._refused[max(0, bisect_left(self._refused, start) - 1)]
+        refused = self.record.refused
+        last = refused[max(0, bisect_left(refused, start) - 1)]
         end = start if self._hold_until >= last else (last + start) / 2
         window = min(MAX_WINDOW, end - self._run_start)
         self._run_start = start
@@ -500,15 +371,12 @@ class Throttle:
     def _accepted_rate(self, end: float, since: float | None = None) -> float | None:
         """Requests/s started in the window up to ``end`` (or from ``since`` on) and not
         refused (None: too few)."""
-        if since is None:  # the window as the server slides it: (end - window, end]
-            since = end - self.window
-            first = bisect_right(self._starts, since), bisect_right(self._refused, since)
-        else:
-            first = bisect_left(self._starts, since), bisect_left(self._refused, since)
-        started = bisect_right(self._starts, end) - first[0]
+        closed = since is not None  # from a start on, it included; else as the window slides
+        since = end - self.window if since is None else since
+        started = between(self.record.starts, since, end, closed=closed)
         if started < MIN_SAMPLES:
             return None
-        refused = bisect_right(self._refused, end) - first[1]
+        refused = between(self.record.refused, since, end, closed=closed)
         return max(1, started - refused) / (end - since)
 
     def _read_headers(self, attempt: Attempt, headers: Mapping[str, str]) -> None:
