@@ -35,6 +35,9 @@ DEFAULT_MODEL = "gpt-4o-mini"
 LLM = ("run", "digest", "post")  # the commands that may call the LLM (--highlights)
 DIGEST_SORTS = ("relevance", "tag", "upvotes")
 DEFAULT_TOP = 15  # what fits one Slack screen with room for the per-tag lines
+# How fast a slow server writes an LLM answer: llama.cpp on a CPU core gives 2-20 tokens/s,
+# and the answer arrives whole, so a long one may take minutes before its first byte.
+SLOW_TOKENS_PER_SECOND = 5.0
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,13 @@ class Settings:
         commands=LLM,
         shown="cache on",
     )
-    timeout: float = setting(60.0, "Seconds per request", float, bounds={"gt": 0})
+    timeout: float = setting(
+        60.0,
+        f"Seconds per request; an LLM answer gets its max_tokens at {SLOW_TOKENS_PER_SECOND:g} "
+        "tokens/s more (slow local servers)",
+        float,
+        bounds={"gt": 0},
+    )
     max_attempts: int = setting(
         8,
         "Attempts per request, retries included",

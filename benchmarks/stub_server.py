@@ -11,8 +11,9 @@ without blocking the others, so concurrent requests overlap the way they do agai
 endpoint. ``--faults`` makes a share of the chat completions fail (429, 500, bad JSON, unknown
 tags, cut-off answers), drawn per request from an RNG seeded with ``--seed`` and the request.
 ``--rate-limit R`` answers 429 at once to a request that finds R accepted in the last second
-(a sliding window); ``--rate-limit-headers`` adds OpenAI's ``x-ratelimit-*`` headers (and
-``retry-after-ms`` on a 429), without them a 429 says nothing about when to come back.
+(a sliding window; ``--rate-window S`` makes it the last S seconds, e.g. 600 per 60 s);
+``--rate-limit-headers`` adds OpenAI's ``x-ratelimit-*`` headers (and ``retry-after-ms`` on a
+429), without them a 429 says nothing about when to come back.
 """
 
 from __future__ import annotations
@@ -102,10 +103,11 @@ class Faults:
 
 @dataclass
 class RateLimit:
-    """At most ``per_second`` accepted requests in any sliding one-second window."""
+    """At most ``limit`` accepted requests in any sliding window of ``window`` seconds."""
 
-    per_second: int
+    limit: int
     headers: bool = False
+    window: float = 1.0
     accepted: deque[float] = field(default_factory=deque)
 
     def admit(self, now: float) -> tuple[bool, dict[str, str]]:
@@ -114,17 +116,18 @@ class RateLimit:
         ``x-ratelimit-reset-requests`` is the time until the oldest accepted request leaves
         the window (one more is allowed then); a 429's ``retry-after-ms`` says the same.
         """
-        while self.accepted and self.accepted[0] <= now - 1.0:
+        while self.accepted and self.accepted[0] <= now - self.window:
             self.accepted.popleft()
-        ok = len(self.accepted) < self.per_second
+        ok = len(self.accepted) < self.limit
         if ok:
             self.accepted.append(now)
         if not self.headers:
             return ok, {}
-        reset_ms = max(0, math.ceil((self.accepted[0] + 1.0 - now) * 1000)) if self.accepted else 0
+        oldest = self.accepted[0] if self.accepted else now - self.window
+        reset_ms = max(0, math.ceil((oldest + self.window - now) * 1000))
         headers = {
-            "x-ratelimit-limit-requests": str(self.per_second),
-            "x-ratelimit-remaining-requests": str(self.per_second - len(self.accepted)),
+            "x-ratelimit-limit-requests": str(self.limit),
+            "x-ratelimit-remaining-requests": str(self.limit - len(self.accepted)),
             "x-ratelimit-reset-requests": f"{reset_ms}ms",
         }
         if not ok:
@@ -202,7 +205,7 @@ class StubServer:
                 if not ok:
                     self.injected["rate_limit"] += 1
                     self.record(number, request, "rate_limit")
-                    return 429, rate_limit_error(self.rate_limit.per_second), limited
+                    return 429, rate_limit_error(self.rate_limit), limited
             fault, rng = self.faults.draw(body)
             self.injected[fault or "none"] += 1
             self.record(number, request, fault)
@@ -276,10 +279,11 @@ async def respond(
     await writer.drain()
 
 
-def rate_limit_error(per_second: int) -> dict[str, Any]:
+def rate_limit_error(limit: RateLimit) -> dict[str, Any]:
     """OpenAI's body for a request-rate 429."""
+    per = "second" if limit.window == 1 else f"{limit.window:g} s"
     error = {
-        "message": f"Rate limit reached for {MODEL} on requests per second: Limit {per_second}.",
+        "message": f"Rate limit reached for {MODEL} on requests per {per}: Limit {limit.limit}.",
         "type": "requests",
         "param": None,
         "code": "rate_limit_exceeded",
@@ -482,6 +486,12 @@ def main(argv: list[str] | None = None) -> int:
         help="answer 429 to a request that finds this many accepted in the last second",
     )
     parser.add_argument(
+        "--rate-window",
+        type=float,
+        default=1.0,
+        help="seconds of the --rate-limit window (60: a limit per minute)",
+    )
+    parser.add_argument(
         "--rate-limit-headers",
         action="store_true",
         help="send x-ratelimit-limit/remaining/reset-requests, and retry-after-ms on a 429",
@@ -511,7 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     with open(args.log, "a", encoding="utf-8") if args.log else contextlib.nullcontext() as log:
-        limit = RateLimit(args.rate_limit, args.rate_limit_headers) if args.rate_limit else None
+        limit = (
+            RateLimit(args.rate_limit, args.rate_limit_headers, args.rate_window)
+            if args.rate_limit
+            else None
+        )
         delay_max = args.delay_max_ms / 1000 if args.delay_max_ms is not None else None
         stub = StubServer(
             args.delay_ms / 1000, faults, log, args.close_connections, delay_max, limit

@@ -199,29 +199,39 @@ def test_secret_never_reaches_results_cache_or_output(mocked_llm, papers_file, t
 
 
 def test_cassette_replay_of_a_run_on_sample_papers(llm_env, fixtures, tmp_path, monkeypatch):
-    """Replays cassettes/run_hf_sample.json: the recorded exchanges of a real run."""
+    """Replays cassettes/run_hf_sample.json: Gemma 3 270M (a small base model) through a real
+    llama.cpp server answering the sample page's first 10 papers, one request each (recorded
+    by benchmarks/llamacpp_e2e.py --record with max_repairs = 0, as replayed here: a re-ask's
+    text is validation's, which changes, and the first requests are what the wire is). Many
+    of its answers say nothing (the title again, the prompt's placeholder, 60 words of the
+    abstract): those papers get an invalid_answer record, the others are valid."""
     from tests.replay import load_cassette, replay
 
     interactions = load_cassette("run_hf_sample")
     base_url = interactions[0]["request"]["url"].rsplit("/chat/completions", 1)[0]
     monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+    (tmp_path / "paper-agent.toml").write_text("max_repairs = 0\n", encoding="utf-8")
     with respx.mock(assert_all_called=True) as router:
         replay(router, interactions)
         result = invoke(
             "run",
             str(fixtures / "hf-daily-papers-page.txt"),
             "--limit",
-            "3",
+            "10",
             "-o",
             "out.jsonl",
             "--concurrency",
             "3",
         )
-    assert result.exit_code == 0, result.stderr
     out = rows(tmp_path / "out.jsonl")
-    assert len(out) == 3
+    assert len(out) == 10
     assert out[0]["title"].startswith("TokenFormer")
-    assert all(r["tags"] and r["summary"] for r in out)
+    refused = [r for r in out if r["error"]]
+    assert result.exit_code == (1 if refused else 0), result.stderr
+    assert all(r["error"]["type"] == "invalid_answer" for r in refused)
+    assert all(r["tags"] and r["summary"] for r in out if not r["error"])
+    assert [r["usage"]["requests"] for r in out] == [1] * 10
+    assert sum(r["usage"]["prompt_tokens"] for r in out) > 10 * 1000  # the server's counts
 
 
 def test_run_renders_and_posts_the_digest(mocked_llm, papers_file, tmp_path, monkeypatch):

@@ -16,18 +16,18 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from agent.config import Settings
+from agent.config import SLOW_TOKENS_PER_SECOND, Settings
 from agent.errors import NOT_RUN, BackendError, Halt, PaperFailed
 from agent.llm.answers import AnswerInvalid
 from agent.llm.cache import MISS, AnswerCache, cache_key, server_id
 from agent.llm.cost import Budget, OverBudget
-from agent.llm.http import on_wire
+from agent.llm.http import answer_timeout, on_wire
 from agent.llm.limits import Throttle, request_cost
 from agent.llm.redact import redact
 from agent.llm.retry import Deadline, RetryPolicy, call_with_retry, too_large
@@ -409,10 +409,14 @@ class LLM:
         client = self.sdk()
         body = self.body(messages, question)
         params = {k: v for k, v in body.items() if k not in ("model", "messages")}
-        cost = 0
-        if self.throttle.counts_tokens:
-            limit = params.get(self._token_param)
-            cost = request_cost(messages, limit if isinstance(limit, int) else None)
+        limit = params.get(self._token_param)
+        tokens = limit if isinstance(limit, int) else None
+        # In tokens: --tpm spends it, and a 429's x-ratelimit-remaining-tokens is read against it.
+        cost = request_cost(messages, tokens)
+        # A slow local server is still writing a long answer when a fixed deadline passes:
+        # the wait grows with the answer's size, and so does the whole attempt's.
+        deadline = answer_timeout(self.settings.timeout, tokens or question.max_tokens)
+        policy = replace(self.policy, attempt_deadline=2 * (deadline.read or 0.0))
 
         launched = 0.0  # the budget's estimate of the attempt that got an answer
 
@@ -425,7 +429,12 @@ class LLM:
                 # chat.completions.create, without re-walking our already-plain JSON body.
                 # The body is validated here, so a 200 that is not a completion fails only
                 # its paper.
-                return await client.post("/chat/completions", cast_to=httpx.Response, body=body)
+                return await client.post(
+                    "/chat/completions",
+                    cast_to=httpx.Response,
+                    body=body,
+                    options={"timeout": deadline},
+                )
             except asyncio.CancelledError:
                 # The run stopped waiting: the request counts only if it reached the server.
                 counted = bool(wrote)
@@ -465,7 +474,7 @@ class LLM:
                 )
 
         try:
-            response = await call_with_retry(call, self.policy, count_retry, gate)
+            response = await call_with_retry(call, policy, count_retry, gate)
         except OverBudget as exc:
             raise PaperFailed("skipped", f"{NOT_RUN}{exc}", usage=usage, halt=Halt.DRAIN) from None
         except openai.APIStatusError as exc:
@@ -482,9 +491,15 @@ class LLM:
                 ) from None
             kind, what = ("timeout", "timed out") if timeout else ("connection_error", cause)
             self._proven = False  # until the server answers again, one request at a time
-            raise PaperFailed(
-                kind, f"{what} after {usage.requests} request(s)", usage=usage
-            ) from None
+            message = f"{what} after {usage.requests} request(s)"
+            if timeout:
+                waited = round(deadline.read or 0.0, 1)
+                message += (
+                    f": no answer within {waited:g} s; a slow server needs a higher timeout "
+                    f"in paper-agent.toml (now {self.settings.timeout:g} s, plus max_tokens "
+                    f"at {SLOW_TOKENS_PER_SECOND:g} tokens/s)"
+                )
+            raise PaperFailed(kind, message, usage=usage) from None
         self._works()
         self._bad_request = ("", 0)
         try:

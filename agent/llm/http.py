@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from agent import __version__
+from agent.config import SLOW_TOKENS_PER_SECOND
 from agent.llm.recording import Recorder
 from agent.llm.redact import redact
 
@@ -34,6 +35,14 @@ async def _trace_wire(request: httpx.Request) -> None:
             note()
 
     request.extensions["trace"] = trace
+
+
+def answer_timeout(timeout: float, max_tokens: int | None) -> httpx.Timeout:
+    """One LLM request's deadlines: ``timeout`` (the setting) to connect and for the server to
+    start, plus the answer's ``max_tokens`` at ``SLOW_TOKENS_PER_SECOND`` to have it written."""
+    return httpx.Timeout(
+        timeout + (max_tokens or 0) / SLOW_TOKENS_PER_SECOND, connect=min(10.0, timeout)
+    )
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
