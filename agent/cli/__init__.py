@@ -23,6 +23,7 @@ COMMANDS = {
     "digest": "agent.cli.digest:digest",
     "post": "agent.cli.digest:post",
     "batch": "agent.cli.batch:batch",
+    "site": "agent.cli.site:site",
 }
 
 HELP = {
@@ -34,6 +35,7 @@ HELP = {
     "digest": "Render a digest (slack, mrkdwn, markdown, html, json).",
     "post": "Deliver a digest to Slack or by email.",
     "batch": "Batch files (OpenAI Batch API, vllm run-batch) and Batch API jobs.",
+    "site": "Build the archive site (days, tags, search, Atom feed) from the library.",
 }
 
 
