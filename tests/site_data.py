@@ -15,7 +15,7 @@ from agent.models import Annotation, Paper, PaperResult, Usage
 from agent.store import Library
 
 FIXTURES = Path(__file__).parent / "fixtures"
-START = dt.date(2026, 3, 1)
+START = dt.date(2025, 3, 1)
 PROFILES = ("ml", "nlp")
 WHY = ("matches 'efficient training'", "like a paper you liked", "matches 'language models'")
 # arXiv categories of the sample as the tags a taxonomy would give.

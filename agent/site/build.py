@@ -21,7 +21,7 @@ from agent.site.model import SiteDay, read_day
 from agent.store import Library
 
 DEFAULT_TITLE = "Paper archive"
-RECENT = 30  # the newest days a tag page lists paper by paper
+RECENT = 14  # the newest days a tag page lists paper by paper
 SUMMARY_PICKS = 5  # top picks per profile a day's summary keeps (the feed shows them)
 # Changed papers past which every day is read again rather than each paper looked up.
 FULL_REREAD = 5_000
@@ -228,7 +228,7 @@ class _Build:
                 more.update(days)
                 self.shards[month] = {}
             else:
-                self.shards[month] = {n: loaded[n] for n in days}
+                self.shards[month] = {n: loaded[n] for n in days if n in loaded}
         for month in {_month(n) for n in self.names}:
             if month not in self.shards and not writer.has(search.shard_name(month)):
                 more.update(n for n in self.names if _month(n) == month)

@@ -99,7 +99,11 @@ class SiteWriter:
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text)
-        self.files[name] = {"sha256": digest, "changed": self.when}
+        # A file put back as it was (removed by hand) has not changed for a feed reader.
+        if old is not None and old.get("sha256") == digest:
+            self.files[name] = old
+        else:
+            self.files[name] = {"sha256": digest, "changed": self.when}
         self.written.append(name)
         return True
 

@@ -5,6 +5,7 @@ picks, and the names (anchors, file names) that stay the same from one build to 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -94,6 +95,7 @@ def anchor(key: str) -> str:
     return "p-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
 
 
+@functools.lru_cache(maxsize=4096)
 def slug(tag: str) -> str:
     """The stable file and anchor name of a tag: readable, and unique by a short hash (two tags
     may read alike once lowercased and stripped: "C++" and "C")."""

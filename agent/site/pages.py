@@ -138,9 +138,13 @@ def day_page(
     canonical: str | None,
 ) -> str:
     """The page of one day."""
+    sections = [(f"tag-{slug(g.tag)}", g.tag, g.papers) for g in day.groups]
+    if day.failures:
+        sections.append(("failed", "Failed", day.failures))
     return render(
         "day.html.j2",
         day=day,
+        sections=sections,
         prev=prev,
         next=next,
         tags=sorted((t for t, _ in day.tag_counts), key=str.casefold),

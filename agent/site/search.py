@@ -28,9 +28,13 @@ def rows(day: SiteDay, profiles: Sequence[str]) -> list[Row]:
     return found
 
 
+# Fetched as JSON and only ever set as text, but a file served with the wrong type, or pasted
+# into a page, still holds no markup: < > & are written as \u escapes, as JSON allows.
+_INERT = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def _json(data: Any) -> str:
-    # Fetched as JSON, never placed in a page, so nothing here can end a <script>.
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_INERT) + "\n"
 
 
 def shard_text(month: str, profiles: Sequence[str], days: dict[str, list[Row]]) -> str:
