@@ -188,7 +188,7 @@ def test_a_new_day_writes_its_page_and_what_lists_it_and_leaves_older_days_alone
 def test_a_paper_scored_again_rewrites_only_its_day(home, out):
     build(home, out)
     with Library.open(home) as lib:
-        key, record = next(iter(lib.keyed_results(Selection(day=START + dt.timedelta(days=1)))))
+        key, _ = next(iter(lib.keyed_results(Selection(day=START + dt.timedelta(days=1)))))
         lib.scores.record("ml", "fused", [(key, 0.5, "now barely relevant")])
     report = build(home, out)
     assert report.read == 1
