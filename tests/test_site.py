@@ -345,3 +345,27 @@ def test_bad_input_is_one_line_and_exit_2(home, isolated_env):
         result = CliRunner().invoke(cli, ["site", *args])
         assert result.exit_code == 2, (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_days_made_in_worker_processes_are_the_days_made_here(home, out, isolated_env, monkeypatch):
+    from agent.site import days
+
+    build(home, out)
+    pools = []
+
+    class Pool(days.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(args[0])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(days, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(days, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(days, "_cpus", lambda: 2)
+    parallel = isolated_env / "parallel"
+    build(home, parallel)
+    assert pools == [2]
+    made_here = mtimes(out)
+    assert set(mtimes(parallel)) == set(made_here)
+    for name in made_here:
+        if name != "feed.xml":  # dated by when each build wrote its days
+            assert (parallel / name).read_bytes() == (out / name).read_bytes(), name

@@ -16,13 +16,12 @@ from agent.digest.text import safe_url
 from agent.errors import ConfigError, OutputError
 from agent.outputs import output_lock
 from agent.site import feed, pages, search
+from agent.site.days import DayJob, make_days
 from agent.site.manifest import MANIFEST, Manifest, SiteWriter, content_hash
-from agent.site.model import SiteDay, read_day
 from agent.store import Library
 
 DEFAULT_TITLE = "Paper archive"
 RECENT = 14  # the newest days a tag page lists paper by paper
-SUMMARY_PICKS = 5  # top picks per profile a day's summary keeps (the feed shows them)
 # Changed papers past which every day is read again rather than each paper looked up.
 FULL_REREAD = 5_000
 # The last build's time less this is where the next looks for changes: a write stamped just
@@ -147,10 +146,13 @@ class _Build:
         same = previous is not None and previous.options == self.options and not full
         dirty = self._dirty(previous, writer) if same else set(self.names)
         dirty |= self._load_shards(dirty, previous, writer)
+        jobs = [self._job(name) for name in self.names if name in dirty]
+        for made in make_days(self.library, jobs):
+            writer.put(_day_page(made.day), made.page)
+            self.shards.setdefault(_month(made.day), {})[made.day] = made.rows
+            self.summaries[made.day] = made.summary
         for name in self.names:
-            if name in dirty:
-                self._render_day(name, writer)
-            else:
+            if name not in dirty:
                 assert previous is not None
                 writer.keep(_day_page(name))
                 self.summaries[name] = previous.days[name]
@@ -168,6 +170,10 @@ class _Build:
             unchanged=writer.unchanged,
             removed=writer.removed,
         )
+
+    def _job(self, name: str) -> DayJob:
+        before, after = self._neighbours(name)
+        return DayJob(name, before, after, tuple(self.profiles), self.scorer, self.title, self.base)
 
     def _neighbours(self, name: str) -> tuple[str | None, str | None]:
         at = self.at[name]
@@ -234,24 +240,6 @@ class _Build:
                 more.update(n for n in self.names if _month(n) == month)
                 self.shards[month] = {}
         return more
-
-    def _render_day(self, name: str, writer: SiteWriter) -> None:
-        """Read one day from the library: its page, its search rows, its summary."""
-        day = read_day(self.library, dt.date.fromisoformat(name), self.profiles, self.scorer)
-        before, after = self._neighbours(name)
-        writer.put(
-            _day_page(name),
-            pages.day_page(
-                day,
-                prev=dt.date.fromisoformat(before) if before else None,
-                next=dt.date.fromisoformat(after) if after else None,
-                profiles=self.profiles,
-                site_title=self.title,
-                canonical=self.base + _day_page(name) if self.base else None,
-            ),
-        )
-        self.shards.setdefault(_month(name), {})[name] = search.rows(day, self.profiles)
-        self.summaries[name] = _summary(day, before, after)
 
     def _write_shards(self, dirty: set[str], writer: SiteWriter) -> None:
         touched = {_month(n) for n in dirty}
@@ -368,21 +356,3 @@ class _Build:
                 ]
                 rows.append(pages.TitleRow(anchor, title, authors, scores))
         return pages.TagDay(name, pages.long_date(name), rows)
-
-
-def _summary(day: SiteDay, before: str | None, after: str | None) -> dict[str, Any]:
-    """What the front page, the tag pages and the feed need of a day, kept in the manifest."""
-    return {
-        "papers": len(day.papers),
-        "failed": len(day.failures),
-        "tags": [[tag, count] for tag, count in day.tag_counts],
-        "top": {
-            profile: [
-                [p.anchor, p.title, p.scores[profile].relevance, p.scores[profile].why]
-                for p in picks[:SUMMARY_PICKS]
-            ]
-            for profile, picks in day.top.items()
-        },
-        "prev": before,
-        "next": after,
-    }
