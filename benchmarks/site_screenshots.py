@@ -61,8 +61,9 @@ def main() -> None:
                 page = context.new_page()
                 page.goto(base + page_name)
                 if scroll:  # the papers themselves, below the top picks
-                    page.locator("section[data-group]").first.scroll_into_view_if_needed()
-                    page.evaluate("() => window.scrollBy(0, -8)")
+                    page.locator("section[data-group]").first.evaluate(
+                        "s => { s.scrollIntoView(); window.scrollBy(0, -12); }"
+                    )
                 if query:
                     page.get_by_role("searchbox").fill(query)
                     status = page.locator("[data-status]")

@@ -29,6 +29,13 @@ TAGS = {
 }
 
 Annotate = Callable[[Paper], Annotation]
+_FIRST = ("Ana", "Bo", "Chen", "Dara", "Emil", "Fatima", "Goran", "Hana", "Ivo", "Jun", "Kofi")
+_LAST = ("Silva", "Novak", "Wang", "Okafor", "Berg", "Haddad", "Ito", "Moreau", "Kaur", "Lund")
+
+
+def _name(n: int) -> str:
+    """A made-up author's name, the same for the same ``n``."""
+    return f"{_FIRST[n % len(_FIRST)]} {_LAST[n // len(_FIRST) % len(_LAST)]}"
 
 
 def sample_papers() -> list[dict[str, object]]:
@@ -68,7 +75,7 @@ def day_papers(
                 id=arxiv,
                 title=str(base["title"]),
                 abstract=str(base["abstract"]),
-                authors=[f"Author {n % 97}", f"Coauthor {n % 89}", "Third Person"],
+                authors=[_name(n), _name(n * 7 + 3), _name(n * 13 + 5)][: 1 + n % 3],
                 url=f"https://arxiv.org/abs/{arxiv}",
                 categories=list(base.get("tags") or base.get("categories") or []),  # type: ignore[call-overload]
                 source="arxiv",

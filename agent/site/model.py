@@ -11,7 +11,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agent.config import DEFAULT_TOP
 from agent.digest import build_digest
 from agent.digest.model import UNTAGGED, Entry
 from agent.digest.text import one_line
@@ -22,6 +21,7 @@ from agent.store import Library, Selection
 # old-style "hep-th/9901001") is named by a hash of it, so an anchor is always a plain token.
 _PLAIN_KEY = re.compile(r"[0-9]{4}\.[0-9]{4,5}")
 _SLUG = re.compile(r"[^a-z0-9]+")
+TOP = 10  # top picks a day's page shows per profile (a few screens on a phone at most)
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def read_day(
     day: dt.date,
     profiles: Sequence[str] = (),
     scorer: str | None = None,
-    top: int = DEFAULT_TOP,
+    top: int = TOP,
 ) -> SiteDay:
     """The papers first seen on ``day`` with their latest outcome and each profile's score."""
     keyed = list(library.keyed_results(Selection(day=day)))

@@ -201,8 +201,15 @@
       var parts = [item.day];
       if (item.authors) parts.push(item.authors);
       if (item.tags.length) parts.push(item.tags.join(", "));
-      var rel = relevanceOf(item.scores, profile);
-      if (rel !== null) parts.push("relevance " + rel.toFixed(1));
+      var names = profile ? [profile] : Object.keys(item.scores);
+      var said = names
+        .filter(function (name) {
+          return Object.prototype.hasOwnProperty.call(item.scores, name);
+        })
+        .map(function (name) {
+          return (names.length > 1 || profile ? name + " " : "relevance ") + item.scores[name].toFixed(1);
+        });
+      if (said.length) parts.push(said.join(", "));
       meta.textContent = parts.join(" · ");
       li.appendChild(meta);
       return li;
