@@ -227,8 +227,18 @@ def test_profile_since_and_base_url(home, out):
     assert 'data-profile="nlp"' in day and 'data-profile="ml"' not in day
     assert "Top picks for" not in day  # one profile: no need to name it
     assert f'<link rel="canonical" href="https://example.org/papers/days/{later}.html">' in day
+    tag = re.search(r'href="\.\./tags/([^"]+)"', day)[1]
+    assert f'href="https://example.org/papers/tags/{tag}"' in (out / "tags" / tag).read_text(
+        encoding="utf-8"
+    )
     feed = feedparser.parse((out / "feed.xml").read_bytes())
     assert feed.entries[0].link == f"https://example.org/papers/days/{later + dt.timedelta(1)}.html"
+
+
+def test_a_profile_without_scores_is_said_once_and_shows_none(home, out, caplog):
+    build(home, out, profile=["nlpx", "nlpx"])
+    assert caplog.text.count("no paper has a score for profile 'nlpx'") == 1
+    assert 'class="score"' not in (out / f"days/{START}.html").read_text(encoding="utf-8")
 
 
 def test_the_feed_is_atom_with_one_entry_per_day_newest_first(home, out):

@@ -6,6 +6,7 @@ are written (each replaced atomically; the manifest last)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from agent.site import feed, pages, search
 from agent.site.days import DayJob, make_days
 from agent.site.manifest import MANIFEST, Manifest, SiteWriter, content_hash
 from agent.store import Library
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TITLE = "Paper archive"
 RECENT = 14  # the newest days a tag page lists paper by paper
@@ -64,8 +67,12 @@ def update_site(
     made absolute from ``base_url`` where a page needs them (the feed). ``full`` reads every
     day again."""
     base = _base_url(base_url)
-    wanted = [profile] if isinstance(profile, str) else list(profile or [])
-    profiles = wanted or library.scores.profiles()
+    wanted = list(dict.fromkeys([profile] if isinstance(profile, str) else profile or []))
+    known = library.scores.profiles()
+    for name in wanted:
+        if name not in known:
+            log.warning("no paper has a score for profile %r yet", name)
+    profiles = wanted or known
     _check_dir(out_dir)
     with output_lock(out_dir / MANIFEST, "the site"):
         build = _Build(library, out_dir, base, profiles, since, title, scorer)
@@ -289,15 +296,16 @@ class _Build:
                 total=total,
                 root="../",
                 page="tags",
-                canonical=None,
+                canonical=self.base + "tags/index.html" if self.base else None,
                 **common,
             ),
         )
         recent = newest[:RECENT]
         for tag, count in by_count:
             days = tag_days[tag]
+            name = f"tags/{pages.slug(tag)}.html"
             writer.put(
-                f"tags/{pages.slug(tag)}.html",
+                name,
                 pages.render(
                     "tag.html.j2",
                     tag=tag,
@@ -307,7 +315,7 @@ class _Build:
                     earlier=[(d, pages.long_date(d), c) for d, c in days if d not in recent],
                     root="../",
                     page="tag",
-                    canonical=None,
+                    canonical=self.base + name if self.base else None,
                     **common,
                 ),
             )
