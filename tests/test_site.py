@@ -315,6 +315,22 @@ def test_a_folder_of_other_files_is_never_written_into(home, isolated_env):
         build(home, file)
 
 
+def test_a_first_build_stopped_half_way_is_taken_up_by_the_next(home, out, monkeypatch):
+    from agent.site import build as site_build
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(site_build.feed, "atom", stop)  # after every day page is written
+    with pytest.raises(KeyboardInterrupt):
+        build(home, out)
+    assert (out / f"days/{START}.html").is_file() and not (out / "feed.xml").exists()
+    monkeypatch.undo()
+    report = build(home, out)
+    assert report.full and (out / "feed.xml").is_file()
+    assert "18 papers over 3 days" in page(out, "index.html").plain
+
+
 def test_one_build_at_a_time(home, out):
     build(home, out)
     with output_lock(out / MANIFEST, "the site"), pytest.raises(OutputError, match="writing"):

@@ -94,7 +94,8 @@ def _check_dir(out_dir: Path) -> None:
         raise OutputError(f"{out_dir} is not a folder; give the folder the site goes in")
     if out_dir.is_dir() and not (out_dir / MANIFEST).exists():
         try:
-            has_files = any(os.scandir(out_dir))
+            # Its own lock (left by a build killed before its first manifest) is not another's.
+            has_files = any(e.name != MANIFEST + ".lock" for e in os.scandir(out_dir))
         except OSError as exc:
             raise OutputError(f"cannot read {out_dir}: {exc.strerror}") from None
         if has_files:
@@ -149,6 +150,10 @@ class _Build:
         started = dt.datetime.now(dt.UTC)
         previous = Manifest.load(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
+        if previous is None:
+            # The folder is the site's from now on: a first build stopped half-way leaves it
+            # as one the next build takes up (an empty manifest: every day read again).
+            Manifest().save(self.root)
         writer = SiteWriter(self.root, previous, started)
         same = previous is not None and previous.options == self.options and not full
         dirty = self._dirty(previous, writer) if same else set(self.names)

@@ -54,7 +54,7 @@ class Manifest:
         try:
             return cls(
                 options=dict(data["options"]),
-                built=str(data["built"]),
+                built=None if data["built"] is None else str(data["built"]),
                 files={str(k): dict(v) for k, v in data["files"].items()},
                 days={str(k): dict(v) for k, v in data["days"].items()},
             )
