@@ -279,7 +279,9 @@ def test_hostile_text_renders_inert(isolated_env, out):
     with Library.open(home) as lib:
         record_day(lib, dt.datetime.combine(START, dt.time(9), dt.UTC), [hostile])
         key = lib.papers.get("2503.00666").key
-        lib.scores.record("ml", "fused", [(key, 9.0, "</script><script>alert(2)</script>")])
+        # U+FFFF: no XML may hold it, so it would stop the feed being written at all.
+        why = "</script><script>alert(2)</script>\uffff"
+        lib.scores.record("ml", "fused", [(key, 9.0, why)])
     build(home, out, base_url="https://example.org/")
     for name in ("index.html", f"days/{START}.html", "feed.xml", "search/2025-03.json"):
         text = (out / name).read_text(encoding="utf-8")

@@ -4,6 +4,7 @@ top picks, so any feed reader follows the archive."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,6 +15,14 @@ from agent.site.pages import long_date, render
 
 FEED = "feed.xml"
 ENTRIES = 30  # the newest days a feed carries
+# What XML 1.0 cannot hold at all, escaped or not (U+FFFE, U+FFFF, C0 controls...): a title
+# holding one would stop the feed being written, so it is dropped from the feed's text.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters no XML document may contain."""
+    return _NOT_XML.sub("", text)
 
 
 def _when(stamp: str | None, day: str) -> dt.datetime:
@@ -36,7 +45,7 @@ def atom(
     feed = FeedGenerator()
     # Without a public URL the ids are still stable and unique to the day.
     feed.id(root + "index.html" if base_url else "urn:paper-agent:site")
-    feed.title(site_title)
+    feed.title(xml_text(site_title))
     feed.link(href=root + "index.html", rel="alternate")
     if base_url:
         feed.link(href=root + FEED, rel="self")
@@ -48,7 +57,7 @@ def atom(
         newest = when if newest is None or when > newest else newest
         entry = feed.add_entry(order="append")
         entry.id(root + page if base_url else f"urn:paper-agent:day:{day}")
-        entry.title(f"Papers of {long_date(day)}: {summary['papers']} papers")
+        entry.title(xml_text(f"Papers of {long_date(day)}: {summary['papers']} papers"))
         entry.link(href=root + page, rel="alternate")
         entry.updated(when)
         content = render(
@@ -58,6 +67,6 @@ def atom(
             page=root + page,
             several=len(profiles) > 1,
         )
-        entry.content(content, type="html")
+        entry.content(xml_text(content), type="html")
     feed.updated(newest or dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
     return feed.atom_str(pretty=True).decode("utf-8")

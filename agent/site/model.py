@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.digest import build_digest
-from agent.digest.model import UNTAGGED, Entry
+from agent.digest.model import Entry
 from agent.digest.text import one_line
 from agent.models import ResultRecord
 from agent.store import Library, Selection
@@ -51,13 +51,6 @@ class SitePaper:
     ref: str  # the id a reader may see ("2401.00001"), "" for internal ones
     votes: str
     scores: dict[str, Score]  # by profile
-
-    def best(self, profile: str | None = None) -> float | None:
-        """The relevance for ``profile``, or (None) the highest over every profile."""
-        if profile is not None:
-            score = self.scores.get(profile)
-            return None if score is None else score.relevance
-        return max((s.relevance for s in self.scores.values()), default=None)
 
 
 @dataclass(frozen=True)
@@ -158,8 +151,3 @@ def read_day(
         scored.sort(key=lambda p, name=profile: -p.scores[name].relevance)
         picks[profile] = scored[:top]
     return SiteDay(day, in_order, groups, failures, picks)
-
-
-def is_tag(name: str) -> bool:
-    """Whether a group name is a tag with a page (not the "Untagged" bucket)."""
-    return name != UNTAGGED

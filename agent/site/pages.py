@@ -101,9 +101,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(
-        slug=slug, long_date=long_date, plural=plural, groupby_month=_by_month, month=month_name
-    )
+    env.filters.update(slug=slug, long_date=long_date, plural=plural, groupby_month=_by_month)
     return env
 
 
