@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -375,25 +376,49 @@ def test_bad_input_is_one_line_and_exit_2(home, isolated_env):
         assert "Traceback" not in result.output
 
 
-def test_days_made_in_worker_processes_are_the_days_made_here(home, out, isolated_env, monkeypatch):
+@pytest.fixture
+def pools(monkeypatch):
+    """Call it to have two cores and worker pools from two days on; it lists the pools
+    started (their sizes)."""
     from agent.site import days
 
-    build(home, out)
-    pools = []
+    started: list[int] = []
 
     class Pool(days.ProcessPoolExecutor):
         def __init__(self, *args, **kwargs):
-            pools.append(args[0])
+            started.append(args[0])
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(days, "ProcessPoolExecutor", Pool)
-    monkeypatch.setattr(days, "PARALLEL_FROM", 2)
-    monkeypatch.setattr(days, "_cpus", lambda: 2)
+    def parallel() -> list[int]:
+        monkeypatch.setattr(days, "ProcessPoolExecutor", Pool)
+        monkeypatch.setattr(days, "PARALLEL_FROM", 2)
+        monkeypatch.setattr(days, "_cpus", lambda: 2)
+        return started
+
+    return parallel
+
+
+def test_days_made_in_worker_processes_are_the_days_made_here(home, out, isolated_env, pools):
+    build(home, out)
+    started = pools()
     parallel = isolated_env / "parallel"
     build(home, parallel)
-    assert pools == [2]
+    assert started == [2]
     made_here = mtimes(out)
     assert set(mtimes(parallel)) == set(made_here)
     for name in made_here:
         if name != "feed.xml":  # dated by when each build wrote its days
             assert (parallel / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_no_worker_process_is_forked_beside_another_thread(home, out, pools):
+    started = pools()
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    try:
+        report = build(home, out)
+    finally:
+        done.set()
+        other.join()
+    assert started == [] and report.read == 3

@@ -8,6 +8,7 @@ import datetime as dt
 import multiprocessing
 import os
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -74,8 +75,10 @@ def make_days(library: Library, jobs: Sequence[DayJob]) -> Iterator[DayResult]:
     # Forked workers only (Linux): a spawned one would run the caller's main script again,
     # side effects and all, where it lacks an ``if __name__ == "__main__"`` guard. A forked
     # worker opens the library anew and never touches the connection it inherited (SQLite's
-    # rule), and it ends with os._exit, which closes nothing of the parent's.
-    if len(jobs) < PARALLEL_FROM or workers < 2 or sys.platform != "linux":
+    # rule), and it ends with os._exit, which closes nothing of the parent's. Never from a
+    # process with other threads (a run's): one may hold a lock the fork would copy held.
+    alone = threading.active_count() == 1
+    if len(jobs) < PARALLEL_FROM or workers < 2 or sys.platform != "linux" or not alone:
         yield from (make_day(library, job) for job in jobs)
         return
     context = multiprocessing.get_context("fork")
