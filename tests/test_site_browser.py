@@ -55,7 +55,7 @@ def site(tmp_path_factory) -> Path:
     hostile = Paper(
         id="2503.00666",
         title=HOSTILE_TITLE,
-        abstract="Nothing to see.",
+        abstract=f"Summary {HOSTILE_TITLE}<a href='javascript:window.pwned=4'>x</a>. More.",
         authors=["Mallory"],
         url="javascript:window.pwned=3",
         categories=["cs.CL"],
@@ -232,6 +232,8 @@ def test_hostile_titles_and_links_stay_inert(watched, base):
     page.goto(base + f"days/{START}.html")
     title = page.get_by_text("Evil", exact=False).first
     expect(title).to_have_text(HOSTILE_TITLE)
+    summary = f"Summary {HOSTILE_TITLE}<a href='javascript:window.pwned=4'>x</a>."
+    expect(page.locator(".summary", has_text="Summary <script>")).to_have_text(summary)
     assert page.evaluate("() => window.pwned") is None
     assert page.locator("a[href^='javascript']").count() == 0
     assert page.locator("main img").count() == 0
