@@ -349,7 +349,7 @@ class Settings:
     )
     home: Path = setting(
         state_dir,
-        "State dir: answer cache, seen papers, delivery log",
+        "State dir: the answer cache and the library (papers, runs, seen, deliveries)",
         Path,
         env="PAPER_AGENT_HOME",
         config=False,

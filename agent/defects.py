@@ -3,7 +3,9 @@
 ``defects(summary)`` names each one: markup left from LaTeX or HTML, brackets that do not
 balance, an opening that leans on a sentence the reader never saw ("However, ...", "Within
 this framework, ..."), a lowercase start, and a sentence cut so that it no longer parses (no
-final punctuation, "... tokens but.", a list's tail left as the subject). It is precise rather
+final punctuation, "... tokens but.", a list's tail left as the subject), a sentence that only
+names what it introduces ("We introduce Double."), math whose argument was lost ("in O time"),
+and a word split in two by a line break of the source ("revo lutionized"). It is precise rather
 than paranoid: each rule stands for a defect seen in real summaries, and names such as
 "(IA)^3", "word2vec" or "k-means" pass. The same check scores any backend in ``paper-agent
 eval`` ("summaries with visible defects").
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["announces", "defects", "has_defects"]
+__all__ = ["announces", "bare_name", "defects", "has_defects"]
 
 # --- Markup --------------------------------------------------------------------------------
 _MARKUP = (
@@ -29,6 +31,9 @@ _MARKUP = (
     (re.compile(r"&(?:amp|lt|gt|quot|apos|nbsp|#\d+|#x[0-9a-fA-F]+);"), "HTML entity"),
     (re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>"), "HTML tag"),
 )
+# "in O time", "with O cost": the argument of a big-O (or Theta, Omega) went with its math.
+# "O(n log n)", "I/O", "O-RAN" and "Type O" at a sentence's end pass.
+_LOST_MATH = re.compile(r"(?<![/\w-])[OΘΩ](?=\s+[a-z]|[,;:])")
 
 # --- Brackets ------------------------------------------------------------------------------
 _PAIRS = {")": "(", "]": "["}
@@ -47,6 +52,8 @@ _CONNECTIVES = (
 )
 # Case-blind, then kept only as "However" or "however": "SO(3)" and "AND-OR" are names.
 _OPENING = re.compile(rf"^(?:{_CONNECTIVES})\b(?![-'(])", re.IGNORECASE)
+# "I.e., the query likelihood model, we seek ...": what it explains was cut away.
+_ABBREVIATED_OPENING = re.compile(r"^(?:i\.\s?e\.|e\.\s?g\.|viz\.|cf\.|namely\b)", re.IGNORECASE)
 # These take an object of their own ("Besides X, we ...", "In contrast to X, ..."): they lean
 # on an unseen sentence only when a comma follows at once.
 _PREPOSITIONAL = re.compile(
@@ -117,8 +124,23 @@ _NO_OBJECT = re.compile(
     r"^(?:We|This (?:paper|work))\s+(?:[a-z]+\s+and\s+)?(?:implement|propose|introduce|present|"
     r"design|develop|devise|build|create|describe)s?\s*[.!?]$"
 )
-# "... the discussion of the following aspects.": it announces what it never says.
-_ANNOUNCES = re.compile(r"\b(?:the following(?:\s+[\w-]+){0,2}|as follows)\s*[.!?]?$")
+# "We introduce Double." (its explanation was an aside, dropped): a name says nothing alone.
+_BARE_NAME = re.compile(
+    r"^(?:[Ww]e|[Tt]his (?:paper|work|study|article))\s+(?:[a-z]+\s+and\s+)?(?:implement|propose|"
+    r"introduce|present|design|develop|devise|build|create|describe)s?\s+"
+    r"(?:a\s+|an\s+|the\s+)?[\w.+-]+\s*[.!?]?$"
+)
+# "... the discussion of the following aspects.", "..., with important findings.": it
+# announces what it never says.
+_VAGUE = (
+    r"(?:(?:several|some|many|various|important|interesting|key|notable|major|main|valuable|"
+    r"useful|significant|novel|new)\s+)+(?:findings|insights|observations|lessons|conclusions|"
+    r"implications|discoveries|results)"
+)
+_ANNOUNCES = re.compile(
+    rf"\b(?:the following(?:\s+[\w-]+){{0,2}}|as follows|(?:with|yielding|revealing|offering|"
+    rf"providing|presenting|reporting|and)\s+{_VAGUE})\s*[.!?]?$"
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(\[])")
 _ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|et al|vs|cf|Fig|Eq|Sec|approx|resp)\.$")
 # A first word that is all lowercase letters: "we propose", not "word2vec", "mBERT", "k-means".
@@ -135,6 +157,9 @@ def defects(summary: str) -> list[str]:
         match = pattern.search(text)
         if match:
             found.append(f"markup: {what} {match.group(0)!r}")
+    lost = _LOST_MATH.search(text)
+    if lost:
+        found.append(f"lost math: a bare {lost.group(0)!r} whose argument was dropped")
     bracket = _unbalanced(text)
     if bracket:
         found.append(f"brackets: {bracket}")
@@ -143,6 +168,9 @@ def defects(summary: str) -> list[str]:
     if lower:
         found.append(f"lowercase start: {lower.group(0)!r}")
     found += _cut(text)
+    split = _split_word(text)
+    if split:
+        found.append(f"split word: {split!r}")
     return found
 
 
@@ -150,6 +178,11 @@ def announces(text: str) -> bool:
     """True when ``text`` ends on "the following aspects" or "as follows" and gives nothing
     (the offline summarizer asks this of a sentence, and of where it might cut one)."""
     return bool(_ANNOUNCES.search(text.rstrip()))
+
+
+def bare_name(sentence: str) -> bool:
+    """True when ``sentence`` only names what it introduces ("We introduce Double.")."""
+    return bool(_BARE_NAME.match(sentence.strip()))
 
 
 def has_defects(summary: str) -> bool:
@@ -176,6 +209,9 @@ def _dangling(text: str) -> list[str]:
     """Openings and references that need a sentence the summary does not have."""
     found: list[str] = []
     start = 0  # a reference inside a flagged opening is the same defect, named once
+    abbreviated = _ABBREVIATED_OPENING.match(text)
+    if abbreviated:
+        return [f"dangling opening: {abbreviated.group(0)!r}"]
     opening = _OPENING.match(text)
     word = opening.group(0) if opening else ""
     if word[1:] != word[1:].lower() or (
@@ -224,8 +260,21 @@ def _cut(text: str) -> list[str]:
         if _NO_OBJECT.match(sentence.strip()):
             found.append(f"cut ending: {sentence.strip()!r} has no object")
             break
+        if bare_name(sentence):
+            found.append(f"bare name: {sentence.strip()!r} says not what it is")
+            break
         announced = _ANNOUNCES.search(sentence.rstrip())
         if announced and sentence.rstrip()[-1:] in ".!?":
             found.append(f"cut ending: {announced.group(0)!r} announces what never follows")
             break
     return found
+
+
+def _split_word(text: str) -> str | None:
+    """The first word split in two by the source's line break ("revo lutionized"), or None."""
+    # The vocabulary of research abstracts the offline backend bundles; imported here, since
+    # that backend imports this module.
+    from agent.backends.local.background import split_words
+
+    found = split_words(text)
+    return found[0] if found else None

@@ -46,17 +46,17 @@ class Fresh:
 
     def mark_seen(self, done: Iterable[str], settings: Settings) -> bool:
         """Mark the papers whose results were written without error (ids in ``done``); False
-        (with a warning) when the seen-store cannot take them: the run's work stands."""
+        (with a warning) when the library cannot take them: the run's work stands."""
         finished = set(done)
         papers = [p for p in self.papers if p.id in finished]
         if not papers:
             return True
-        from agent.sources.seen import DB_NAME, SeenStore
+        from agent.store import Library
 
         try:
-            with SeenStore(settings.home / DB_NAME) as store:
+            with Library.open(settings.home) as library:
                 for source in dict.fromkeys(p.source for p in papers):
-                    store.mark([p for p in papers if p.source == source], source=source)
+                    library.seen.mark([p for p in papers if p.source == source], source=source)
         except PaperAgentError as exc:
             log.warning("could not mark papers as seen (%s): the next run may repeat them", exc)
             return False
@@ -85,10 +85,10 @@ def fresh_papers(request: FetchRequest, settings: Settings, *, include_seen: boo
     fresh = Fresh(list(fetched.papers), fetched, len(request.specs))
     if include_seen or not fetched.papers:
         return fresh
-    from agent.sources.seen import DB_NAME, SeenStore
+    from agent.store import Library
 
-    with SeenStore(settings.home / DB_NAME) as store:
-        seen = store.seen(fetched.papers)
+    with Library.open(settings.home) as library:
+        seen = library.seen.seen(fetched.papers)
     fresh.papers = [p for p in fetched.papers if p.id not in seen]
     fresh.seen_before = [p for p in fetched.papers if p.id in seen]
     return fresh

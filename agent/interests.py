@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 NAME_MAX_WORDS = 6
 NAME_MAX_CHARS = 60
 FALLBACK_NAME_WORDS = 5
+# The liked-paper model reads at most this many: the last ones of the file, which a list of
+# likes grows at (past a few thousand, more likes only make every run slower).
+MAX_LIKED = 1000
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Interests:
     criteria: list[Criterion] = field(default_factory=list)
     liked: list[Paper] = field(default_factory=list)
     min_relevance: float | None = None
+    notes: list[str] = field(default_factory=list)  # one line each for the user, e.g. a bound
 
 
 def criterion_name(text: str) -> str:
@@ -70,12 +74,23 @@ def parse_criterion(value: object, where: str) -> Criterion:
     raise ConfigError(f"{where}: a criterion must be a string or a table with name and text")
 
 
-def load_liked(path: Path, options: LikedOptions | None = None) -> list[Paper]:
-    """The liked papers of a file in any input format, a BibTeX, RIS or CSL JSON library, or
-    a ``zotero:`` library; none usable is an input error."""
+def load_liked(path: Path, options: LikedOptions | None = None) -> tuple[list[Paper], int]:
+    """The last ``MAX_LIKED`` liked papers of a file in any input format, a BibTeX, RIS or CSL
+    JSON library, or a ``zotero:`` library, and how many it holds; none usable is an input
+    error."""
     from agent.sources.refs import read_liked
 
-    return read_liked(str(path), options)
+    papers = read_liked(str(path), options)
+    return papers[-MAX_LIKED:], len(papers)
+
+
+def liked_note(path: Path, kept: int, total: int) -> str | None:
+    """The line that says older liked papers were left out, or None when all were kept."""
+    if kept == total:
+        return None
+    return (
+        f"{path} holds {total:,} liked papers: the last {kept:,} (the most recent likes) are used"
+    )
 
 
 def load_interests(
@@ -104,5 +119,7 @@ def load_interests(
         if min_relevance is not None:
             raise ConfigError("min_relevance is set but there are no criteria or liked papers")
         return None
-    papers = load_liked(liked, options) if liked is not None else []
-    return Interests(parsed, papers, None if min_relevance is None else float(min_relevance))
+    papers, total = load_liked(liked, options) if liked is not None else ([], 0)
+    note = liked_note(liked, len(papers), total) if liked is not None else None
+    floor = None if min_relevance is None else float(min_relevance)
+    return Interests(parsed, papers, floor, [note] if note else [])

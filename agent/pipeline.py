@@ -49,6 +49,7 @@ class RunStats:
     # What papers cancelled in flight had spent (the backend's, updated in place): no result
     # line carries it, but the server received those requests, so the summary counts it.
     unfinished: Usage = field(default_factory=Usage)
+    offline: bool = False  # the offline backend: no requests, tokens or cache to count
 
     @property
     def total(self) -> int:
@@ -76,11 +77,14 @@ class RunStats:
         skipped = f", {self.skipped} skipped" if self.skipped else ""
         if self.unreadable:
             skipped += f", {self.unreadable} unreadable input record(s)"
+        seconds = f"{time.monotonic() - self.started:.1f}s"
+        if self.offline:
+            return f"{self.ok} ok, {self.failed} failed{skipped} (offline); {seconds}"
         return (
             f"{self.ok} ok, {self.failed} failed{skipped}; {u.requests} requests, "
             f"{u.retries} retries, {self.cache_hits} cache hits; tokens: {u.prompt_tokens} "
             f"prompt, {u.completion_tokens} completion, {u.cached_tokens} cached; "
-            f"{self.cost()}{time.monotonic() - self.started:.1f}s"
+            f"{self.cost()}{seconds}"
         )
 
     def cost(self) -> str:

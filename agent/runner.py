@@ -49,8 +49,38 @@ log = logging.getLogger(__name__)
 
 NOTICE_LOCAL = (
     "paper-agent: no API key or base URL configured: using the offline backend "
-    "(set OPENAI_API_KEY or --base-url for an LLM, or pass --backend local to silence this)"
+    "(set OPENAI_API_KEY or --base-url for an LLM; said once per state dir)"
 )
+# In the state dir once the notice was shown: a daily cron job says it once, not every day.
+NOTICE_SHOWN = "offline-notice-shown"
+
+
+def offline_notes(settings: Settings) -> list[str]:
+    """Lines for a run on the offline backend: the notice when it was chosen for want of an
+    LLM (the first time in this state dir), and the LLM settings it ignores."""
+    if settings.batch_api or settings.resolved_backend() != "local":
+        return []  # --batch-api is the LLM backend whatever --backend says
+    notes = []
+    if settings.backend == "auto" and _first_time(settings.home / NOTICE_SHOWN):
+        notes.append(NOTICE_LOCAL)
+    if settings.papers_per_request > 1:
+        notes.append(
+            "paper-agent: --papers-per-request does not apply to the offline backend (it sends "
+            "no requests): ignored"
+        )
+    return notes
+
+
+def _first_time(mark: Path) -> bool:
+    """True, once: the marker file did not exist and now does (or cannot be written)."""
+    if mark.exists():
+        return False
+    try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+    except OSError:
+        pass  # a read-only state dir: the notice shows every time, which does no harm
+    return True
 
 
 @dataclass
@@ -215,8 +245,10 @@ async def execute(
     interests: Interests | None = None,
     answers: dict[str, BatchAnswer] | None = None,
     notify: Callable[[str], None] | None = None,
+    track: Callable[[Iterator[Paper]], Iterator[Paper]] | None = None,
 ) -> str | None:
     """Run the whole batch into ``output``, then the digest; returns digest text for stdout.
+    ``track`` sees the papers as the pipeline reads them (the run's record in the library).
 
     One HTTP client serves the LLM, the highlights and Slack (DESIGN 1). With ``answers``
     (imported batch output), the answers come from there and only repairs go online; with
@@ -228,6 +260,7 @@ async def execute(
     budget = None
     batch = answers is not None or settings.batch_api
     stats.batch = batch
+    stats.offline = not batch and settings.resolved_backend() == "local"
     if batch or settings.resolved_backend() == "openai":
         # Before anything is sent: --max-cost without a price is a config error.
         budget = make_budget(settings)
@@ -257,7 +290,7 @@ async def execute(
                         "(base URL, model, taxonomy, prompts, limits, interests)"
                     )
             await run_pipeline(
-                inputs.papers(),
+                track(inputs.papers()) if track is not None else inputs.papers(),
                 backend,
                 output,
                 concurrency=settings.concurrency,

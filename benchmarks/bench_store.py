@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.models import Annotation, Paper, PaperResult, Usage
-from agent.sources.seen import key
-from agent.store import Library, Selection, annotations, db, papers, runs, seen
+from agent.store import Library, Selection, annotations, db, deliveries, papers, runs, seen
 
 WORDS = [
     *["learning", "model", "neural", "graph", "language", "vision", "robust", "sparse"],
@@ -78,7 +77,7 @@ def set_clock(when: dt.datetime) -> None:
     def fake_now() -> str:
         return db.stamp(when + dt.timedelta(seconds=time.monotonic() - start))
 
-    for module in (annotations, papers, runs, seen):
+    for module in (annotations, deliveries, papers, runs, seen):
         module.now = fake_now  # type: ignore[attr-defined]
 
 
@@ -114,7 +113,7 @@ def build(lib: Library, n: int, per_day: int, rng: random.Random) -> dict[str, l
         lib.runs.finish(run, "ok", 0)
         steps["mark"].append(timed(lambda batch=batch: lib.seen.mark(batch, "arxiv:cs.LG")))
         digest = lib.deliveries.digest(f"digest-{day}", day=f"day-{day}")
-        top = [key(p) for p in batch[:TOP]]  # the day's top papers went to Slack
+        top = batch[:TOP]  # the day's top papers went to Slack
         steps["deliver"].append(
             timed(lambda t=top, g=digest: lib.deliveries.record(g, "slack", "sha256:x", 0, 1, t))
         )
@@ -174,7 +173,6 @@ def main() -> None:
                 asked += [
                     make_paper(args.papers + 10 * day + i, rng) for i in range(args.per_day // 2)
                 ]
-                keys = [key(p) for p in asked]
                 measure(
                     "a day's papers (stream)", lambda d=date: sum(1 for _ in lib.papers.on_day(d))
                 )
@@ -189,8 +187,8 @@ def main() -> None:
                 measure(f"seen() of {len(asked)} papers", lambda a=asked: lib.seen.seen(a))
                 measure("seen() of 1 paper", lambda a=asked: lib.seen.seen(a[:1]))
                 measure(
-                    f"delivered() of {len(keys)} keys",
-                    lambda k=keys: lib.deliveries.delivered("sha256:x", k),
+                    f"delivered() of {len(asked)} papers",
+                    lambda a=asked: lib.deliveries.delivered(["sha256:x", "slack:x"], a),
                 )
             print(f"queries (median of {len(probe_days)} random days):")
             for name, secs in rows.items():

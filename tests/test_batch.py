@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from agent.cli import cli
 from agent.llm.batch import ENDPOINT, read_batch_output, split_custom_id
+from agent.llm.batch_api import Jobs
 from tests.llm import API_KEY, BASE_URL, completion
 
 PAPERS = Path(__file__).parent / "fixtures" / "papers.jsonl"
@@ -112,6 +113,15 @@ def test_import_validates_caches_and_repairs_the_invalid_answer_online(tmp_path)
     again = invoke("batch", "export", str(PAPERS), "-o", "again.jsonl")
     assert "nothing to export" in again.output
     assert (tmp_path / "again.jsonl").read_text() == ""  # no stale requests to send again
+    # The import is a run in the library, with the LLM's settings, line for line.
+    from agent.store import Library, Selection
+
+    with Library.open(tmp_path / "home") as lib:
+        [info] = lib.runs.list()
+        lines = [r.to_line() + "\n" for r in lib.results(Selection(run=info.id))]
+    assert info.command == f"batch import {PAPERS} --output-file output.jsonl -o results.jsonl"
+    assert (info.status, info.ok, info.settings["backend"]) == ("ok", 5, "openai")
+    assert lines == (tmp_path / "results.jsonl").read_text().splitlines(keepends=True)
 
 
 def test_import_without_repair_reports_the_invalid_answer_and_sends_nothing(tmp_path):
@@ -320,8 +330,8 @@ def test_run_with_the_batch_api_uploads_polls_downloads_and_imports(tmp_path, sl
     assert "batch batch_abc123: in_progress, 2/5 done" in result.output
     results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(results) == 5 and all(r["error"] is None for r in results)
-    jobs = json.loads((tmp_path / "home" / "batches" / "jobs.json").read_text())
-    assert [(j["batch_id"], j["status"]) for j in jobs] == [("batch_abc123", "completed")]
+    jobs = Jobs(tmp_path / "home").load()
+    assert [(j.batch_id, j.status) for j in jobs] == [("batch_abc123", "completed")]
     # A rerun finds every answer cached: nothing is uploaded again.
     with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
         again = invoke("run", str(PAPERS), "--batch-api", "-o", "results.jsonl")
@@ -608,20 +618,21 @@ DAMAGED_JOB_LISTS = [
 
 
 @pytest.mark.parametrize("content", DAMAGED_JOB_LISTS)
-def test_a_damaged_job_list_is_moved_aside_not_fatal(tmp_path, content, caplog):
+def test_a_damaged_old_job_list_is_warned_about_not_fatal(tmp_path, content, caplog):
+    """A ``batches/jobs.json`` of release 0.1.0 that cannot be imported: one warning naming
+    it, the file left as it was, and the commands go on."""
     batches = tmp_path / "home" / "batches"
     batches.mkdir(parents=True)
     (batches / "jobs.json").write_bytes(content)
     result = invoke("batch", "status")
     assert result.exit_code == 0, result.output
     assert "no Batch API jobs" in result.output
-    [aside] = batches.glob("jobs.json.damaged-*")
-    assert aside.read_bytes() == content  # kept as it was, for inspection
-    assert not (batches / "jobs.json").exists()
-    assert f"moved it to {aside}" in caplog.text
+    assert (batches / "jobs.json").read_bytes() == content  # kept as it was, for inspection
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert str(batches / "jobs.json") in warning
 
 
-def test_a_damaged_job_list_does_not_stop_a_batch_api_run(tmp_path, sleeps, caplog):
+def test_a_damaged_old_job_list_does_not_stop_a_batch_api_run(tmp_path, sleeps, caplog):
     batches = tmp_path / "home" / "batches"
     batches.mkdir(parents=True)
     (batches / "jobs.json").write_text('[{"sha256": "cut off by a full disk')
@@ -632,10 +643,9 @@ def test_a_damaged_job_list_does_not_stop_a_batch_api_run(tmp_path, sleeps, capl
     assert api.upload.call_count == 1 and api.create.call_count == 1
     results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(results) == 5 and all(r["error"] is None for r in results)
-    jobs = json.loads((batches / "jobs.json").read_text())  # a fresh list, of this run's job
-    assert [(j["batch_id"], j["status"]) for j in jobs] == [("batch_abc123", "completed")]
-    assert len(list(batches.glob("jobs.json.damaged-*"))) == 1
-    assert "the batch job list" in caplog.text and "is damaged (invalid JSON" in caplog.text
+    jobs = Jobs(tmp_path / "home").load()  # this run's job
+    assert [(j.batch_id, j.status) for j in jobs] == [("batch_abc123", "completed")]
+    assert "cannot read it: Unterminated string" in caplog.text
 
 
 def test_status_without_a_key_shows_the_saved_jobs(tmp_path, polls, monkeypatch):

@@ -458,3 +458,47 @@ def test_the_missing_key_is_named_by_the_variable_the_config_chose(isolated_env)
     (isolated_env / "p.jsonl").write_text('{"id": "a", "title": "T", "abstract": "A."}\n')
     result = CliRunner().invoke(cli, ["run", "p.jsonl", "--config", "k.toml"])
     assert result.exit_code == 2 and "needs MY_KEY" in result.stderr
+
+
+# Issue 16, items 16 and 18: what an offline run says on stderr.
+def test_an_offline_run_says_a_short_summary_and_its_notice_once_per_state_dir(
+    papers_file, tmp_path, monkeypatch
+):
+    first = invoke("run", str(papers_file), "-o", "out.jsonl")
+    assert first.exit_code == 0, first.stderr
+    assert "using the offline backend" in first.stderr
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("paper-agent: 5 ok, 0 failed (offline); ")
+    assert last.endswith("s -> out.jsonl")
+    assert "requests" not in first.stderr and "tokens" not in first.stderr
+
+    again = invoke("run", str(papers_file), "-o", "out.jsonl")  # the next cron run
+    assert again.exit_code == 0, again.stderr
+    assert "offline backend" not in again.stderr
+    assert "5 ok, 0 failed (offline)" in again.stderr
+
+    monkeypatch.setenv("PAPER_AGENT_HOME", str(tmp_path / "another-home"))
+    fresh = invoke("run", str(papers_file), "-o", "out.jsonl")
+    assert "using the offline backend" in fresh.stderr
+
+
+def test_papers_per_request_with_the_offline_backend_says_it_does_not_apply(papers_file):
+    result = invoke(
+        "run",
+        str(papers_file),
+        "-o",
+        "out.jsonl",
+        "--backend",
+        "local",
+        "--papers-per-request",
+        "5",
+    )
+    assert result.exit_code == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "--papers-per-request" in line]
+    assert said == [
+        "paper-agent: --papers-per-request does not apply to the offline backend (it sends no "
+        "requests): ignored"
+    ]
+    # Chosen explicitly, the offline backend needs no notice why.
+    assert "using the offline backend" not in result.stderr
+    assert "--papers-per-request" not in invoke("run", str(papers_file), "-o", "o.jsonl").stderr

@@ -60,6 +60,19 @@ FLAGGED = [
     ("We design and implement.", "cut ending"),
     ("We dedicate this perspective paper to the discussion of the following aspects.",
      "cut ending"),
+    # Issue 16, item 10: each seen in the offline backend's arXiv dev or SciTLDR output.
+    ("I.e., the query likelihood model, we seek to utilize LLMs' generative ability.",
+     "dangling opening"),
+    ("E.g., sorting networks, we derive tighter bounds.", "dangling opening"),
+    ("We introduce Double.", "bare name"),
+    ("We introduce Double. It drafts and verifies tokens in parallel.", "bare name"),
+    ("This research systematically reviews 52 articles from 2022-2024, with important findings.",
+     "cut ending"),
+    ("A lightweight module models global interactions with O cost.", "lost math"),
+    ("We show there exists some N in O, such that N hidden units suffice.", "lost math"),
+    ("Large Language Models have revo lutionized natural language processing.", "split word"),
+    ("We introduce Grasp Any Region for comprehen- sive region-level understanding.",
+     "split word"),
 ]  # fmt: skip
 
 CLEAN = [
@@ -95,6 +108,16 @@ CLEAN = [
     "The system we design and implement halves the memory of training.",
     "We design and implement a checkpointing engine for LLM training.",
     "The steps are as follows: retrieve, rerank and answer.",
+    "A lightweight module models global interactions in O(N log N) time.",
+    "The true I(X;T) over deep networks is either constant or infinite.",
+    "I/O costs dominate, so we batch writes.",
+    "We introduce Double, a speculative decoding scheme that needs no training.",
+    "We introduce Double (Double Retrieval Speculative Parallelism).",
+    "We report several findings on pruning and show that they transfer to new tasks.",
+    "This review of 52 articles reports that closed models dominate persona work.",
+    "Time stamps and speed ups are logged for every chat bot reply.",
+    "We study multilingual models, e.g., mBERT, on ten tasks.",
+    "We propose pre- and post-processing steps for noisy scans.",
 ]
 
 

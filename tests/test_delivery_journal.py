@@ -101,7 +101,7 @@ def test_the_next_cron_run_after_a_partial_post_sends_no_paper_twice(slack, fixt
     assert {n for n, times in shown.items() if times > 1} == set()
 
 
-SUMMARY = re.compile(r"paper-agent: 5 ok, 0 failed; 0 requests, .* -> r\.jsonl")
+SUMMARY = re.compile(r"paper-agent: 5 ok, 0 failed \(offline\); [0-9.]+s -> r\.jsonl")
 
 
 def test_run_says_what_it_delivered(slack, fixtures):
@@ -274,13 +274,25 @@ def test_an_email_sent_by_version_1_is_not_sent_again(smtp_server, fixtures, tmp
     ],
 )
 def test_a_damaged_journal_record_is_ignored_not_fatal(slack, fixtures, tmp_path, damage):
+    """A delivery log of version 2 (before the library), imported on first use: a record
+    of another shape is left out, the good one still counts."""
+    from agent.delivery.slack import slack_destination
+
     path = results(fixtures, tmp_path / "r.jsonl", range(2))
-    assert invoke("post", str(path), SLACK_WEBHOOK_URL=slack.url).exit_code == 0
-    journal = Path(os.environ["PAPER_AGENT_HOME"]) / "deliveries.json"
-    data = json.loads(journal.read_text())
-    good = data["deliveries"][0]
+    good = {
+        "digest": "a" * 24,
+        "channel": "slack",
+        "destination": slack_destination(slack.url).id,
+        "message": 0,
+        "total": 1,
+        "papers": ["2603.00000", "2603.00001"],
+        "at": dt.datetime.now(dt.UTC).isoformat(),
+    }
     bad = {**good, **damage} if isinstance(damage, dict) else damage
-    data["deliveries"].append(bad)
-    journal.write_text(json.dumps(data))
+    home = Path(os.environ["PAPER_AGENT_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    log = {"version": 2, "deliveries": [good, bad]}
+    (home / "deliveries.json").write_text(json.dumps(log))
     again = invoke("post", str(path), SLACK_WEBHOOK_URL=slack.url)
-    assert again.exit_code == 0 and len(slack.received) == 1  # the good record still counts
+    assert again.exit_code == 0 and len(slack.received) == 0  # the good record still counts
+    assert "nothing new to send: 2 papers already delivered there" in again.stderr

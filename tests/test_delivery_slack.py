@@ -19,6 +19,7 @@ from agent.delivery.outbox import Report, deliver
 from agent.delivery.slack import SlackChannel
 from agent.digest import make_digest, parse_results
 from agent.errors import DeliveryError, PartialDeliveryError
+from agent.store import DB_NAME, Library
 
 WEBHOOK = "https://hooks.slack.com/services/test-team/test-hook/s3cretT0kenXYZ"
 
@@ -205,23 +206,26 @@ async def test_the_same_digest_again_sends_nothing_unless_forced(webhook_route, 
 async def test_the_journal_holds_papers_per_message_and_never_the_webhook(
     webhook_route, seventy, tmp_path
 ):
+    from agent.delivery.slack import slack_destination
+
     webhook_route.mock(return_value=ok())
-    path = tmp_path / "log.json"
-    await post(seventy, journal=DeliveryLog(path))
-    text = path.read_text()
-    assert WEBHOOK not in text and "s3cret" not in text
-    records = json.loads(text)["deliveries"]
+    with DeliveryLog(tmp_path) as journal:
+        await post(seventy, journal=journal)
+    data = b"".join(path.read_bytes() for path in tmp_path.glob(f"{DB_NAME}*"))
+    assert WEBHOOK.encode() not in data and b"s3cret" not in data
     payloads = [json.loads(call.request.content) for call in webhook_route.calls]
-    assert {r["digest"] for r in records} == {digest_hash(payloads)}
-    assert [r["message"] for r in records] == [0, 1, 2]
-    assert {r["channel"] for r in records} == {"slack"}
-    assert {r["destination"] for r in records} == {records[0]["destination"]}
-    assert records[0]["destination"].startswith("slack:")
-    carried = [key for r in records for key in r["papers"]]
+    destination = slack_destination(WEBHOOK)
+    with Library.open(tmp_path) as lib:
+        records = lib.deliveries.of_digest(destination.ids, digest_hash(payloads))
+    assert [r.message for r in records] == [0, 1, 2]
+    assert {r.channel for r in records} == {"slack"} and {r.day for r in records} == {"2026-03-06"}
+    assert {r.destination for r in records} == {destination.id}
+    assert destination.id.startswith("slack:")
+    carried = [key for r in records for key in r.papers]
     assert sorted(carried) == sorted(paper_key(r) for r in seventy)  # each paper once
     for record, payload in zip(records, payloads, strict=True):
         shown = json.dumps(payload)
-        assert all(f"Paper {int(key[5:])}" in shown for key in record["papers"])
+        assert all(f"Paper {int(key[5:])}" in shown for key in record.papers)
 
 
 async def test_the_same_webhook_spelled_otherwise_is_the_same_destination():
@@ -236,10 +240,12 @@ async def test_the_same_webhook_spelled_otherwise_is_the_same_destination():
 
 async def test_a_damaged_log_is_ignored(webhook_route, tmp_path, seventy):
     webhook_route.mock(return_value=ok())
-    path = tmp_path / "log.json"
-    path.write_text("{not json")
-    report = await post(seventy, journal=DeliveryLog(path))
+    (tmp_path / DB_NAME).write_text("{not a database" * 1000)
+    with DeliveryLog(tmp_path) as journal:
+        report = await post(seventy, journal=journal)
     assert report.sent == [1, 2, 3]
+    with DeliveryLog(tmp_path) as journal:  # moved aside; the fresh library has the post
+        assert (await post(seventy, journal=journal)).sent == []
 
 
 async def test_the_webhook_never_reaches_logs_or_errors(webhook_route, caplog, seventy):
@@ -375,8 +381,9 @@ async def test_an_unwritable_delivery_log_does_not_undo_a_delivery(
     webhook_route.mock(return_value=ok())
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the state dir should be")
-    report = await post(seventy, journal=DeliveryLog(blocked / "deliveries.json"))
+    report = await post(seventy, journal=DeliveryLog(blocked))
     assert report.sent == [1, 2, 3]
+    assert "cannot read the delivery log" in caplog.text
     assert "cannot write the delivery log" in caplog.text
 
 
@@ -410,43 +417,48 @@ async def test_a_damaged_delivery_log_entry_never_stops_a_post(
     webhook_route, tmp_path, entry, seventy
 ):
     from agent.delivery.journal import destination_id
+    from agent.delivery.slack import slack_destination
 
-    path = tmp_path / "deliveries.json"
     dest = {destination_id(WEBHOOK): entry, "other": {"updated": "9999"}}
-    version_1_log(path, {seventy_hash(seventy): dest if entry != [] else []})
+    version_1_log(
+        tmp_path / "deliveries.json", {seventy_hash(seventy): dest if entry != [] else []}
+    )
     webhook_route.mock(return_value=ok())
-    report = await post(seventy, journal=DeliveryLog(path))
+    with DeliveryLog(tmp_path) as journal:
+        report = await post(seventy, journal=journal)
     # A valid index in the damaged entry still counts; every other shape is ignored.
     assert sorted(report.skipped + report.sent) == [1, 2, 3]
-    saved = json.loads(path.read_text())["deliveries"]
-    assert 1 in {r["message"] for r in saved if r["digest"] == seventy_hash(seventy)}
+    with Library.open(tmp_path) as lib:
+        saved = lib.deliveries.of_digest(slack_destination(WEBHOOK).ids, seventy_hash(seventy))
+    assert 1 in {r.message for r in saved}
 
 
 async def test_a_version_1_log_resumes_and_is_migrated(webhook_route, tmp_path, seventy):
     from agent.delivery.journal import destination_id
     from agent.delivery.slack import slack_destination
 
-    path = tmp_path / "deliveries.json"
-    now = dt.datetime.now(dt.UTC).isoformat()
-    others = {"sha256:0123456789abcdef": {"delivered": [0], "total": 1, "updated": now}}
-    mine = {destination_id(WEBHOOK): {"delivered": [0, 1], "total": 3, "updated": now}}
-    version_1_log(path, {seventy_hash(seventy): mine, "a" * 24: others})
+    now = dt.datetime.now(dt.UTC)
+    stamp = now.isoformat()
+    others = {"sha256:0123456789abcdef": {"delivered": [0], "total": 1, "updated": stamp}}
+    mine = {destination_id(WEBHOOK): {"delivered": [0, 1], "total": 3, "updated": stamp}}
+    version_1_log(tmp_path / "deliveries.json", {seventy_hash(seventy): mine, "a" * 24: others})
     webhook_route.mock(return_value=ok())
-    report = await post(seventy, journal=DeliveryLog(path))
+    with DeliveryLog(tmp_path) as journal:
+        report = await post(seventy, journal=journal)
     assert report.skipped == [1, 2] and report.sent == [3]
     assert sent_bodies(webhook_route)[0]["text"].endswith("(3/3)")
-    saved = json.loads(path.read_text())
-    assert saved["version"] == 2
-    records = {(r["digest"], r["message"]): r for r in saved["deliveries"]}
-    assert ("a" * 24, 0) in records  # another destination's record is kept as it was
+    new_id = slack_destination(WEBHOOK).id
+    with Library.open(tmp_path) as lib:
+        [other] = lib.deliveries.of_digest(["sha256:0123456789abcdef"], "a" * 24)
+        ours = lib.deliveries.of_digest([new_id], seventy_hash(seventy))
+    assert other.message == 0  # another destination's record is kept as it was
     # Ours are migrated: the new id, and the papers the rebuilt messages 1 and 2 carried.
-    ours = [records[seventy_hash(seventy), i] for i in range(3)]
-    assert {r["destination"] for r in ours} == {slack_destination(WEBHOOK).id}
-    assert [r["at"] for r in ours[:2]] == [now, now]
-    assert sorted(k for r in ours for k in r["papers"]) == sorted(map(paper_key, seventy))
-    assert len(saved["deliveries"]) == 4
+    assert [r.message for r in ours] == [0, 1, 2]
+    assert [dt.datetime.fromisoformat(r.at) for r in ours[:2]] == [now, now]
+    assert sorted(k for r in ours for k in r.papers) == sorted(map(paper_key, seventy))
     webhook_route.reset()
-    again = await post(seventy, journal=DeliveryLog(path))
+    with DeliveryLog(tmp_path) as journal:
+        again = await post(seventy, journal=journal)
     assert again.sent == [] and webhook_route.call_count == 0
 
 

@@ -11,11 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from agent.interests import MAX_LIKED
 
 ROOT = Path(__file__).parent.parent
 
@@ -110,3 +113,84 @@ def test_a_second_run_on_the_same_output_refuses_at_once(stub_url, fixtures, tmp
     assert first.returncode == 0, stderr
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert len(rows) == 20 and all(r["error"] is None for r in rows)
+
+
+# Issue 16, item 3: the offline backend's CPU-heavy phases hear Ctrl-C and SIGTERM.
+SIGNALS = [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+
+
+def many_papers(path: Path, n: int) -> Path:
+    """``n`` distinct papers made from the shipped arXiv dev abstracts."""
+    seeds = (ROOT / "examples" / "arxiv-categories-dev.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in seeds if line.strip()]
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            row = rows[i % len(rows)]
+            paper = {"id": f"p{i}", "title": f"{row['title']} ({i})", "abstract": row["abstract"]}
+            fh.write(json.dumps(paper) + "\n")
+    return path
+
+
+def offline_run(tmp_path: Path, *args: str) -> subprocess.Popen:
+    """``paper-agent -v run`` on the offline backend, its stderr piped."""
+    command = [sys.executable, "-m", "agent", "-v", "run", *args, "--backend", "local"]
+    env = {**os.environ, "PAPER_AGENT_HOME": str(tmp_path / "home")}
+    return subprocess.Popen(
+        [*command, "-o", "out.jsonl"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for_line(run: subprocess.Popen, text: str, timeout: float = 60.0) -> list[str]:
+    """The stderr lines read until one holds ``text`` (a thread reads on, so the pipe never
+    fills); the test fails if the run ends or ``timeout`` passes first."""
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in run.stderr:
+            lines.append(line)
+            if text in line:
+                seen.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not seen.wait(timeout):
+        run.kill()
+        pytest.fail(f"no {text!r} on stderr within {timeout:.0f} s: {''.join(lines)[-2000:]}")
+    return lines
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize(("signum", "code", "word"), SIGNALS)
+def test_a_signal_while_the_liked_papers_are_learned_stops_the_run_at_once(
+    tmp_path, signum, code, word
+):
+    """As many liked papers as a run reads take the offline backend a second or more to
+    learn: a signal then must not wait for them, nor for the 3,000 papers after."""
+    liked = many_papers(tmp_path / "liked.jsonl", MAX_LIKED)
+    papers = many_papers(tmp_path / "papers.jsonl", 3000)
+    run = offline_run(tmp_path, str(papers), "--liked", str(liked), "--interest", "Agents: tools")
+    lines = wait_for_line(run, f"learning from {MAX_LIKED} liked paper(s)")
+    run.send_signal(signum)
+    assert run.wait(timeout=60) == code
+    stderr = "".join(lines)
+    assert "Traceback" not in stderr
+    said = [line for line in stderr.splitlines() if f"paper-agent: {word}" in line]
+    assert said == [f"paper-agent: {word}: no paper had finished; out.jsonl was not written"]
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize(("signum", "code", "word"), SIGNALS)
+def test_a_signal_stops_an_offline_run_between_papers(tmp_path, signum, code, word):
+    """No paper of the offline backend waits for anything: the run must still hear a signal
+    between two papers, not after the last one."""
+    papers = many_papers(tmp_path / "papers.jsonl", 5000)
+    run = offline_run(tmp_path, str(papers))
+    wait_for_a_result(run, tmp_path / "out.jsonl.partial")
+    run.send_signal(signum)
+    assert run.wait(timeout=60) == code
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 5000  # a complete file: finished results, then the rest marked skipped
+    skipped = [r for r in rows if r["error"] is not None]
+    assert 0 < len(skipped) < 5000
+    assert {r["error"]["type"] for r in skipped} == {"skipped"}

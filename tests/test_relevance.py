@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from agent.backends.local import LocalBackend
 from agent.backends.local.relevance import RelevanceModel, combine, shorten
+from agent.backends.local.tagger import term_counts
+from agent.backends.local.text import parse
 from agent.cli import cli
 from agent.cli.eval import eval_cmd
 from agent.errors import ConfigError, InputError
@@ -132,6 +134,65 @@ def test_criterion_names() -> None:
         criterion_name("Graph neural networks for molecules.")
         == "Graph neural networks for molecules"
     )
+
+
+def reference_liked_score(liked: list[Paper], paper: Paper) -> tuple[float, int]:
+    """The kNN liked score by its definition, one pair at a time in plain Python."""
+    model = RelevanceModel(Interests(liked=liked)).liked
+    assert model is not None
+
+    def vec(p: Paper) -> dict[str, float]:
+        return model.vector(term_counts(parse(p.title, p.abstract)))
+
+    def cosine(a: dict[str, float], b: dict[str, float]) -> float:
+        return sum(v * b.get(t, 0.0) for t, v in a.items())
+
+    vectors = [vec(p) for p in liked]
+    inner = [sorted((cosine(v, w) for w in vectors), reverse=True)[1:4] for v in vectors]
+    typical = sum(sum(s) / len(s) for s in inner if s) / len(inner)
+    sims = [cosine(vec(paper), w) for w in vectors]
+    top = sorted(sims, reverse=True)[:3]
+    nearest = max(range(len(sims)), key=sims.__getitem__)
+    nearest = nearest if sims[nearest] >= 0.05 else -1
+    return min(max((sum(top) / len(top)) / max(typical, 0.05), 0.0), 1.0), nearest
+
+
+def test_the_liked_score_is_the_nearest_liked_papers_similarity(labelled) -> None:
+    """The postings are summed by numpy: the same numbers as one pair at a time."""
+    papers, relevant, _ = labelled
+    liked = [p for p in papers if p.id in sorted(relevant["Program synthesis"])[:6]]
+    liked += papers[:5]  # some unlike the others
+    model = RelevanceModel(Interests(liked=liked)).liked
+    assert model is not None
+    for paper in papers[5:40]:
+        counts = term_counts(parse(paper.title, paper.abstract))
+        score, nearest = model.score(model.vector(counts))
+        expected, expected_nearest = reference_liked_score(liked, paper)
+        assert score == pytest.approx(expected, abs=1e-12)
+        assert nearest == expected_nearest
+
+
+def test_only_the_last_liked_papers_are_read_and_the_run_says_so(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("agent.interests.MAX_LIKED", 3)
+    liked = tmp_path / "liked.jsonl"
+    rows = [
+        {"id": str(i), "title": f"Paper {i}", "abstract": "Sparse attention."} for i in range(5)
+    ]
+    liked.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = load_interests([], liked, None)
+    assert got is not None
+    assert [p.id for p in got.liked] == ["2", "3", "4"]
+    line = f"{liked} holds 5 liked papers: the last 3 (the most recent likes) are used"
+    assert got.notes == [line]
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(json.dumps({"id": "9", "title": "Attention", "abstract": "Sparse."}) + "\n")
+    args = ["run", str(papers), "--backend", "local", "--liked", str(liked), "-o", "out.jsonl"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines().count(f"paper-agent: {line}") == 1
+    monkeypatch.setattr("agent.interests.MAX_LIKED", 5)  # all of it is read: nothing to say
+    again = load_interests([], liked, None)
+    assert again is not None and len(again.liked) == 5 and again.notes == []
 
 
 def test_load_interests(tmp_path: Path) -> None:

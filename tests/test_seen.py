@@ -1,4 +1,5 @@
-"""The seen-store: matching by id and title, real concurrent processes, damage, the CLI."""
+"""The seen query on the library: matching by id and title, real concurrent processes, damage,
+the CLI."""
 
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from click.testing import CliRunner
 from agent.cli import cli
 from agent.errors import ConfigError
 from agent.models import Paper
-from agent.sources import seen as seen_module
-from agent.sources.seen import DB_NAME, SeenStore, key
+from agent.store import DB_NAME, Library
+from agent.store import db as db_module
+from agent.store.keys import key
 
 ROOT = Path(__file__).resolve().parent.parent
-DAMAGED = re.compile(r"seen\.sqlite3\.damaged-\d{8}T\d{6}")
+DAMAGED = re.compile(r"library\.sqlite3\.damaged-\d{8}T\d{6}(-\d+)?")
 
 
 def paper(pid: str, title: str = "A Paper", url: str | None = None) -> Paper:
@@ -31,14 +33,20 @@ def paper(pid: str, title: str = "A Paper", url: str | None = None) -> Paper:
 
 @pytest.fixture
 def path(isolated_env: Path) -> Path:
-    """The store the CLI uses, inside the test's state dir."""
+    """The library the CLI uses, inside the test's state dir."""
     return isolated_env / "home" / DB_NAME
 
 
 @pytest.fixture
-def store(path: Path):
-    with SeenStore() as opened:
+def library(path: Path):
+    with Library.open() as opened:
         yield opened
+
+
+@pytest.fixture
+def store(library: Library):
+    """The library's seen query, as the seen-store was."""
+    return library.seen
 
 
 def moved(path: Path) -> list[Path]:
@@ -66,8 +74,8 @@ def test_key_is_the_arxiv_id_without_version_else_the_normalized_title():
     assert key(paper("doc-7", "?!")) == "id:doc-7"  # no word to match on: its own id only
 
 
-def test_the_default_store_is_in_the_state_dir(store, path):
-    assert store.path == path and path.exists()
+def test_the_default_library_is_in_the_state_dir(library, path):
+    assert library.path == path and path.exists()
 
 
 def test_a_paper_marked_with_a_version_is_seen_with_any_version_or_none(store):
@@ -129,10 +137,10 @@ def test_seen_answers_in_chunks_for_a_big_day(store):
 
 
 def test_the_store_persists_across_runs(path):
-    with SeenStore() as first:
-        first.mark([paper("2401.00001")], "arxiv:cs.LG")
-    with SeenStore(path) as second:
-        assert second.seen([paper("2401.00001v2")]) == {"2401.00001v2"}
+    with Library.open() as first:
+        first.seen.mark([paper("2401.00001")], "arxiv:cs.LG")
+    with Library.open(path.parent) as second:
+        assert second.seen.seen([paper("2401.00001v2")]) == {"2401.00001v2"}
 
 
 def test_list_forget_clear(store):
@@ -156,9 +164,9 @@ WORKER = """
 import sys, time
 from pathlib import Path
 from agent.models import Paper
-from agent.sources.seen import SeenStore
+from agent.store import Library
 
-path, first, count, go, source = sys.argv[1:]
+home, first, count, go, source = sys.argv[1:]
 papers = [
     Paper(id=f"2401.{n:05d}", title=f"Paper number {n}", abstract="")
     for n in range(int(first), int(first) + int(count))
@@ -167,20 +175,20 @@ print("ready", flush=True)
 while not Path(go).exists():
     time.sleep(0.001)
 added = 0
-with SeenStore(Path(path)) as store:  # opened at the start signal: the first open races too
+with Library.open(Path(home)) as library:  # opened at the start signal: the first open races
     for one in papers:
-        added += store.mark([one], source)  # one transaction each: as much contention as can be
-    assert store.seen(papers) == {p.id for p in papers}
+        added += library.seen.mark([one], source)  # one transaction each: the most contention
+    assert library.seen.seen(papers) == {p.id for p in papers}
 print(added, flush=True)
 """
 
 
 def test_two_processes_marking_at_once_both_succeed(tmp_path):
-    path, go = tmp_path / "shared" / DB_NAME, tmp_path / "go"
+    home, go = tmp_path / "shared", tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(path), first, "500", str(go), name],
+            [sys.executable, "-c", WORKER, str(home), first, "500", str(go), name],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -195,28 +203,28 @@ def test_two_processes_marking_at_once_both_succeed(tmp_path):
     for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
     assert sum(int(out) for out, _ in outputs) == 750  # each paper added exactly once
-    with SeenStore(path) as store:
-        assert len(store) == 750
+    with Library.open(home) as library:
+        assert len(library.seen) == 750
         everything = [paper(f"2401.{n:05d}") for n in range(750)]
-        assert len(store.seen(everything)) == 750
-        assert {e.source for e in store.list()} == {"a", "b"}
+        assert len(library.seen.seen(everything)) == 750
+        assert {e.source for e in library.seen.list()} == {"a", "b"}
 
 
 def test_a_store_locked_past_the_timeout_is_one_config_error(path):
-    SeenStore().close()
+    Library.open().close()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
     try:
-        with SeenStore(timeout=0.2) as store:
+        with Library.open(timeout=0.2) as library:
             started = time.monotonic()
             with pytest.raises(ConfigError, match=r"locked by another process \(waited 0.2 s\)"):
-                store.mark([paper("2401.00001")], "arxiv:cs.LG")
+                library.seen.mark([paper("2401.00001")], "arxiv:cs.LG")
             assert time.monotonic() - started < 5
-            assert store.seen([paper("2401.00001")]) == set()  # WAL: readers never wait
+            assert library.seen.seen([paper("2401.00001")]) == set()  # WAL: readers never wait
     finally:
         holder.close()
-    with SeenStore() as store:
-        assert store.mark([paper("2401.00001")], "arxiv:cs.LG") == 1  # nothing left half-done
+    with Library.open() as library:
+        assert library.seen.mark([paper("2401.00001")], "arxiv:cs.LG") == 1  # nothing half-done
 
 
 # --- damage ------------------------------------------------------------------------------
@@ -240,8 +248,8 @@ def cut(path: Path) -> bytes:
 def full(path: Path) -> list[Paper]:
     """A healthy store holding 3000 papers with long titles (many pages); returns them."""
     papers = [paper(f"2401.{n:05d}", f"Paper {n} " + "about things " * 20) for n in range(3000)]
-    with SeenStore(path) as store:
-        store.mark(papers, "arxiv:cs.LG")
+    with Library.open(path.parent) as library:
+        library.seen.mark(papers, "arxiv:cs.LG")
     return papers
 
 
@@ -254,23 +262,25 @@ def truncated(path: Path) -> bytes:
 @pytest.mark.parametrize("damage", [garbage, truncated])
 def test_a_damaged_store_is_moved_aside_and_a_fresh_one_works(path, damage, caplog):
     damaged_bytes = damage(path)
-    with SeenStore() as store:
+    with Library.open() as library:
+        store = library.seen
         assert len(store) == 0
         assert store.mark([paper("2401.00001")], "arxiv:cs.LG") == 1
         assert store.seen([paper("2401.00001v1")]) == {"2401.00001v1"}
     [aside] = moved(path)
-    assert store.moved_aside == aside
+    assert library.moved_aside == aside
     assert aside.read_bytes() == damaged_bytes  # kept as it was, for inspection
     [warning] = warnings(caplog)
     assert str(aside) in warning
-    with SeenStore() as again:
-        assert len(again) == 1  # the fresh store persists, and is not moved again
+    with Library.open() as again:
+        assert len(again.seen) == 1  # the fresh store persists, and is not moved again
     assert len(moved(path)) == 1
 
 
 def test_a_store_damaged_under_an_open_one_costs_one_warning(path, caplog):
     papers = full(path)
-    with SeenStore() as store:
+    with Library.open() as library:
+        store = library.seen
         cut(path)  # under the open store, as a crash or a full disk would
         assert store.seen(papers) == set()  # a fresh store answered, without an exception
         assert store.mark([paper("2402.00001")], "arxiv:cs.LG") == 1
@@ -349,12 +359,12 @@ def test_seen_list_on_a_damaged_store_says_where_it_went(path):
     result = invoke("list", "--json")
     assert result.exit_code == 0 and result.stdout == ""
     [aside] = moved(path)
-    assert f"damaged seen-store moved aside to {aside}" in result.stderr
+    assert f"damaged library moved aside to {aside}" in result.stderr
 
 
 def test_seen_clear_on_a_locked_store_is_one_line_and_exit_2(path, monkeypatch):
-    monkeypatch.setattr(seen_module, "BUSY_TIMEOUT", 0.2)
-    SeenStore().close()
+    monkeypatch.setattr(db_module, "BUSY_TIMEOUT", 0.2)
+    Library.open().close()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -363,6 +373,6 @@ def test_seen_clear_on_a_locked_store_is_one_line_and_exit_2(path, monkeypatch):
         holder.close()
     assert result.exit_code == 2
     assert result.stderr == (
-        f"paper-agent: error: the seen-store {path} is locked by another process "
+        f"paper-agent: error: the library {path} is locked by another process "
         "(waited 0.2 s); try again when it finishes\n"
     )

@@ -14,9 +14,9 @@ import pytest
 
 from agent.llm.batch_api import Job
 from agent.models import Annotation, Paper, PaperResult, Usage
-from agent.sources.seen import SeenStore, key
 from agent.store import DB_NAME, Library, Selection
 from agent.store.feedback import DISLIKE, LIKE
+from agent.store.keys import key
 
 TODAY = dt.datetime.now(dt.UTC).date()
 
@@ -135,14 +135,40 @@ def test_a_stream_can_write_to_the_library_as_it_reads(lib):
 
 # --- seen ------------------------------------------------------------------------------------
 
-# Each scenario: what is marked, in turn; then the same questions go to both stores.
+# Each scenario: what is marked, in turn; then what the seen-store of release 0.1.0 answered
+# (how many each mark added, which questions were seen, and the (id, key) rows it listed).
 SCENARIOS = {
-    "versions": [[paper("2401.00001v2")]],
-    "title then id": [[paper("hf-1", "Graph Nets")], [paper("2401.00002", "Graph nets")]],
-    "id then title": [[paper("2401.00002", "Graph Nets")], [paper("hf-1", "GRAPH NETS")]],
-    "one title, two ids": [[paper("2401.00003", "A Survey")], [paper("2401.00004", "A Survey")]],
-    "url only": [[paper("p-5", "Five", url="https://arxiv.org/abs/2401.00005v1")]],
-    "no words": [[paper("odd-1", "???")]],
+    "versions": (
+        [[paper("2401.00001v2")]],
+        [1],
+        {"2401.00001", "2401.00001v9"},
+        [("2401.00001v2", "2401.00001")],
+    ),
+    "title then id": (
+        [[paper("hf-1", "Graph Nets")], [paper("2401.00002", "Graph nets")]],
+        [1, 0],
+        {"2401.00002v3", "hf-2"},
+        [("hf-1", "2401.00002")],
+    ),
+    "id then title": (
+        [[paper("2401.00002", "Graph Nets")], [paper("hf-1", "GRAPH NETS")]],
+        [1, 0],
+        {"2401.00002v3", "hf-2"},
+        [("2401.00002", "2401.00002")],
+    ),
+    "one title, two ids": (
+        [[paper("2401.00003", "A Survey")], [paper("2401.00004", "A Survey")]],
+        [1, 1],
+        {"2401.00004", "hf-3"},
+        [("2401.00004", "2401.00004"), ("2401.00003", "2401.00003")],
+    ),
+    "url only": (
+        [[paper("p-5", "Five", url="https://arxiv.org/abs/2401.00005v1")]],
+        [1],
+        {"2401.00005"},
+        [("p-5", "2401.00005")],
+    ),
+    "no words": ([[paper("odd-1", "???")]], [1], {"odd-1"}, [("odd-1", "id:odd-1")]),
 }
 QUESTIONS = [
     paper("2401.00001"),
@@ -159,16 +185,13 @@ QUESTIONS = [
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_seen_answers_as_the_seen_store_does(lib, tmp_path, scenario):
-    with SeenStore(tmp_path / "old.sqlite3") as old:
-        for step in SCENARIOS[scenario]:
-            assert lib.seen.mark(step, "src") == old.mark(step, "src")
-        assert lib.seen.seen(QUESTIONS) == old.seen(QUESTIONS)
-        assert len(lib.seen) == len(old)
-        # (The title shown may differ: the library keeps the latest a source gave.)
-        assert [(e.id, e.key, e.source) for e in lib.seen.list()] == [
-            (e.id, e.key, e.source) for e in old.list()
-        ]
+def test_seen_answers_as_the_seen_store_did(lib, scenario):
+    steps, added, seen, listed = SCENARIOS[scenario]
+    assert [lib.seen.mark(step, "src") for step in steps] == added
+    assert lib.seen.seen(QUESTIONS) == seen
+    assert len(lib.seen) == len(listed)
+    # (The title shown may differ: the library keeps the latest a source gave.)
+    assert [(e.id, e.key, e.source) for e in lib.seen.list()] == [(*row, "src") for row in listed]
 
 
 def test_a_paper_in_the_library_is_not_seen_until_marked(lib):
@@ -203,14 +226,21 @@ def test_seen_list_is_newest_first_and_limited(lib):
 
 def test_a_run_reads_back_as_the_results_lines_it_wrote(lib):
     papers = [
-        paper("2401.00001v1", "One", url="https://arxiv.org/abs/2401.00001v1", source="arxiv"),
+        paper(
+            "2401.00001v1",
+            "One",
+            url="https://arxiv.org/abs/2401.00001v1",
+            source="arxiv",
+            published="2026-11-20T00:00:00Z",
+        ),
         paper("hf-2", "Two", authors=["Ada"], metadata={"upvotes": "3"}, source="hf"),
-        paper("2401.00003", "Three", source="arxiv"),
+        paper("2401.00003", "Three", source="arxiv", categories=["cs.LG", "stat.ML"]),
         paper("2401.00004", "Four", source="arxiv"),
     ]
+    scored = {"relevance": 7.5, "why": "Vision: cameras", "relevance_by": {"Vision": 7.5}}
     written = [
         ok(papers[0], ["LLMs"], tokens=120),
-        ok(papers[1], ["Vision", "RL"], cached=True),
+        ok(papers[1], ["Vision", "RL"], cached=True).model_copy(update=scored),
         PaperResult.failed(papers[2], "invalid_answer", "no JSON", "openai", "gpt-x"),
         PaperResult.failed(papers[3], "skipped", "not run: over budget", "openai", "gpt-x"),
     ]
@@ -330,21 +360,38 @@ def test_scores_are_kept_per_profile_and_scorer(lib):
 
 
 def test_deliveries_resume_by_message_and_never_repeat_a_paper(lib):
-    keys = lib.papers.add([paper(f"2401.{n:05d}") for n in range(4)])
+    papers = [paper(f"2401.{n:05d}v1", f"Paper {n}") for n in range(4)]
+    lib.papers.add(papers[:1])  # a paper not in the library yet is stored on delivery
     digest = lib.deliveries.digest("hash-1", day="2026-12-01", profile="ml")
     assert lib.deliveries.digest("hash-1", day="2026-12-01", profile="ml") == digest
-    lib.deliveries.record(digest, "slack", "sha256:aaa", 0, 2, keys[:2])
-    lib.deliveries.record(digest, "slack", "sha256:aaa", 0, 2, keys[:2])  # once is enough
+    lib.deliveries.record(digest, "slack", "sha256:aaa", 0, 2, papers[:2])
+    lib.deliveries.record(digest, "slack", "sha256:aaa", 0, 2, papers[:2])  # once is enough
     assert lib.deliveries.delivered_messages("hash-1", "sha256:aaa") == {0}
     assert lib.deliveries.delivered_messages("hash-1", "sha256:bbb") == set()
-    lib.deliveries.record(digest, "slack", "sha256:aaa", 1, 2, keys[1:3])
+    assert lib.deliveries.unfinished(["sha256:aaa"])[0].papers == ("2401.00000", "2401.00001")
+    lib.deliveries.record(digest, "slack", "sha256:aaa", 1, 2, papers[1:3])
     assert lib.deliveries.delivered_messages("hash-1", "sha256:aaa") == {0, 1}
+    assert lib.deliveries.unfinished(["sha256:aaa"]) == []  # both messages went
+    keys = [key(p) for p in papers]
     assert sorted(lib.deliveries.delivered_keys("sha256:aaa")) == keys[:3]
-    assert lib.deliveries.delivered("sha256:aaa", keys) == set(keys[:3])
-    assert lib.deliveries.delivered("sha256:bbb", keys) == set()
-    with pytest.raises(KeyError):
-        lib.deliveries.record(digest, "email", "sha256:ccc", 0, 1, ["2409.99999"])
-    assert lib.deliveries.delivered_messages("hash-1", "sha256:ccc") == set()  # all or nothing
+    # Each message keeps every paper it carried, the one delivered twice too.
+    [first, second] = lib.deliveries.of_digest(["sha256:bbb", "sha256:aaa"], "hash-1")
+    assert (first.message, first.papers, first.day, first.channel) == (
+        0,
+        tuple(keys[:2]),
+        "2026-12-01",
+        "slack",
+    )
+    assert second.papers == tuple(keys[1:3])
+    # Matched as the seen query matches: another version, or the title alone.
+    asked = [paper("2401.00000v3", "X"), paper("hf-9", "PAPER 2"), papers[3]]
+    assert lib.deliveries.delivered(["sha256:x", "sha256:aaa"], asked) == {"2401.00000v3", "hf-9"}
+    titled = paper("hf-7", "Only A Title")
+    lib.deliveries.record(digest, "email", "mailto:ccc", 0, 1, [titled])
+    again = [paper("2409.00007", "ONLY a title!"), paper("hf-8", "only a title")]
+    assert lib.deliveries.delivered(["mailto:ccc"], again) == {"2409.00007", "hf-8"}
+    assert lib.deliveries.delivered(["sha256:bbb"], papers) == set()
+    assert lib.deliveries.delivered([], papers) == set()
 
 
 # --- feedback --------------------------------------------------------------------------------

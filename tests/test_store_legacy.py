@@ -3,7 +3,7 @@ were, imports once, and again only what changed."""
 
 from __future__ import annotations
 
-import dataclasses
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.llm.batch_api import Jobs
 from agent.models import Paper
-from agent.sources.seen import SeenStore
 from agent.store import Library
 from agent.store.legacy import DELIVERIES, JOBS, SEEN
 from tests.legacy_state import FILES, TITLE_ONLY, copy_legacy_home
@@ -59,17 +57,21 @@ def test_a_state_dir_of_today_is_imported_whole_and_left_as_it_was(home):
         }
         jobs = lib.batch_jobs.all()
     assert digests(home) == before  # read, never written
-    with SeenStore(home / SEEN) as store:
-        old_seen = store.list()
-        old_answers = store.seen(probes())
     assert imported == {SEEN: 6, DELIVERIES: 2, JOBS: 2}
-    assert sorted(library_seen, key=lambda e: e.key) == sorted(old_seen, key=lambda e: e.key)
-    assert library_answers == old_answers
-    assert old_answers >= {"2611.00001v2", "2611.00005v2", "hf-2", "2612.00001"}
+    assert sorted((e.key, e.id, e.title, e.source, e.first_seen) for e in library_seen) == sorted(
+        (key, pid, title, source, dt.datetime.fromisoformat(when))
+        for key, pid, title, source, when in _old_seen(home)
+    )
+    # What the seen-store of 0.1.0 answered on this state dir.
+    assert library_answers == {
+        *(f"2611.{n:05d}v2" for n in range(1, 6)),
+        "hf-2",  # the title of an arXiv paper, from a source without ids
+        "2612.00001",  # a paper stored by its title alone, now with an arXiv id
+    }
     old_log = _log(home)
     assert messages == {(d, w): set(old_log[d][w]["delivered"]) for d, w in messages}  # type: ignore[index]
     assert all(messages.values()) and len(messages) == 2
-    assert jobs == [dataclasses.asdict(job) for job in Jobs(home).load()]
+    assert jobs == json.loads((home / JOBS).read_text())
 
 
 def test_the_fixture_of_release_0_1_0_is_imported_whole(tmp_path):
@@ -103,8 +105,13 @@ def test_an_old_file_written_after_the_import_is_imported_again_adding_only_what
     with Library.open(home) as lib:
         lib.seen.forget("2611.00001")  # the library's own change is not undone by a re-import
         assert len(lib.seen) == 5
-    with SeenStore(home / SEEN) as store:  # an older paper-agent ran on the same state dir
-        store.mark([Paper(id="2612.00009", title="Written by an older version", abstract="")], "x")
+    old = sqlite3.connect(home / SEEN)  # an older paper-agent ran on the same state dir
+    with old:
+        old.execute(
+            "INSERT INTO seen VALUES ('2612.00009', 'title:written by an older version', 1,"
+            " '2612.00009', 'Written by an older version', 'x', '2026-12-06T08:00:00+00:00')"
+        )
+    old.close()
     with Library.open(home) as lib:
         assert [(i.name, i.rows) for i in lib.imported] == [(SEEN, 1)]
         assert lib.seen.seen([Paper(id="2612.00009v3", title="", abstract="")]) == {"2612.00009v3"}
@@ -138,10 +145,60 @@ def test_a_damaged_old_seen_store_keeps_what_can_be_read(home):
         assert len(lib.batch_jobs.all()) == 2  # the other files still came in
 
 
+def test_a_delivery_log_of_version_2_is_imported_with_the_papers_of_each_message(tmp_path):
+    """The journal today's main wrote before the library (never released, imported anyway):
+    each message with its channel and papers; a paper the library lacks comes in by its key."""
+    at = "2026-12-05T21:42:11.123456+00:00"
+    record = {"digest": "d" * 24, "channel": "slack", "destination": "slack:0f", "total": 2}
+    records = [
+        {**record, "message": 0, "papers": ["2611.00001", "title:a study of things"], "at": at},
+        {**record, "message": 1, "papers": ["id:doc-7"], "at": at},
+        {**record, "message": "2", "papers": [], "at": at},  # a hand edit: left out
+        {**record, "channel": "", "destination": "sha256:aa", "message": 0, "papers": [], "at": at},
+    ]
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / DELIVERIES).write_text(json.dumps({"version": 2, "deliveries": records}))
+    with Library.open(home) as lib:
+        [imported] = lib.imported
+        assert (imported.rows, imported.problem) == (
+            3,
+            "1 record(s) are not deliveries and were left out",
+        )
+        first, second = lib.deliveries.of_digest(["slack:0f"], "d" * 24)
+        assert (first.message, first.channel, first.total, first.at) == (0, "slack", 2, at)
+        assert first.papers == ("2611.00001", "title:a study of things")
+        assert second.papers == ("id:doc-7",)
+        [old] = lib.deliveries.of_digest(["sha256:aa"], "d" * 24)
+        assert (old.channel, old.papers) == ("unknown", ())
+        # Known by its key alone, each is the paper a later source gives.
+        later = [
+            Paper(id="2611.00001v2", title="T", abstract=""),
+            Paper(id="hf-1", title="A Study of Things!", abstract=""),
+            Paper(id="doc-7", title="?", abstract=""),
+            Paper(id="2611.00002", title="A study of things", abstract=""),
+        ]
+        assert lib.deliveries.delivered(["slack:0f"], later) == {
+            "2611.00001v2",
+            "hf-1",
+            "doc-7",
+            "2611.00002",  # an arXiv id matches a paper stored by its title alone
+        }
+        assert lib.papers.get("title:a study of things").title == "a study of things"
+
+
 def test_a_state_dir_without_old_files_imports_nothing(tmp_path):
     with Library.open(tmp_path / "fresh") as lib:
         assert lib.imported == []
         assert len(lib.papers) == 0
+
+
+def _old_seen(home: Path) -> list[tuple[str, str, str, str, str]]:
+    """The rows of the 0.1.0 seen-store: key, paper id, title, source, first seen."""
+    old = sqlite3.connect(home / SEEN)
+    rows = old.execute("SELECT key, paper_id, title, source, first_seen FROM seen").fetchall()
+    old.close()
+    return rows
 
 
 def _log(home: Path) -> dict[str, dict[str, object]]:

@@ -52,10 +52,26 @@ def fill(db: Database, at: int) -> None:
         runs.finish(run, "ok", 0)
         Scores(db).record("ml", "lexical", [("2401.00001", 5.0, "why")])
         deliveries = Deliveries(db)
-        deliveries.record(deliveries.digest("h"), "slack", "sha256:x", 0, 1, ["2401.00002"])
+        digest = deliveries.digest("h")
+        if at >= 3:
+            deliveries.record(digest, "slack", "sha256:x", 0, 1, [paper(2)])
+        else:
+            db.write(lambda conn: _old_delivery(conn, digest))
         Feedback(db).add("2401.00001", 1)
     if at >= 2:
         Embeddings(db).put("mini", {"2401.00001": [1.0, 2.0]})
+
+
+def _old_delivery(conn: sqlite3.Connection, digest: int) -> None:
+    """A delivery as schemas 1 and 2 held it: the message, and the first to carry a paper."""
+    conn.execute(
+        "INSERT INTO deliveries (id, digest, channel, destination, message, total, at)"
+        " VALUES (7, ?, 'slack', 'sha256:x', 0, 1, '2026-12-01T00:00:00.000000+00:00')",
+        (digest,),
+    )
+    conn.execute(
+        "INSERT INTO delivered_papers SELECT 'sha256:x', id, 7 FROM papers WHERE key = '2401.00002'"
+    )
 
 
 def test_a_new_library_has_the_latest_schema_in_wal_mode(tmp_path):
@@ -85,6 +101,8 @@ def test_a_library_of_every_older_schema_is_brought_up_to_date_with_nothing_lost
             assert lib.scores.get("ml", ["2401.00001"])["2401.00001"].relevance == 5.0
             assert lib.deliveries.delivered_messages("h", "sha256:x") == {0}
             assert list(lib.deliveries.delivered_keys("sha256:x")) == ["2401.00002"]
+            [delivered] = lib.deliveries.of_digest(["sha256:x"], "h")
+            assert delivered.papers == ("2401.00002",)  # each message's papers, filled in
             assert lib.feedback.get("2401.00001") == 1
         lib.papers.add([paper(1)])
         lib.embeddings.put("mini", {"2401.00001": [3.0]})  # the newest table works

@@ -33,6 +33,11 @@ def sample_papers() -> list[Paper]:
         ("H_2O and ell_1-loss", "H₂O and ℓ₁-loss"),
         (r"the $\ell_2$ norm of $x^2$", "the ℓ₂ norm of x²"),
         ("snake_case and model_v2", "snake_case and model_v2"),
+        # A footnote would land mid-sentence: "complexity Here O compresses a factor of ε."
+        (
+            r"a complexity~\footnote{Here $\widetilde{O}(\cdot)$ hides a log.}, where",
+            "a complexity, where",
+        ),
     ],
 )
 def test_markup_becomes_plain_text(raw: str, plain: str) -> None:
@@ -170,6 +175,87 @@ def test_no_visible_defects_on_the_sample(sample_papers: list[Paper]) -> None:
 def test_no_visible_defects_on_scitldr_dev() -> None:
     """The issue's second set: 619 SciTLDR dev abstracts (shipped in examples/)."""
     path = Path(__file__).parent.parent / "examples" / "scitldr-a-dev.jsonl"
+    bad = [
+        (p.id, s) for p in read_papers([str(path)]) if defects(s := summarize(p.title, p.abstract))
+    ]
+    assert bad == []
+
+
+# Issue 16, item 10: each from the offline backend's output on arXiv dev or SciTLDR dev.
+def test_an_explanation_after_a_lead_in_is_not_left_as_the_sentence() -> None:
+    abstract = (
+        "Dense retrieval is a crucial task in Information Retrieval. Inspired by the classical "
+        "word-based language modeling approach for IR, i.e., the query likelihood (QL) model, we "
+        "seek to sufficiently utilize LLMs' generative ability by QL maximization."
+    )
+    summary = summarize("Dense retrieval with query likelihood modeling", abstract)
+    assert not summary.lower().startswith("i.e.")
+    assert "we seek to sufficiently utilize" in summary
+    assert not defects(summary)
+
+
+def test_a_name_keeps_the_aside_that_says_what_it_is() -> None:
+    abstract = (
+        "Parallel speculative decoding overlaps drafting with verification. To address these "
+        "limitations, we introduce \\textsc{Double} (Double Retrieval Speculative Parallelism). "
+        "It is entirely training-free and lossless."
+    )
+    summary = summarize("Double: breaking the acceleration limit", abstract)
+    assert summary.startswith("We introduce Double (Double Retrieval Speculative Parallelism).")
+    assert not defects(summary)
+
+
+def test_a_name_cut_from_its_appositive_is_not_a_summary() -> None:
+    sentence = (
+        "To address these limitations, we propose FLoE, a novel PEFT framework that introduces two "
+        "key innovations: (i) a Fisher information-guided importance scoring mechanism to "
+        "dynamically identify task-critical transformer layers for MoE-based low-rank adaptation, "
+        "enabling sparse adapter deployment; and (ii) a Bayesian optimization-driven rank "
+        "allocator that automatically determines optimal LoRA ranks on specific datasets without "
+        "exhaustive grid search."
+    )
+    summary = summarize("FLoE: Fisher-based layer selection", sentence)
+    assert summary == "We propose FLoE, a novel PEFT framework."
+
+
+def test_a_clause_announcing_findings_it_never_gives_is_dropped() -> None:
+    abstract = (
+        "Although Generative AI (GenAI) has the potential for persona development, many "
+        "challenges must be addressed. This research systematically reviews 52 articles from "
+        "2022-2024, with important findings. First, closed commercial models are frequently used "
+        "in persona development, creating a monoculture. Second, GenAI is used in various stages "
+        "of persona development (data collection, segmentation, enrichment, and evaluation)."
+    )
+    title = "How Is Generative AI Used for Persona Development?: A Systematic Review of 52 Articles"
+    summary = summarize(title, abstract)
+    assert summary == "This research systematically reviews 52 articles from 2022-2024."
+
+
+@pytest.mark.parametrize(
+    ("math", "kept"),
+    [("$O(n \\log n)$", "O(n log n)"), ("O(N log N)", "O(N log N)"), ("$I(X;T)$", "I(X;T)")],
+)
+def test_the_argument_of_a_function_is_not_dropped_as_an_aside(math: str, kept: str) -> None:
+    abstract = f"Sorting is everywhere. We present a sorting network that runs with {math} cost."
+    summary = summarize("A sorting network", abstract)
+    assert kept in summary
+    assert not defects(summary)
+
+
+def test_a_word_split_by_a_line_break_is_joined() -> None:
+    abstract = (
+        "Large Language Models have revo lutionized natural language processing. We propose a "
+        "survey of chat assistants and their comprehen- sive evaluation across domains."
+    )
+    summary = summarize("A survey of chat assistants", abstract)
+    assert "comprehensive evaluation" in summary
+    assert not defects(summary)
+    assert "revolutionized" in summarize("Language models", abstract.split(". ")[0] + ".")
+
+
+def test_no_visible_defects_on_arxiv_dev() -> None:
+    """The issue's third set: 425 arXiv dev abstracts (shipped in examples/)."""
+    path = Path(__file__).parent.parent / "examples" / "arxiv-categories-dev.jsonl"
     bad = [
         (p.id, s) for p in read_papers([str(path)]) if defects(s := summarize(p.title, p.abstract))
     ]

@@ -23,6 +23,8 @@ COMMANDS = {
     "digest": "agent.cli.digest:digest",
     "post": "agent.cli.digest:post",
     "batch": "agent.cli.batch:batch",
+    "runs": "agent.cli.runs:runs",
+    "export": "agent.cli.export:export",
     "site": "agent.cli.site:site",
 }
 
@@ -35,6 +37,8 @@ HELP = {
     "digest": "Render a digest (slack, mrkdwn, markdown, html, json).",
     "post": "Deliver a digest to Slack or by email.",
     "batch": "Batch files (OpenAI Batch API, vllm run-batch) and Batch API jobs.",
+    "runs": "List the runs the library remembers.",
+    "export": "Write the library's results of a day, a run or a span as JSONL.",
     "site": "Build the archive site (days, tags, search, Atom feed) from the library.",
 }
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from agent.cli.types import FILE, config_option, limit_option, results_option
 from agent.config import settings_options
+
+if TYPE_CHECKING:
+    from agent.history import Outcome
 
 
 @click.group()
@@ -67,6 +70,8 @@ def export_cmd(
         settings.min_relevance,
         LikedOptions.from_settings(settings, _echo),
     )
+    for note in interests.notes if interests else []:
+        _echo(note)
     if settings.papers_per_request > 1:
         _echo("a batch line is one paper's request: --papers-per-request applies to live runs")
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())
@@ -150,7 +155,28 @@ def import_cmd(
 ) -> None:
     """Validate the answers of a batch output file, cache them, and write the results of the
     papers in INPUTS (the same inputs and settings the export had)."""
+    from agent.history import Outcome
+
+    with Outcome() as outcome:  # the import's record in the library says how it ended
+        _import(
+            outcome, inputs, output_files, error_files, output, no_repair, config_path, limit, flags
+        )
+
+
+def _import(
+    outcome: Outcome,
+    inputs: tuple[str, ...],
+    output_files: tuple[Path, ...],
+    error_files: tuple[Path, ...],
+    output: Path,
+    no_repair: bool,
+    config_path: Path | None,
+    limit: int | None,
+    flags: dict[str, Any],
+) -> None:
+    """``batch import``'s body; ``outcome`` records it in the library."""
     from agent import runner
+    from agent.history import command_line
     from agent.interests import load_interests
     from agent.llm.batch import read_batch_output
     from agent.outputs import check_outputs, output_lock
@@ -170,21 +196,35 @@ def import_cmd(
         settings.min_relevance,
         LikedOptions.from_settings(settings, _echo),
     )
+    for note in interests.notes if interests else []:
+        _echo(note)
     answers = read_batch_output([*output_files, *error_files])
     click.get_current_context().with_resource(output_lock(output, "results"))
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())
     for note in papers.unreadable_notes():
         _echo(note)
     stats = RunStats(unreadable=len(papers.unreadable))
+    files = [str(f) for f in output_files]
+    command = command_line(inputs, files, output, verb="batch import")
+    recorder = outcome.start(settings, taxonomy, command, batch=True)
     try:
         job = runner.execute(
-            settings, taxonomy, papers, output, stats=stats, interests=interests, answers=answers
+            settings,
+            taxonomy,
+            papers,
+            output,
+            stats=stats,
+            interests=interests,
+            answers=answers,
+            on_result=recorder.add if recorder is not None else None,
+            track=recorder.track if recorder is not None else None,
         )
         runner.run_job(job)
     finally:
         papers.cleanup()
     _echo(f"{stats.summary()} -> {output}")
-    sys.exit(1 if stats.failed or stats.skipped or stats.unreadable else 0)
+    failed = stats.failed or stats.skipped or stats.unreadable or not outcome.recorded
+    sys.exit(1 if failed else 0)
 
 
 def _jobs_command(name: str, help_text: str) -> Any:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agent.cli.digest_options import digest_shape_options
+from agent.cli.selection import library_options
 from agent.cli.types import FILE, config_option, iso_date
 from agent.config import settings_options
 from agent.delivery.email import DEFAULT_SENDER
@@ -37,7 +38,16 @@ if TYPE_CHECKING:
     from agent.delivery.outbox import Builder
 
 
-def _read_results(source: str) -> list[PaperResult]:
+def _read_results(
+    source: str | None, date: dt.date | None, run: int | None, since: str | None
+) -> list[PaperResult]:
+    """The results file (``-``: stdin), or the library's results that the flags choose."""
+    from agent.cli.selection import from_library, selection
+
+    chosen = selection(source, date, run, since)
+    if chosen is not None:
+        return list(from_library(chosen))
+    assert source is not None
     if source == "-":
         return parse_results(sys.stdin.read(), "<stdin>")
     from agent.digest import load_results
@@ -49,7 +59,7 @@ def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that shape a digest, shared by ``digest`` and ``post``."""
     for option in reversed(
         [
-            click.argument("results", metavar="RESULTS.jsonl"),
+            click.argument("results", metavar="[RESULTS.jsonl]", required=False),
             click.option(
                 "--group-order",
                 type=click.Choice(["taxonomy", "size"]),
@@ -62,8 +72,10 @@ def digest_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 "--date",
                 callback=iso_date,
                 metavar="YYYY-MM-DD",
-                help="Date shown in the header (default: the papers' newest date, else today).",
+                help="Date shown in the header (default: the papers' newest date, else today); "
+                "without RESULTS.jsonl, the papers the library got that day (UTC).",
             ),
+            library_options,
             click.option(
                 "--highlights",
                 is_flag=True,
@@ -82,7 +94,7 @@ def _settings(flags: dict[str, Any], config_path: Path | None) -> Settings:
 
 
 def _build(
-    results: str,
+    results: list[PaperResult],
     settings: Settings,
     group_order: str,
     date: dt.date | None,
@@ -91,7 +103,7 @@ def _build(
     sort: Sort | None = None,
 ) -> Digest:
     maker = _maker(settings, group_order, date, highlights, top, sort)
-    return asyncio.run(maker(_read_results(results)))
+    return asyncio.run(maker(results))
 
 
 def _maker(
@@ -131,10 +143,12 @@ def _maker(
 )
 @click.option("-o", "--output", type=FILE, help="Write to FILE.")
 def digest(
-    results: str,
+    results: str | None,
     group_order: str,
     config_path: Path | None,
     date: dt.date | None,
+    run_id: int | None,
+    since: str | None,
     highlights: bool,
     top: int | None,
     sort: Sort | None,
@@ -144,13 +158,16 @@ def digest(
     output: Path | None,
     **flags: Any,
 ) -> None:
-    """Render RESULTS.jsonl as a digest (slack prints a JSON array of webhook payloads)."""
+    """Render RESULTS.jsonl (or the library's results of --date, --run or --since) as a
+    digest (slack prints a JSON array of webhook payloads)."""
     settings = _settings(flags, config_path)
+    papers = _read_results(results, date, run_id, since)  # a usage error before any output
     if output is not None:
-        check_outputs([results, *settings.files_read(config_path)], {"-o": output})
+        inputs = [results] if results is not None else []
+        check_outputs([*inputs, *settings.files_read(config_path)], {"-o": output})
         # Held until the command ends (click closes it): one writer per digest file.
         click.get_current_context().with_resource(output_lock(output, "the digest"))
-    built = _build(results, settings, group_order, date, highlights, top, sort)
+    built = _build(papers, settings, group_order, date, highlights, top, sort)
     text = render(built, fmt, full=full, more_url=more_url)
     if output is None or str(output) == "-":
         click.echo(text, nl=False)
@@ -188,10 +205,12 @@ def digest(
     "--dry-run", is_flag=True, help="Print what would be sent (the payloads) instead of sending."
 )
 def post(
-    results: str,
+    results: str | None,
     group_order: str,
     config_path: Path | None,
     date: dt.date | None,
+    run_id: int | None,
+    since: str | None,
     highlights: bool,
     top: int | None,
     sort: Sort | None,
@@ -209,8 +228,9 @@ def post(
     dry_run: bool,
     **flags: Any,
 ) -> None:
-    """Deliver the digest of RESULTS.jsonl to Slack and/or by email; papers a destination
-    already has are left out (see --force)."""
+    """Deliver the digest of RESULTS.jsonl (or the library's results of --date, --run or
+    --since) to Slack and/or by email; papers a destination already has are left out (see
+    --force)."""
     run_settings = _settings(flags, config_path)
     if not slack_webhook and not email_to and not dry_run:
         raise click.UsageError("give --slack-webhook (or set SLACK_WEBHOOK_URL) and/or --email")
@@ -233,7 +253,7 @@ def post(
 
         slack_webhook = check_webhook(slack_webhook)
 
-    papers = _read_results(results)
+    papers = _read_results(results, date, run_id, since)
     build = Builder(_maker(run_settings, group_order, date, highlights, top, sort))
     job = _dry_run if dry_run else _deliver
     asyncio.run(job(papers, build, slack_webhook, full, more_url, email, force))
@@ -295,13 +315,14 @@ async def _dry_run(
     from agent.delivery.outbox import plan
 
     payloads: list[dict[str, Any]] = []
+    journal = click.get_current_context().with_resource(DeliveryLog())
     if webhook:
         from agent.delivery.slack import SlackChannel
         from agent.llm.http import make_client
 
         async with make_client() as client:  # never used: nothing is sent
             slack = SlackChannel(client, webhook, full=full, more_url=more_url)
-            todo = await plan(papers, build, slack, DeliveryLog(), force=force)
+            todo = await plan(papers, build, slack, journal, force=force)
         for line in todo.notes(slack.destination):
             click.echo(f"# {line}", err=True)
         payloads = todo.payloads if todo.sends else []
@@ -311,7 +332,7 @@ async def _dry_run(
         click.echo(f"# Slack: {len(payloads)} message(s), not sent", err=True)
         click.echo(json.dumps(payloads, ensure_ascii=False, indent=2))
     if email is not None:
-        todo = await plan(papers, build, email, DeliveryLog(), force=force)
+        todo = await plan(papers, build, email, journal, force=force)
         for line in todo.notes(email.destination):
             click.echo(f"# {line}", err=True)
         if todo.sends:

@@ -23,6 +23,7 @@ from agent.config import settings_options
 from agent.errors import Interrupted, OutputError, PaperAgentError
 
 if TYPE_CHECKING:
+    from agent.history import Outcome
     from agent.models import PaperResult
     from agent.pipeline import RunStats
 
@@ -74,7 +75,17 @@ DIGEST_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", 
     "--post-slack", is_flag=True, help="Post the digest to the Slack webhook in $SLACK_WEBHOOK_URL."
 )
 @digest_shape_options
-def run(
+def run(**options: Any) -> None:
+    """Tag and summarize the papers in INPUTS (files, or - for stdin) and from each --source
+    into a results file."""
+    from agent.history import Outcome
+
+    with Outcome() as outcome:  # the run's record in the library says how it ended
+        _run(outcome, **options)
+
+
+def _run(
+    outcome: Outcome,
     inputs: tuple[str, ...],
     source_specs: tuple[str, ...],
     since: str | None,
@@ -98,13 +109,13 @@ def run(
     more_url: str | None,
     **flags: Any,
 ) -> None:
-    """Tag and summarize the papers in INPUTS (files, or - for stdin) and from each --source
-    into a results file."""
+    """``run``'s body; ``outcome`` records it in the library."""
     if not inputs and not source_specs:
         raise click.UsageError("give INPUTS (files, or - for stdin) and/or --source SOURCE")
     # Imported here, not at the top: `run --help` stays fast.
     from agent import runner
     from agent.config import flag_values, resolve_settings
+    from agent.history import command_line
     from agent.interests import load_interests
     from agent.llm.redact import scrub
     from agent.outputs import check_outputs, output_lock
@@ -143,6 +154,8 @@ def run(
         settings, lambda line: click.echo(scrub(f"paper-agent: {line}"), err=True)
     )
     interests = load_interests(settings.criteria, settings.liked, settings.min_relevance, liked)
+    for note in interests.notes if interests else []:
+        click.echo(scrub(f"paper-agent: {note}"), err=True)
     to_stdout = str(output) == "-"
     if to_stdout and digest_format and digest_out is None:
         raise click.UsageError("-o - writes the results to stdout: give the digest --digest-out")
@@ -190,6 +203,7 @@ def run(
             if dry_run:
                 click.echo(f"paper-agent: {fresh.nothing_new()}; nothing to run")
                 return
+            outcome.start(settings, tags, command_line(inputs, source_specs, output))
             runner.quiet_day(
                 settings,
                 results,
@@ -205,7 +219,7 @@ def run(
             _copy_out(to_stdout, results)
             if failed is not None:  # another source was quiet, this one failed: say so
                 click.echo(scrub(f"paper-agent: error: {failed}"), err=True)
-            sys.exit(failed.exit_code if failed is not None else 0)
+            sys.exit(failed.exit_code if failed is not None else int(not outcome.recorded))
     papers = runner.open_inputs(
         list(inputs), limit, fetched=fresh.papers if fresh else [], filters=settings.filters()
     )
@@ -219,14 +233,13 @@ def run(
             click.echo(scrub(f"paper-agent: {note}"), err=True)
         if papers.report is not None:
             click.echo(f"paper-agent: prefilters: {papers.report.summary()}", err=True)
-        # --batch-api is the LLM backend whatever --backend says: no notice, its own error.
-        auto_local = settings.backend == "auto" and settings.resolved_backend() == "local"
-        if auto_local and not settings.batch_api:
-            click.echo(runner.NOTICE_LOCAL, err=True)
+        for note in runner.offline_notes(settings):
+            click.echo(note, err=True)
         if dry_run:
             click.echo(scrub(runner.dry_run(settings, tags, papers, interests)))
             return
         stats = RunStats(unreadable=len(papers.unreadable))
+        recorder = outcome.start(settings, tags, command_line(inputs, source_specs, output))
         try:
             with _progress(papers.count) as advance:
 
@@ -234,6 +247,8 @@ def run(
                     advance(result)
                     if result.error is None:
                         done.add(result.id)
+                    if recorder is not None:
+                        recorder.add(result)
 
                 job = runner.execute(
                     settings,
@@ -245,6 +260,7 @@ def run(
                     digest=wanted if (digest_format or webhook) else None,
                     interests=interests,
                     notify=_notify,
+                    track=recorder.track if recorder is not None else None,
                 )
                 text = runner.run_job(job)
         except (KeyboardInterrupt, Interrupted) as exc:
@@ -272,7 +288,8 @@ def run(
     failed = fresh.error() if fresh is not None else None
     if failed is not None:
         click.echo(scrub(f"paper-agent: error: {failed}"), err=True)
-    sys.exit(1 if stats.failed or stats.skipped or stats.unreadable or failed or not marked else 0)
+    worked = not (stats.failed or stats.skipped or stats.unreadable or failed)
+    sys.exit(0 if worked and marked and outcome.recorded else 1)
 
 
 def _notify(line: str) -> None:

@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from agent.cli.types import limit_option
 from agent.llm.redact import scrub
-from agent.sources.seen import SeenEntry, SeenStore, default_path
+
+if TYPE_CHECKING:
+    from agent.store.library import Library
+    from agent.store.seen import SeenEntry
+
+
+def _open() -> Library:
+    """The state dir's library (imported here, not at the top: ``seen --help`` stays fast)."""
+    from agent.store import Library
+
+    return Library.open()
 
 
 @click.group()
 def seen() -> None:
-    """List or forget the papers earlier runs annotated (in $PAPER_AGENT_HOME/seen.sqlite3)."""
+    """List or forget the papers earlier runs annotated (in the library, in the state dir)."""
 
 
 @seen.command("list")
@@ -23,8 +34,8 @@ def seen() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_cmd(limit: int | None, as_json: bool) -> None:
     """The seen papers, newest first: first-seen date (UTC), id, source, title."""
-    with SeenStore() as store:
-        entries = store.list(limit)
+    with _open() as library:
+        entries = library.seen.list(limit)
     if as_json:
         for entry in entries:
             # ASCII-only JSON: no title can put a control character on the terminal.
@@ -32,8 +43,8 @@ def list_cmd(limit: int | None, as_json: bool) -> None:
     elif entries:
         click.echo("\n".join(_table(entries)))
     else:
-        click.echo(f"no papers seen yet ({store.path})")
-    _report_damage(store.moved_aside)
+        click.echo(f"no papers seen yet ({library.path})")
+    _report_damage(library.moved_aside)
 
 
 @seen.command()
@@ -44,15 +55,15 @@ def forget(ids: tuple[str, ...]) -> None:
     if any(not ident.strip() for ident in ids):
         raise click.UsageError("give paper ids to forget, not an empty one")
     missing = 0
-    with SeenStore() as store:
+    with _open() as library:
         for ident in ids:
-            gone = store.forget(ident)
+            gone = library.seen.forget(ident)
             if gone:
                 click.echo(f"forgot {scrub(ident)}" + (f" ({gone} entries)" if gone > 1 else ""))
             else:
                 missing += 1
                 click.echo(f"not in the seen-store: {scrub(ident)}", err=True)
-    _report_damage(store.moved_aside)
+    _report_damage(library.moved_aside)
     if missing:
         raise click.exceptions.Exit(1)
 
@@ -61,12 +72,15 @@ def forget(ids: tuple[str, ...]) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def clear(yes: bool) -> None:
     """Forget every seen paper (the next run with --source annotates them all again)."""
-    path = default_path()
+    from agent.config import state_dir
+    from agent.store import DB_NAME
+
+    path = state_dir() / DB_NAME
     if not yes and not click.confirm(f"Forget all seen papers in {path}?", err=True):
         raise click.Abort()
-    with SeenStore() as store:
-        click.echo(f"forgot {store.clear()} seen paper(s) in {path}")
-    _report_damage(store.moved_aside)
+    with _open() as library:
+        click.echo(f"forgot {library.seen.clear()} seen paper(s) in {library.path}")
+    _report_damage(library.moved_aside)
 
 
 def _record(entry: SeenEntry) -> dict[str, str]:
@@ -94,9 +108,7 @@ def _table(entries: list[SeenEntry]) -> list[str]:
 
 
 def _report_damage(moved_aside: Path | None) -> None:
-    """Say where a damaged store went (on stderr, so ``--json`` stays clean): it is kept for
-    inspection, so the user may delete it."""
+    """Say where a damaged library went (on stderr, so ``--json`` stays clean): it is kept
+    for inspection, so the user may delete it."""
     if moved_aside is not None:
-        click.echo(
-            f"damaged seen-store moved aside to {moved_aside} (delete it when done)", err=True
-        )
+        click.echo(f"damaged library moved aside to {moved_aside} (delete it when done)", err=True)

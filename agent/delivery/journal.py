@@ -1,37 +1,37 @@
 """The delivery journal: which message of which digest reached which destination, carrying
 which papers, so no paper reaches the same destination twice.
 
-One record per message a service accepted: ``(digest, channel, destination, message, papers)``,
-the shape of the library's future ``deliveries`` table. Destinations are known by a one-way
-id (never the webhook URL or a password). A journal written by version 1 (digest hash ->
-destination -> delivered indexes, no papers) is read as records without papers, and rewritten
-as version 2 on the next delivery, its entries kept.
+It is kept in the library of the state dir (its ``deliveries`` tables): one record per message a
+service accepted, with the digest's content hash, the channel, the destination's id, the
+message's index and the papers it carried. Destinations are known by a one-way id (never the
+webhook URL or a password). The journal only saves re-sending: a library that cannot be read
+or written costs a warning, never a post.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.config import state_dir
+from agent.errors import PaperAgentError
 from agent.models import Paper, PaperResult
+
+if TYPE_CHECKING:
+    from agent.store import Library
+    from agent.store.deliveries import Delivered
 
 log = logging.getLogger(__name__)
 
-LOG_FILE = "deliveries.json"
-VERSION = 2
-# Older records are pruned so the file stays small: a paper delivered longer ago than this may
-# reach the same destination again (no source repeats a paper after so long).
-KEEP_DAYS = 90
+T = TypeVar("T")
+LOCK_NAME = "deliveries"  # the lock file a post holds in the state dir: deliveries.lock
 
 
 def digest_hash(messages: Sequence[Any]) -> str:
@@ -45,9 +45,23 @@ def destination_id(secret: str) -> str:
     return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
 
 
+def paper_of(result: PaperResult) -> Paper:
+    """The paper a result is about, as far as the result tells."""
+    return Paper(
+        id=result.id,
+        title=result.title,
+        abstract="",
+        url=result.url,
+        authors=result.authors,
+        source=result.source,
+        metadata=result.metadata,
+        published=result.published,
+    )
+
+
 def paper_key(result: PaperResult) -> str:
-    """A paper as the seen-store knows it: its arXiv id without version, else its title."""
-    from agent.sources.seen import key
+    """A paper as the library knows it: its arXiv id without version, else its title."""
+    from agent.store.keys import key
 
     return key(Paper(id=result.id, title=result.title, abstract="", url=result.url))
 
@@ -62,6 +76,11 @@ class Destination:
     where: str  # "12 papers already delivered to WHERE left out"
     aliases: tuple[str, ...] = ()  # the ids version 1 wrote for it
 
+    @property
+    def ids(self) -> list[str]:
+        """Every id its deliveries may be recorded under."""
+        return [self.id, *self.aliases]
+
 
 def fingerprint(channel: str, *parts: str) -> str:
     """``channel:`` and a one-way hash of ``parts``."""
@@ -69,43 +88,47 @@ def fingerprint(channel: str, *parts: str) -> str:
     return f"{channel}:{digest}"
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One message a destination accepted, and the keys of the papers it carried."""
-
-    digest: str
-    channel: str  # "" for a version-1 record: its log did not say
-    destination: str
-    message: int  # 0-based index in the digest's messages
-    total: int  # messages in that digest
-    papers: tuple[str, ...]
-    at: str  # ISO 8601, UTC
-
-
 class DeliveryLog:
-    """The journal: a small JSON file in the state dir, replaced atomically on each record."""
+    """The journal of a state dir (default: the configured one), in its library; use it as
+    a context manager, or call ``close()``."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or state_dir() / LOG_FILE
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home or state_dir()
+        self._library: Library | None = None
+        self._warned = False
 
-    def deliveries(self, destination: Destination) -> list[Delivery]:
-        """Every record for ``destination`` (under its id or a version-1 alias)."""
-        ids = {destination.id, *destination.aliases}
-        return [d for d in self._read() if d.destination in ids]
+    def delivered(self, destination: Destination, results: Sequence[PaperResult]) -> set[str]:
+        """The keys of the results' papers that reached ``destination`` before."""
+        papers = [paper_of(r) for r in results]
+        found = self._read(lambda lib: lib.deliveries.delivered(destination.ids, papers), set())
+        return {paper_key(r) for r in results if r.id in found}
 
-    def record(self, delivery: Delivery, aliases: Iterable[str] = ()) -> None:
-        """Add ``delivery``, replacing a record of the same message (under its destination's
-        id or an ``aliases`` one), and prune old ones."""
-        cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(days=KEEP_DAYS)).isoformat()
-        ids = {delivery.destination, *aliases}
+    def unfinished(self, destination: Destination) -> list[Delivered]:
+        """The messages of the digests delivered to ``destination`` only in part."""
+        return self._read(lambda lib: lib.deliveries.unfinished(destination.ids), [])
 
-        def same(d: Delivery) -> bool:
-            return (d.digest, d.message) == (delivery.digest, delivery.message) and (
-                d.destination in ids
-            )
+    def of_digest(self, destination: Destination, digest: str) -> list[Delivered]:
+        """The messages of the digest with this hash that reached ``destination``."""
+        return self._read(lambda lib: lib.deliveries.of_digest(destination.ids, digest), [])
 
-        kept = [d for d in self._read() if d.at >= cutoff and not same(d)]
-        self._write([*kept, delivery])
+    def record(
+        self,
+        destination: Destination,
+        digest: str,
+        day: str,
+        index: int,
+        total: int,
+        papers: Sequence[PaperResult],
+        at: str | None = None,
+    ) -> None:
+        """Note that message ``index`` of ``total`` of a digest (its hash and date) reached
+        ``destination`` carrying ``papers``; a PaperAgentError when the library refuses."""
+        library = self._open()
+        found = library.deliveries.digest(digest, day)
+        carried = [paper_of(r) for r in papers]
+        library.deliveries.record(
+            found, destination.channel, destination.id, index, total, carried, at=at
+        )
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -117,95 +140,46 @@ class DeliveryLog:
 
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(output_lock(self.path, "the delivery log", wait=True))
+                stack.enter_context(
+                    output_lock(self.home / LOCK_NAME, "the delivery log", wait=True)
+                )
             except OutputError as exc:
                 log.warning("cannot lock the delivery log (%s); posting without it", exc)
             yield
 
-    def _read(self) -> list[Delivery]:
+    def close(self) -> None:
+        """Close the library (a later call opens it again)."""
+        if self._library is not None:
+            self._library.close()
+            self._library = None
+
+    def __enter__(self) -> DeliveryLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _open(self) -> Library:
+        if self._library is None:
+            from agent.store import Library
+
+            self._library = Library.open(self.home)
+        return self._library
+
+    def _read(self, query: Callable[[Library], T], nothing: T) -> T:
+        """``query`` on the library; ``nothing`` (and one warning) when it cannot be read."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as exc:
-            # The journal only saves re-sending; a damaged one must not block today's digest.
-            log.warning("ignoring unreadable delivery log %s: %s", self.path, exc)
-            return []
-        if not isinstance(data, dict):
-            return []
-        records = data.get("deliveries")
-        if isinstance(records, list):
-            return [d for d in map(_delivery, records) if d is not None]
-        digests = data.get("digests")  # version 1
-        return list(_from_version_1(digests)) if isinstance(digests, dict) else []
-
-    def _write(self, deliveries: list[Delivery]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One record a line: readable, and a long list of paper keys stays one line.
-        # vars(), not asdict(): asdict deep-copies every key, ten times slower on a full journal.
-        lines = ",\n".join(json.dumps(vars(d), ensure_ascii=False) for d in deliveries)
-        text = f'{{"version": {VERSION}, "deliveries": [\n{lines}\n]}}\n'
-        # Write then rename, so an interrupted post never leaves a half-written journal.
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".deliveries-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-def _index(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _delivery(raw: object) -> Delivery | None:
-    """A version-2 record, or None for anything else (a hand edit, a damaged file): the
-    journal only saves re-sending, it must not stop a post."""
-    if not isinstance(raw, dict):
-        return None
-    digest, channel, destination, at = (
-        raw.get("digest"),
-        raw.get("channel"),
-        raw.get("destination"),
-        raw.get("at"),
-    )
-    message, total, papers = _index(raw.get("message")), _index(raw.get("total")), raw.get("papers")
-    if not (
-        isinstance(digest, str)
-        and isinstance(channel, str)
-        and isinstance(destination, str)
-        and isinstance(at, str)
-        and message is not None
-        and message >= 0
-        and isinstance(papers, list)
-        and _all_text(papers)
-    ):
-        return None
-    return Delivery(digest, channel, destination, message, total or 0, tuple(papers), at)
-
-
-def _all_text(values: list[object]) -> bool:
-    # join() checks every item is a str at C speed: a full journal holds 100,000s of keys.
-    try:
-        "".join(values)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True
-
-
-def _from_version_1(digests: dict[str, Any]) -> Iterable[Delivery]:
-    """Version 1's ``{digest: {destination: {"delivered": [i], "total", "updated"}}}`` as
-    records without papers; anything malformed in it is dropped, as version 1 dropped it."""
-    for digest, destinations in digests.items():
-        if not isinstance(destinations, dict):
-            continue
-        for destination, entry in destinations.items():
-            if not isinstance(entry, dict) or not isinstance(entry.get("delivered"), list):
-                continue
-            total = _index(entry.get("total")) or 0
-            updated = entry.get("updated")
-            at = updated if isinstance(updated, str) else ""
-            for index in sorted({i for i in map(_index, entry["delivered"]) if i is not None}):
-                yield Delivery(digest, "", destination, index, total, (), at)
+            return query(self._open())
+        except PaperAgentError as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "cannot read the delivery log (%s): papers delivered before may be sent again",
+                    exc,
+                )
+            return nothing

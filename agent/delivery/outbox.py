@@ -9,13 +9,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agent.delivery.journal import Delivery, DeliveryLog, Destination, paper_key
+from agent.delivery.journal import DeliveryLog, Destination, paper_key
 from agent.digest.text import plural
-from agent.errors import DeliveryError, PartialDeliveryError
+from agent.errors import DeliveryError, PaperAgentError, PartialDeliveryError
 
 if TYPE_CHECKING:
     from agent.digest import Digest
     from agent.models import PaperResult
+    from agent.store.deliveries import Delivered
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,11 @@ class Plan:
 
     digest: str
     messages: list[Outgoing]
+    day: str = ""  # the digest's date
     done: set[int] = field(default_factory=set)
     left_out: int = 0
     resumed: bool = False  # the digest a failed delivery stopped in, not a new one
-    # Delivered messages whose records name no paper (a version-1 journal): recorded again
+    # Delivered messages whose records name no paper (a version-1 delivery log): recorded again
     # with the papers they carried, so the next digest leaves those out too.
     unnamed: dict[int, str] = field(default_factory=dict)  # index -> when it was delivered
 
@@ -148,14 +150,15 @@ async def plan(
 ) -> Plan:
     """What delivering the digest of ``results`` to ``channel`` sends (nothing is sent)."""
     everything = list(results)
+    destination = channel.destination
     if force:
-        messages = channel.render(await build(everything))
-        return Plan(channel.digest_key(messages), messages)
-    records = journal.deliveries(channel.destination)
-    delivered = {key for record in records for key in record.papers}
+        built = await build(everything)
+        messages = channel.render(built)
+        return Plan(channel.digest_key(messages), messages, _day(built))
     keys = [paper_key(r) for r in everything]
+    delivered = journal.delivered(destination, everything)
 
-    stopped = _stopped(records, set(keys))
+    stopped = _stopped(journal.unfinished(destination), set(keys))
     if stopped is not None:
         # Rebuilt from what it was built from (today's papers less those other digests
         # delivered), a digest stopped part-way resumes with its own numbering.
@@ -163,38 +166,47 @@ async def plan(
         base = [
             r for r, k in zip(everything, keys, strict=True) if k not in delivered or k in theirs
         ]
-        messages = channel.render(await build(base))
+        built = await build(base)
+        messages = channel.render(built)
         if channel.digest_key(messages) == digest:
             left_out = len(everything) - len(base)
-            unnamed = _unnamed(records, digest, messages)
-            return Plan(digest, messages, done, left_out, resumed=True, unnamed=unnamed)
+            unnamed = _unnamed(journal.of_digest(destination, digest), messages)
+            return Plan(
+                digest, messages, _day(built), done, left_out, resumed=True, unnamed=unnamed
+            )
 
     fresh = [r for r, k in zip(everything, keys, strict=True) if k not in delivered]
-    messages = channel.render(await build(fresh))
+    built = await build(fresh)
+    messages = channel.render(built)
     digest = channel.digest_key(messages)
     # The same digest again (a day with no paper, one of failures only): its messages count.
-    done = {r.message for r in records if r.digest == digest and r.message < len(messages)}
-    unnamed = _unnamed(records, digest, messages)
-    return Plan(digest, messages, done, len(everything) - len(fresh), unnamed=unnamed)
+    records = journal.of_digest(destination, digest)
+    done = {r.message for r in records if r.message < len(messages)}
+    unnamed = _unnamed(records, messages)
+    left_out = len(everything) - len(fresh)
+    return Plan(digest, messages, _day(built), done, left_out, unnamed=unnamed)
 
 
-def _unnamed(records: list[Delivery], digest: str, messages: list[Outgoing]) -> dict[int, str]:
-    """Delivered messages of ``digest`` recorded without the papers they carry, and when."""
-    named = {r.message for r in records if r.digest == digest and r.papers}
+def _day(digest: Digest) -> str:
+    """The date a digest is for, as the library records it."""
+    return digest.date.isoformat()
+
+
+def _unnamed(records: list[Delivered], messages: list[Outgoing]) -> dict[int, str]:
+    """Delivered messages of one digest (``records``) recorded without the papers they
+    carry, and when."""
+    named = {r.message for r in records if r.papers}
     return {
         r.message: r.at
         for r in records
-        if r.digest == digest
-        and r.message < len(messages)
-        and r.message not in named
-        and messages[r.message].papers
+        if r.message < len(messages) and r.message not in named and messages[r.message].papers
     }
 
 
-def _stopped(records: list[Delivery], keys: set[str]) -> tuple[str, set[int], set[str]] | None:
+def _stopped(records: list[Delivered], keys: set[str]) -> tuple[str, set[int], set[str]] | None:
     """The newest digest delivered only in part whose delivered papers are all among ``keys``
     (so these results may rebuild it): its hash, delivered indexes and papers."""
-    digests: dict[str, list[Delivery]] = {}
+    digests: dict[str, list[Delivered]] = {}
     for record in records:
         digests.setdefault(record.digest, []).append(record)
     candidates = []
@@ -225,13 +237,35 @@ async def deliver(
     (unless ``force``), a stopped digest resumed, one line per outcome to ``say``; raise
     PartialDeliveryError naming what was and was not delivered (``again`` sends the rest,
     ``forcing`` would send every paper)."""
+    own = journal is None
     journal = journal or DeliveryLog()
-    tell = say or log.info
+    try:
+        return await _deliver(
+            results, build, channel, journal, force, say or log.info, on_sent, again, forcing
+        )
+    finally:
+        if own:
+            journal.close()
+
+
+async def _deliver(
+    results: Sequence[PaperResult],
+    build: Build,
+    channel: Channel,
+    journal: DeliveryLog,
+    force: bool,
+    tell: Say,
+    on_sent: Callable[[int, int], None] | None,
+    again: str,
+    forcing: str,
+) -> Report:
+    """``deliver`` with its journal open."""
     name = channel.destination.name
+    by_key = {paper_key(r): r for r in results}
     with journal.lock():
         todo = await plan(results, build, channel, journal, force=force)
         for index, at in todo.unnamed.items():
-            _record(journal, todo, channel.destination, index, at)
+            _record(journal, todo, channel.destination, index, by_key, at)
         total = len(todo.messages)
         report = Report(total, skipped=sorted(i + 1 for i in todo.done), left_out=todo.left_out)
         for line in todo.notes(channel.destination, forcing):
@@ -248,7 +282,7 @@ async def deliver(
                     name, index + 1, total, delivered, str(exc), again
                 ) from None
             report.sent.append(index + 1)
-            _record(journal, todo, channel.destination, index)
+            _record(journal, todo, channel.destination, index, by_key)
             if on_sent is not None:
                 on_sent(index + 1, total)
     tell(f"{name}: {plural(len(report.sent), 'message')} delivered")
@@ -256,21 +290,17 @@ async def deliver(
 
 
 def _record(
-    journal: DeliveryLog, todo: Plan, destination: Destination, index: int, at: str = ""
+    journal: DeliveryLog,
+    todo: Plan,
+    destination: Destination,
+    index: int,
+    by_key: dict[str, PaperResult],
+    at: str | None = None,
 ) -> None:
-    import datetime as dt
-
-    delivery = Delivery(
-        digest=todo.digest,
-        channel=destination.channel,
-        destination=destination.id,
-        message=index,
-        total=len(todo.messages),
-        papers=todo.messages[index].papers,
-        at=at or dt.datetime.now(dt.UTC).isoformat(),
-    )
+    """Journal message ``index`` of ``todo`` as delivered (``at``: when, default now)."""
+    papers = [by_key[k] for k in todo.messages[index].papers if k in by_key]
     try:
-        journal.record(delivery, destination.aliases)
-    except OSError as exc:
+        journal.record(destination, todo.digest, todo.day, index, len(todo.messages), papers, at)
+    except PaperAgentError as exc:
         # Delivered is delivered: a journal we cannot write costs only the next day's guard.
         log.warning("cannot write the delivery log (%s): these papers may be sent again", exc)

@@ -1,6 +1,6 @@
 """OpenAI's Batch API end to end: upload, create, poll, download, then import (DESIGN 14).
 
-Every job is saved in the state dir (``batches/jobs.json``) as soon as the API gives it an id:
+Every job is saved in the library of the state dir as soon as the API gives it an id:
 the upload's file id, then the batch id. A request file is known by the sha256 of its content,
 so a rerun of an interrupted run finds its batches by their files and never uploads the same
 work twice; a batch that failed, expired or was cancelled is not reused, and the rerun's
@@ -10,7 +10,6 @@ export (only papers without a cached answer) resubmits exactly what is missing.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -34,7 +33,6 @@ from agent.llm.batch import (
 from agent.llm.redact import redact
 from agent.llm.retry import call_with_retry
 from agent.models import Paper
-from agent.outputs import write_atomic
 
 if TYPE_CHECKING:
     from agent.backends.openai import OpenAIBackend
@@ -80,78 +78,34 @@ def jobs_dir(home: Path) -> Path:
 
 
 class Jobs:
-    """The saved job list, shared by processes through a lock file."""
+    """The saved jobs, in the library of the state dir (shared by every process using it);
+    the request and output files stay in ``batches/``."""
 
     def __init__(self, home: Path) -> None:
+        self.home = home
         self.directory = jobs_dir(home)
-        self.path = self.directory / "jobs.json"
-
-    @contextlib.contextmanager
-    def locked(self) -> Any:
-        """Hold the job list for a read-modify-write (other processes wait)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / "jobs.lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
 
     def load(self) -> list[Job]:
-        """Every saved job, oldest first (none when the list was damaged: it is moved aside)."""
-        with self.locked():
-            return self._load()
+        """Every saved job, oldest first."""
+        from agent.store import Library
+
+        with Library.open(self.home) as library:
+            saved = library.batch_jobs.all()
+        names = {f.name for f in fields(Job)}
+        jobs = []
+        for item in saved:
+            try:
+                jobs.append(Job(**{k: v for k, v in item.items() if k in names}))
+            except TypeError:  # imported from a hand-edited old list: not a job we can follow
+                log.warning("ignoring a saved batch job without its request file: %s", item)
+        return jobs
 
     def save(self, job: Job) -> None:
         """Add or update ``job`` (known by its request file's hash and creation time)."""
-        with self.locked():
-            jobs = [j for j in self._load() if (j.sha256, j.created) != (job.sha256, job.created)]
-            jobs.append(job)
-            write_atomic(self.path, json.dumps([asdict(j) for j in jobs], indent=1) + "\n")
+        from agent.store import Library
 
-    def _load(self) -> list[Job]:
-        """``load`` with the lock held: a damaged list is moved aside, like a damaged cache."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        except UnicodeDecodeError:
-            return self._move_aside("not UTF-8 text")
-        except OSError as exc:  # unreadable is not damaged: the user can fix it
-            raise ConfigError(f"cannot read the batch job list {self.path}: {exc}") from None
-        names = {f.name for f in fields(Job)}
-        try:
-            data = json.loads(text)
-            return [Job(**{k: v for k, v in item.items() if k in names}) for item in data]
-        except RecursionError:
-            return self._move_aside("nested too deeply")
-        except ValueError as exc:
-            return self._move_aside(f"invalid JSON: {exc}")
-        except (TypeError, AttributeError):  # valid JSON, but not a list of jobs
-            return self._move_aside("not a list of jobs")
-
-    def _move_aside(self, why: str) -> list[Job]:
-        """Rename the damaged list to ``jobs.json.damaged-<time>`` (kept for inspection) and
-        start an empty one: the run goes on, and the papers of the batches it listed, having
-        no cached answers, are sent again."""
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        for n in range(1, 100):
-            target = self.path.with_name(f"{self.path.name}.damaged-{stamp}" + f"-{n}" * (n > 1))
-            if target.exists():
-                continue
-            try:
-                self.path.rename(target)
-            except OSError as err:
-                raise ConfigError(
-                    f"the batch job list {self.path} is damaged ({why}) and cannot be moved "
-                    f"aside: {err.strerror}"
-                ) from None
-            log.warning(
-                "the batch job list %s is damaged (%s); moved it to %s and started a fresh one "
-                "(batches it listed are no longer followed: their papers are sent again)",
-                self.path,
-                why,
-                target,
-            )
-            return []
-        raise ConfigError(f"the batch job list {self.path} is damaged ({why}); move it aside")
+        with Library.open(self.home) as library:
+            library.batch_jobs.put(asdict(job))
 
     def find(self, sha256: str) -> Job | None:
         """The reusable job for a request file: not failed, expired or cancelled."""
@@ -167,7 +121,7 @@ class Jobs:
             return [j for j in jobs if j.batch_id and j.status not in ENDED]
         found = [j for j in jobs if j.batch_id == batch_id]
         if not found:
-            raise InputError(f"no batch {batch_id} in {self.path}")
+            raise InputError(f"no batch {batch_id} among the saved Batch API jobs")
         return found
 
 

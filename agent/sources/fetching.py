@@ -40,7 +40,7 @@ class Fetched:
     def add(self, papers: list[Paper]) -> None:
         """Append ``papers``, keeping the first of any paper already fetched: the same id, or
         the same title (a source that gives no arXiv id)."""
-        from agent.sources.seen import title_key
+        from agent.sources.files import title_key
 
         known = {p.id for p in self.papers} | {title_key(p.title) for p in self.papers}
         for paper in papers:

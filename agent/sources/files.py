@@ -9,6 +9,7 @@ import itertools
 import json
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ _ARXIV_NEW = re.compile(r"(?<!\d)(?<!\d\.)(\d{2}(?:0[1-9]|1[0-2])\.\d{4,5})(?:v\
 _ARXIV_OLD = re.compile(r"(?<![\w.-])([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?(?!\d)")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _NON_WORD = re.compile(r"[\W_]+")
+TITLE = "title:"  # the prefix of a key made from a title
 _LIST_SPLIT = re.compile(r"[,\s]+")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
@@ -124,6 +126,13 @@ def arxiv_id(url: str) -> str | None:
         return None
     match = _ARXIV_NEW.search(url) or _ARXIV_OLD.search(url)
     return match.group(1) if match else None
+
+
+def title_key(title: str) -> str | None:
+    """``title:`` and the title casefolded, its punctuation and whitespace collapsed: how a
+    paper without an arXiv id is known (None for a title without a word)."""
+    words = _NON_WORD.sub(" ", unicodedata.normalize("NFKC", title).casefold()).strip()
+    return TITLE + words if words else None
 
 
 @dataclass

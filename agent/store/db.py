@@ -2,9 +2,9 @@
 
 Several processes share the file (cron jobs on one state dir): WAL so readers never wait for a
 writer, a busy timeout, every writer takes the lock up front (``BEGIN IMMEDIATE``) and holds it
-for milliseconds. A damaged file is moved aside with its sidecars, as the seen-store and the
-answer cache do, and a fresh library takes its place; a lock held past the timeout is one
-``ConfigError``. Long reads stream on a connection of their own, so a loop may write as it reads.
+for milliseconds. A damaged file is moved aside with its sidecars (as the answer cache is) and
+a fresh library takes its place; a lock held past the timeout is one ``ConfigError``. Long
+reads stream on a connection of their own, so a loop may write as it reads.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The state files of earlier versions, imported into the library with nothing lost.
 
 Before the library, the state dir held three stores: ``seen.sqlite3`` (the seen-store),
-``deliveries.json`` (the delivery log) and ``batches/jobs.json`` (the batch jobs). Opening the
+``deliveries.json`` (the delivery log: version 1 of release 0.1.0, or version 2, which
+recorded the papers of each message) and ``batches/jobs.json`` (the batch jobs). Opening the
 library imports each one it finds. The old files are left in place, untouched (read, never
 written or renamed), so an older paper-agent still works on the same state dir; each import is
 recorded with the file's size and modification time, and a file that changed since (an older
@@ -28,7 +29,7 @@ from urllib.request import pathname2url
 
 from agent.store.batch_jobs import job_row
 from agent.store.db import now, stamp, to_json, transaction
-from agent.store.deliveries import UNKNOWN_CHANNEL, digest_id
+from agent.store.deliveries import UNKNOWN_CHANNEL, carried, digest_id
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,16 @@ def _seen_rows(path: Path) -> Iterator[tuple[Any, ...]]:
 
 
 def _deliveries(conn: sqlite3.Connection, path: Path) -> int:
-    """The delivered messages of each digest and destination (channel unknown: the old log
-    did not say; day and profile too)."""
-    digests = _json(path, dict, "digests")
+    """The delivered messages of the delivery log: version 1's per digest and destination
+    (no papers, and neither channel, day nor profile: it did not say), or version 2's, each
+    message with the keys of the papers it carried (a paper the library lacks is stored by
+    its key alone, so it is never delivered twice)."""
+    data = _json(path, dict, "a delivery log")
+    if isinstance(data.get("deliveries"), list):
+        return _deliveries_2(conn, data["deliveries"])
+    digests = data.get("digests")
+    if not isinstance(digests, dict):
+        raise LegacyError("it does not hold a delivery log", 0)
     added = 0
     for content_hash, destinations in digests.items():
         if not isinstance(destinations, dict):
@@ -145,24 +153,105 @@ def _deliveries(conn: sqlite3.Connection, path: Path) -> int:
         for destination, entry in destinations.items():
             if not isinstance(entry, dict) or not isinstance(entry.get("delivered"), list):
                 continue
-            total = entry.get("total")
-            total = total if isinstance(total, int) and not isinstance(total, bool) else 0
+            total = _count(entry.get("total")) or 0
             when = _time(entry.get("updated"))
             gid = gid or digest_id(conn, content_hash, "", "", when)
             for index in entry["delivered"]:
-                if isinstance(index, int) and not isinstance(index, bool):
-                    added += conn.execute(
-                        "INSERT OR IGNORE INTO deliveries (digest, channel, destination,"
-                        " message, total, at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (gid, UNKNOWN_CHANNEL, destination, index, total, when),
-                    ).rowcount
+                if _count(index) is not None:
+                    added += _delivery(conn, gid, UNKNOWN_CHANNEL, destination, index, total, when)
     return added
+
+
+def _deliveries_2(conn: sqlite3.Connection, records: list[Any]) -> int:
+    """Version 2's records: one per message, with its channel and papers; a record of
+    another shape (a hand edit) is left out and counted."""
+    added = skipped = 0
+    for record in records:
+        fields = _delivery_fields(record)
+        if fields is None:
+            skipped += 1
+            continue
+        content_hash, channel, destination, index, total, papers, at = fields
+        when = _time(at)
+        gid = digest_id(conn, content_hash, "", "", when)
+        added += _delivery(conn, gid, channel or UNKNOWN_CHANNEL, destination, index, total, when)
+        delivery = conn.execute(
+            "SELECT id FROM deliveries WHERE digest = ? AND destination = ? AND message = ?",
+            (gid, destination, index),
+        ).fetchone()[0]
+        carried(conn, delivery, destination, [_paper_row(conn, k, when) for k in papers])
+    if skipped:
+        raise LegacyError(f"{skipped} record(s) are not deliveries and were left out", added)
+    return added
+
+
+def _delivery_fields(record: object) -> tuple[str, str, str, int, int, list[str], str] | None:
+    """A version-2 record's fields, or None when it is not one."""
+    if not isinstance(record, dict):
+        return None
+    fields = (record.get(name) for name in ("digest", "channel", "destination", "at"))
+    content_hash, channel, destination, at = fields
+    index, total, papers = _count(record.get("message")), record.get("total"), record.get("papers")
+    if not (
+        isinstance(content_hash, str)
+        and isinstance(channel, str)
+        and isinstance(destination, str)
+        and isinstance(at, str)
+        and index is not None
+        and isinstance(papers, list)
+        and all(isinstance(k, str) and k for k in papers)
+    ):
+        return None
+    return content_hash, channel, destination, index, _count(total) or 0, papers, at
+
+
+def _delivery(
+    conn: sqlite3.Connection,
+    digest: int,
+    channel: str,
+    destination: str,
+    index: int,
+    total: int,
+    when: str,
+) -> int:
+    """One delivered message, unless the library has it; returns 1 when it was added."""
+    return int(
+        conn.execute(
+            "INSERT OR IGNORE INTO deliveries (digest, channel, destination, message, total, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (digest, channel, destination, index, total, when),
+        ).rowcount
+    )
+
+
+def _paper_row(conn: sqlite3.Connection, paper_key: str, when: str) -> int:
+    """The row of the paper with this key, stored by its key alone if new: an arXiv id, a
+    normalized title (``title:...``) or an id (``id:...``)."""
+    found = conn.execute("SELECT id FROM papers WHERE key = ?", (paper_key,)).fetchone()
+    if found is not None:
+        return int(found[0])
+    kind, _, rest = paper_key.partition(":")
+    title = rest if kind == "title" and rest else ""
+    pid = rest if kind == "id" and rest else paper_key
+    arxiv = None if kind in ("title", "id") and rest else paper_key
+    cursor = conn.execute(
+        "INSERT INTO papers (key, title_key, arxiv_id, paper_id, title, first_seen, updated)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (paper_key, paper_key if title else None, arxiv, pid, title, when, when),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def _count(value: object) -> int | None:
+    """A JSON number that is a count or an index (not a bool, not negative), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _jobs(conn: sqlite3.Connection, path: Path) -> int:
     """The batch jobs, each as it was saved."""
     added = skipped = 0
-    for job in _json(path, list, None):
+    for job in _json(path, list, "a list of batch jobs"):
         try:
             row = job_row(job, now()) if isinstance(job, dict) else None
         except ValueError:
@@ -178,16 +267,14 @@ def _jobs(conn: sqlite3.Connection, path: Path) -> int:
     return added
 
 
-def _json(path: Path, kind: type, field: str | None) -> Any:
-    """The file's JSON (its ``field`` when given), checked to be a ``kind``."""
+def _json(path: Path, kind: type, what: str) -> Any:
+    """The file's JSON, checked to be a ``kind`` (``what`` names it in the problem)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise LegacyError(f"cannot read it: {exc}", 0) from None
-    if field is not None:
-        data = data.get(field) if isinstance(data, dict) else None
     if not isinstance(data, kind):
-        raise LegacyError(f"it does not hold {kind.__name__} of {field or 'jobs'}", 0)
+        raise LegacyError(f"it does not hold {what}", 0)
     return data
 
 

@@ -188,7 +188,35 @@ def m002_embeddings(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_embeddings)
+def m003_delivery_papers(conn: sqlite3.Connection) -> None:
+    """Every paper each delivered message carried (``delivered_papers`` keeps only the first
+    message that brought a paper to a destination), filled from what is already recorded."""
+    _script(
+        conn,
+        """
+        CREATE TABLE delivery_papers (
+            delivery INTEGER NOT NULL REFERENCES deliveries (id),
+            paper INTEGER NOT NULL REFERENCES papers (id),
+            PRIMARY KEY (delivery, paper)
+        ) WITHOUT ROWID;
+        INSERT INTO delivery_papers (delivery, paper) SELECT delivery, paper FROM delivered_papers;
+        """,
+    )
+
+
+def m004_result_fields(conn: sqlite3.Connection) -> None:
+    """The fields of a results line that no other column holds (``published``,
+    ``categories``, ``relevance``, ``why``, ``relevance_by``: ``agent.store.runs.FIELDS``), as
+    JSON, so a run reads back line for line (NULL: none)."""
+    _script(conn, "ALTER TABLE run_papers ADD COLUMN fields TEXT;")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    m001_initial,
+    m002_embeddings,
+    m003_delivery_papers,
+    m004_result_fields,
+)
 LATEST = len(MIGRATIONS)
 
 

@@ -1,4 +1,4 @@
-"""Papers in the library: one row per paper, known by the seen-store's key, merged across
+"""Papers in the library: one row per paper, known by its key (agent.store.keys), merged across
 sources, and read back by day, by run or since a time as streams."""
 
 from __future__ import annotations
@@ -6,15 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.models import Paper
-from agent.sources.seen import arxiv_key, key, title_key
 from agent.store.db import Database, chunks, day_range, marks, now, stamp, to_json
+from agent.store.keys import arxiv_key, bare_arxiv, key, title_key
 
 DayField = Literal["first_seen", "published"]
+# A paper asked about: what to answer with (its id...), its key, title key, has an arXiv id.
+Wanted = tuple[str, str, str | None, bool]
 
 # The columns LibraryPaper.from_row reads, in its order.
 COLUMNS = (
@@ -108,7 +110,7 @@ class Papers:
         """The paper an id names: its key, an arXiv id with or without version, or the id
         its source gave."""
         ident = ident.strip()
-        bare = arxiv_key(Paper(id=ident, title="", abstract="")) or ident
+        bare = bare_arxiv(ident) or ident
         sql = (
             f"SELECT {COLUMNS} FROM papers p WHERE p.key = ? OR p.key = ? OR p.paper_id = ?"
             " ORDER BY p.id LIMIT 1"
@@ -192,6 +194,45 @@ def row_ids(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, int]:
     for part in chunks(keys):
         sql = f"SELECT key, id FROM papers WHERE key IN ({marks(len(part))})"
         found.update(conn.execute(sql, tuple(part)).fetchall())
+    return found
+
+
+def wanted(papers: Iterable[Paper], label: Callable[[Paper], str]) -> list[Wanted]:
+    """The papers as ``matching`` asks about them, each answered by ``label(paper)``."""
+    return [(label(p), key(p), title_key(p.title), arxiv_key(p) is not None) for p in papers]
+
+
+def matching(
+    conn: sqlite3.Connection, asked: Sequence[Wanted], where: str, params: Sequence[Any] = ()
+) -> set[str]:
+    """The labels of the ``asked`` papers that are a stored paper ``p`` meeting ``where``:
+    the same key, else the same title, as the seen-store always matched. One query a chunk."""
+    found: set[str] = set()
+    for part in chunks(asked):
+        keys = [k for _, k, _, _ in part]
+        titles = [t for _, _, t, _ in part if t is not None]
+        sql = (
+            "SELECT p.key, p.title_key, p.arxiv_id IS NOT NULL FROM papers p"
+            f" WHERE (p.key IN ({marks(len(keys))}) OR p.title_key IN ({marks(len(titles))}))"
+            f" AND {where}"
+        )
+        found_keys: set[str] = set()
+        any_titles: set[str] = set()
+        plain_titles: set[str] = set()  # titles of papers stored without an arXiv id
+        for stored, stored_title, has_arxiv in conn.execute(sql, [*keys, *titles, *params]):
+            found_keys.add(stored)
+            if stored_title is not None:
+                any_titles.add(stored_title)
+                if not has_arxiv:
+                    plain_titles.add(stored_title)
+        # Two arXiv ids are two papers, even with one title ("A Survey of ..."): a paper with
+        # an id matches by title only a paper stored without one.
+        found |= {
+            label
+            for label, k, title, has_arxiv in part
+            if k in found_keys
+            or (title is not None and title in (plain_titles if has_arxiv else any_titles))
+        }
     return found
 
 

@@ -15,7 +15,7 @@ from agent.store.db import Database, day_range, stamp
 
 _COLUMNS = (
     "rp.paper_id, p.title, p.url, p.authors, rp.source, p.metadata, a.tags, a.summary,"
-    " rp.backend, rp.model, rp.cached, rp.usage, rp.error_type, rp.error_message"
+    " rp.backend, rp.model, rp.cached, rp.usage, rp.error_type, rp.error_message, rp.fields"
 )
 # A paper's latest outcome: the last run that had it (an index seek per paper).
 _LATEST = (
@@ -109,7 +109,10 @@ def write_jsonl(records: Iterable[ResultRecord], out: IO[str]) -> int:
 def _record(row: Sequence[Any]) -> ResultRecord:
     """One results line from the columns of one row."""
     (pid, title, url, authors, source, metadata, tags, summary, backend, model) = row[:10]
-    cached, usage, error_type, error_message, relevance, why = row[10:]
+    cached, usage, error_type, error_message, fields, relevance, why = row[10:]
+    written = json.loads(fields) if fields else {}
+    if relevance is not None:  # a profile's score stands for the run's own
+        written |= {"relevance": relevance, "why": why, "relevance_by": {}}
     return ResultRecord(
         id=pid,
         title=title,
@@ -124,6 +127,5 @@ def _record(row: Sequence[Any]) -> ResultRecord:
         usage=Usage.model_validate_json(usage),
         error=None if error_type is None else ErrorInfo(type=error_type, message=error_message),
         metadata=json.loads(metadata),
-        relevance=relevance,
-        why=why,
+        **written,
     )

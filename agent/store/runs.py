@@ -18,6 +18,8 @@ from agent.store.db import Database, now, to_json
 from agent.store.papers import upsert
 
 PaperStatus = Literal["ok", "error", "skipped"]
+# A results line's fields kept as they were written (the papers table keeps its own merge).
+FIELDS = ("published", "categories", "relevance", "why", "relevance_by")
 RUNNING = "running"
 
 _COLUMNS = (
@@ -154,8 +156,8 @@ def _record_one(
     error = result.error
     conn.execute(
         "INSERT OR REPLACE INTO run_papers (run, position, paper, paper_id, source, status,"
-        " annotation, backend, model, cached, usage, error_type, error_message, updated)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " annotation, backend, model, cached, usage, error_type, error_message, updated, fields)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             run,
             position,
@@ -171,5 +173,13 @@ def _record_one(
             error.type if error else None,
             error.message if error else None,
             when,
+            result_fields(result),
         ),
     )
+
+
+def result_fields(result: PaperResult) -> str | None:
+    """The fields of the result's line no other column holds, as JSON; None without any."""
+    fields = {name: getattr(result, name) for name in FIELDS}
+    given = {k: v for k, v in fields.items() if v not in (None, {}, [], "")}
+    return to_json(given) if given else None

@@ -1,4 +1,4 @@
-"""The seen-store as a query on the library (DESIGN 11): a paper is seen once a run wrote its
+"""The seen query on the library (DESIGN 11): a paper is seen once a run wrote its
 result; matched by arXiv id without version, else normalized title, exactly as before."""
 
 from __future__ import annotations
@@ -6,14 +6,24 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from agent.models import Paper
-from agent.sources.seen import SeenEntry, arxiv_key, key, title_key
-from agent.store.db import Database, chunks, marks, now
-from agent.store.papers import upsert
+from agent.store.db import Database, now
+from agent.store.keys import bare_arxiv
+from agent.store.papers import matching, upsert, wanted
 
-Wanted = tuple[str, str, str | None, bool]  # paper id, key, title key, has an arXiv id
+
+@dataclass(frozen=True)
+class SeenEntry:
+    """One seen paper, as ``paper-agent seen list`` shows it."""
+
+    first_seen: dt.datetime  # when a run first marked it seen
+    id: str
+    key: str
+    title: str
+    source: str
 
 
 class Seen:
@@ -24,15 +34,12 @@ class Seen:
 
     def seen(self, papers: Iterable[Paper]) -> set[str]:
         """The ids (``Paper.id``) of the papers already seen, one query per chunk."""
-        wanted = [(p.id, key(p), title_key(p.title), arxiv_key(p) is not None) for p in papers]
+        asked = wanted(papers, lambda p: p.id)
 
         def query(conn: sqlite3.Connection) -> set[str]:
-            found: set[str] = set()
-            for part in chunks(wanted):
-                found |= _seen_chunk(conn, part)
-            return found
+            return matching(conn, asked, "p.seen IS NOT NULL")
 
-        return self._db.read(query) if wanted else set()
+        return self._db.read(query) if asked else set()
 
     def mark(self, papers: Iterable[Paper], source: str) -> int:
         """Record the papers as seen now by ``source`` (stored first if new), in one
@@ -74,7 +81,7 @@ class Seen:
         """Forget a paper by arXiv id (with or without version), paper id or key, so the next
         run annotates it again (the paper and its history stay); returns how many went."""
         ident = ident.strip()
-        bare = arxiv_key(Paper(id=ident, title="", abstract="")) or ident
+        bare = bare_arxiv(ident) or ident
         sql = (
             "UPDATE papers SET seen = NULL, seen_source = NULL"
             " WHERE (paper_id = ? OR key = ? OR key = ?) AND seen IS NOT NULL"
@@ -89,31 +96,3 @@ class Seen:
     def __len__(self) -> int:
         sql = "SELECT count(*) FROM papers WHERE seen IS NOT NULL"
         return int(self._db.read(lambda conn: conn.execute(sql).fetchone()[0]))
-
-
-def _seen_chunk(conn: sqlite3.Connection, chunk: Sequence[Wanted]) -> set[str]:
-    """The ids in ``chunk`` that one query finds seen."""
-    keys = [k for _, k, _, _ in chunk]
-    titles = [t for _, _, t, _ in chunk if t is not None]
-    sql = (
-        "SELECT key, title_key, arxiv_id IS NOT NULL FROM papers"
-        f" WHERE (key IN ({marks(len(keys))}) OR title_key IN ({marks(len(titles))}))"
-        " AND seen IS NOT NULL"
-    )
-    found_keys: set[str] = set()
-    any_titles: set[str] = set()
-    plain_titles: set[str] = set()  # titles of papers stored without an arXiv id
-    for found, found_title, has_arxiv in conn.execute(sql, [*keys, *titles]):
-        found_keys.add(found)
-        if found_title is not None:
-            any_titles.add(found_title)
-            if not has_arxiv:
-                plain_titles.add(found_title)
-    # Two arXiv ids are two papers, even with one title ("A Survey of ..."): a paper with an
-    # id matches by title only a paper stored without one.
-    return {
-        pid
-        for pid, k, title, has_arxiv in chunk
-        if k in found_keys
-        or (title is not None and title in (plain_titles if has_arxiv else any_titles))
-    }

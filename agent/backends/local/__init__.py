@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
+import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -14,12 +17,16 @@ from agent.models import Annotation, Paper
 from agent.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from agent.backends.local.learned import ExampleModel
     from agent.backends.local.relevance import RelevanceModel
     from agent.backends.local.semantic import SemanticScorer
     from agent.interests import Interests
 
 __all__ = ["LocalBackend"]
+
+log = logging.getLogger(__name__)
 
 VERSION = "local-v1"
 # Weight of the description prior's log-probability once a model is learned from examples
@@ -51,15 +58,24 @@ class LocalBackend:
         self.prior = PriorTagger(taxonomy)
         self.interests = interests
         self.semantic = semantic  # --semantic: embedding similarity beside the words
+        self._relevance: RelevanceModel | None = None
+        self._relevance_ready = interests is None  # without interests there is nothing to learn
+        self._building = asyncio.Lock()
 
-    @cached_property
+    @property
     def relevance(self) -> RelevanceModel | None:
         """The offline relevance model, built on first use (None without interests)."""
+        if not self._relevance_ready:
+            self._relevance, self._relevance_ready = self._build_relevance(), True
+        return self._relevance
+
+    def _build_relevance(self, check: Callable[[], None] | None = None) -> RelevanceModel | None:
         if self.interests is None:
             return None
         from agent.backends.local.relevance import RelevanceModel
 
-        return RelevanceModel(self.interests)
+        log.info("learning from %d liked paper(s)", len(self.interests.liked))
+        return RelevanceModel(self.interests, check=check)
 
     @cached_property
     def learned(self) -> ExampleModel | None:
@@ -113,7 +129,29 @@ class LocalBackend:
 
     async def annotate(self, paper: Paper) -> Annotation:
         """Tags and summary for one paper (CPU-bound and quick, so it runs inline)."""
+        if not self._relevance_ready:
+            async with self._building:  # the first paper builds it; the others wait for it
+                if not self._relevance_ready:
+                    self._relevance = await self._relevance_off_the_loop()
+                    self._relevance_ready = True
+        # A paper never waits for anything, so without this the event loop would not run
+        # (nor see Ctrl-C or SIGTERM) until the last paper is done.
+        await asyncio.sleep(0)
         return self.annotate_sync(paper)
+
+    async def _relevance_off_the_loop(self) -> RelevanceModel | None:
+        """The relevance model, learned in a worker thread that stops when the run is
+        cancelled: a large liked file takes seconds, and the loop must see signals meanwhile."""
+        stop = threading.Event()
+
+        def check() -> None:
+            if stop.is_set():
+                raise asyncio.CancelledError  # ends the thread; its caller was cancelled first
+
+        try:
+            return await asyncio.to_thread(self._build_relevance, check)
+        finally:
+            stop.set()  # cancelled: the thread stops at its next check, before the loop closes
 
     async def aclose(self) -> None:
         """Nothing to release: no connections or files stay open."""

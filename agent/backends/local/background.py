@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from agent.backends.local.text import features
+from agent.backends.local.text import features, stem, term
 
 TABLE = Path(__file__).parent / "background_df.json.gz"
 MIN_DF = 2  # a term seen once tells nothing beyond "rare"; dropping it keeps the table small
@@ -55,6 +56,38 @@ def background() -> DocFreq:
     except FileNotFoundError:
         return DocFreq(1, {})
     return DocFreq(int(data["n_docs"]), {str(k): int(v) for k, v in data["df"].items()})
+
+
+# Two lower-case fragments a line break of the source split one word into ("revo lutionized",
+# "tech- nique"); the lookahead lets each word be the first of a pair and the second of another.
+_PAIR = re.compile(r"(?<![\w-])([A-Za-z]?[a-z]+)(-?) (?=([a-z]{2,})\b(?!-))")
+
+
+def split_words(text: str, docfreq: DocFreq | None = None) -> list[str]:
+    """Each "revo lutionized" in ``text``: two fragments that are no known words while the two
+    joined are one (known: in the background table). After a hyphen ("learn- ing") only the
+    second must be unknown; without one, "time stamps" and "speed ups" are two words."""
+    known = (docfreq or background()).df
+    found = []
+    for match in _PAIR.finditer(text):
+        head, hyphen, tail = match.groups()
+        second = term(tail)  # cached: most words were seen before
+        if not second or second in known:
+            continue  # a stopword, or a word of its own
+        first = term(head.lower())
+        if not first or (not hyphen and first in known):
+            continue
+        if stem(head.lower() + tail) in known:
+            found.append(f"{head}{hyphen} {tail}")
+    return found
+
+
+def join_split_words(text: str, docfreq: DocFreq | None = None) -> str:
+    """``text`` with each word ``split_words`` finds joined again ("revolutionized")."""
+    for split in split_words(text, docfreq):
+        head, _, tail = split.partition(" ")
+        text = text.replace(split, head.rstrip("-") + tail, 1)
+    return text
 
 
 def _texts_from(path: Path) -> Iterable[str]:

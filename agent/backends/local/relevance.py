@@ -16,8 +16,11 @@ Two signals, each a fraction in [0, 1):
   as positives; its margin is rescaled so the negatives' mean is 0 and the liked papers' mean
   is 1, clipped. Without negatives (the backend sees one paper at a time): the mean cosine
   similarity to the ``KNN`` nearest liked papers, divided by how similar the liked papers are
-  to one another, clipped to 1. (A single "background document" built from the DF table was
-  tried as the negative: every real paper beats it, so it ranked nothing.)
+  to one another (measured on at most ``TYPICAL_SAMPLE`` of them), clipped to 1. (A single
+  "background document" built from the DF table was tried as the negative: every real paper
+  beats it, so it ranked nothing.) The liked vectors are kept as term postings in numpy
+  arrays, so scoring a paper costs the postings of its own terms, not a loop over every liked
+  paper.
 
 ``relevance = 10 * ((1 - LIKED_WEIGHT) * criteria + LIKED_WEIGHT * liked)`` when both exist,
 else ``10 * `` the one that does, rounded to 3 decimals: a continuous score, so ties are rare.
@@ -60,14 +63,18 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from agent.backends.local.background import DocFreq, background
 from agent.backends.local.tagger import term_counts
 from agent.backends.local.text import features, parse
 from agent.interests import Criterion, Interests
 from agent.models import Paper
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # BM25: k1 high enough that the fifth mention of "dropout" still counts (a paper about a topic
 # repeats it); b as usual. AVG_LENGTH is the mean term_counts mass of an abstract with its
@@ -85,6 +92,8 @@ L2 = 1e-2
 EPOCHS = 300
 MAX_NEGATIVES = 300
 KNN = 3  # without negatives: mean similarity to the three nearest liked papers
+# How alike the liked papers are to one another is measured on at most this many of them.
+TYPICAL_SAMPLE = 256
 # Cosine similarity (TF-IDF) that makes two papers alike: 20 liked papers of one interest on
 # relevance-dev sit 0.035-0.08 from their three nearest; unrelated papers 0.01-0.02. A kNN
 # scale below it, or a nearest liked paper below it, says nothing. Dev MAP with 20 liked
@@ -159,26 +168,34 @@ class LikedModel:
     """Logistic regression on TF-IDF: liked papers against negatives or the background."""
 
     def __init__(
-        self, liked: Sequence[Paper], negatives: Sequence[Paper] = (), df: DocFreq | None = None
+        self,
+        liked: Sequence[Paper],
+        negatives: Sequence[Paper] = (),
+        df: DocFreq | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
         import numpy as np
 
         self._df = df or background()
-        pos = [self._vector(p) for p in liked]
-        neg = [self._vector(p) for p in negatives[:MAX_NEGATIVES]]
+        self._idf: dict[str, float] = {}
+        pos = _vectors(self, liked, check)
+        neg = _vectors(self, negatives[:MAX_NEGATIVES], check)
         self.titles = [p.title for p in liked]
-        # Inverted index of the liked vectors: the nearest liked paper, for ``why`` and kNN.
-        self._postings: dict[str, list[tuple[int, float]]] = {}
-        for i, vec in enumerate(pos):
-            for term, value in vec.items():
-                self._postings.setdefault(term, []).append((i, value))
+        # Term -> postings of the liked vectors: the nearest liked paper, for ``why`` and kNN.
+        self._index = _Postings(pos)
         self.weights: dict[str, float] = {}
         if not neg:
             # Without negatives, similarity to the nearest liked papers, scaled by how similar
             # the liked papers are to each other: a paper as close to them as they are to one
-            # another scores 1.
-            inner = [sorted(self._similarities(v), reverse=True)[1 : KNN + 1] for v in pos]
-            typical = sum(sum(s) / len(s) for s in inner if s) / max(len(inner), 1)
+            # another scores 1. Measured on an evenly spaced sample: an average needs no more,
+            # and every liked paper against every other one is quadratic.
+            step = max(1, -(-len(pos) // TYPICAL_SAMPLE))
+            inner = []
+            for v in pos[::step]:
+                if check is not None:
+                    check()
+                inner.append(_top(self._index.similarities(v), KNN + 1)[1:])
+            typical = sum(float(s.mean()) for s in inner if len(s)) / max(len(inner), 1)
             # Two liked papers on different topics are barely alike (0.02): scaled by that,
             # any paper would look as close to them as they are to each other.
             self._low, self._span = 0.0, max(typical, SIMILARITY_FLOOR)
@@ -215,45 +232,112 @@ class LikedModel:
         self._low = float(margins[len(pos) :].mean())
         self._span = max(float(margins[: len(pos)].mean()) - self._low, 1e-9)
 
-    def _vector(self, paper: Paper) -> dict[str, float]:
-        return self.vector(term_counts(parse(paper.title, paper.abstract)))
-
     def vector(self, counts: Counter[str]) -> dict[str, float]:
         """Sublinear-TF x background-IDF weights, L2-normalised."""
-        idf = self._df.idf
-        vec = {t: (1.0 + math.log(tf)) * idf(t) for t, tf in counts.items() if tf > 0}
+        idf = self._idf
+        vec = {}
+        for t, tf in counts.items():
+            if tf > 0:
+                w = idf.get(t)
+                if w is None:  # a log per distinct term, not per occurrence in every paper
+                    w = idf[t] = self._df.idf(t)
+                vec[t] = (1.0 + math.log(tf)) * w
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
         return {t: v / norm for t, v in vec.items()}
 
-    def _similarities(self, vec: dict[str, float]) -> list[float]:
-        sims = [0.0] * len(self.titles)
-        for term, value in vec.items():
-            for i, lv in self._postings.get(term, ()):
-                sims[i] += value * lv
-        return sims
-
     def score(self, vec: dict[str, float]) -> tuple[float, int]:
         """How liked-like the paper is (0 = the negatives, 1 = the liked), and its nearest one."""
-        sims = self._similarities(vec)
-        nearest = max(range(len(sims)), key=sims.__getitem__) if sims else -1
+        sims = self._index.similarities(vec)
+        nearest = int(sims.argmax()) if len(sims) else -1  # the first of equals, as max() did
         if nearest >= 0 and sims[nearest] < SIMILARITY_FLOOR:
             nearest = -1  # no liked paper is close enough to be named as the reason
         if self.weights:
             weights = self.weights
             z = sum(v * weights.get(t, 0.0) for t, v in vec.items())
         else:
-            top = sorted(sims, reverse=True)[:KNN]
-            z = sum(top) / len(top) if top else 0.0
+            top = _top(sims, KNN)
+            z = float(top.mean()) if len(top) else 0.0
         return min(max((z - self._low) / self._span, 0.0), 1.0), nearest
+
+
+def _vectors(
+    model: LikedModel, papers: Sequence[Paper], check: Callable[[], None] | None
+) -> list[dict[str, float]]:
+    """The papers' TF-IDF vectors; ``check`` runs between papers (it raises to stop)."""
+    out = []
+    for paper in papers:
+        if check is not None:
+            check()
+        out.append(model.vector(term_counts(parse(paper.title, paper.abstract))))
+    return out
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest values, largest first (all of them when there are fewer)."""
+    import numpy as np
+
+    if len(values) > k:
+        values = np.partition(values, len(values) - k)[len(values) - k :]
+    return np.sort(values)[::-1]
+
+
+class _Postings:
+    """Sparse vectors as term -> (paper, weight) postings held in numpy arrays (a CSC matrix):
+    a paper's similarity to every one of them costs the postings of its own terms, summed by
+    numpy, not a Python loop over each pair."""
+
+    def __init__(self, vectors: Sequence[dict[str, float]]) -> None:
+        import numpy as np
+
+        self.n = len(vectors)
+        self.columns: dict[str, int] = {}
+        column = self.columns.setdefault
+        columns: list[int] = []
+        values: list[float] = []
+        for vec in vectors:
+            columns += [column(term, len(self.columns)) for term in vec]
+            values += vec.values()
+        cols = np.asarray(columns, dtype=np.int64)
+        order = np.argsort(cols, kind="stable")
+        sizes = np.fromiter(map(len, vectors), dtype=np.int64, count=self.n)
+        self.papers = np.repeat(np.arange(self.n, dtype=np.int64), sizes)[order]
+        self.values = np.asarray(values, dtype=np.float64)[order]
+        self.lengths = np.bincount(cols, minlength=len(self.columns))
+        self.starts = np.cumsum(self.lengths) - self.lengths
+
+    def similarities(self, vec: dict[str, float]) -> np.ndarray:
+        """The dot product of ``vec`` with every stored vector."""
+        import numpy as np
+
+        get = self.columns.get
+        found = [(col, value) for term, value in vec.items() if (col := get(term)) is not None]
+        if not found:
+            return np.zeros(self.n)
+        cols = np.fromiter((c for c, _ in found), dtype=np.int64, count=len(found))
+        weights = np.fromiter((w for _, w in found), dtype=np.float64, count=len(found))
+        lengths = self.lengths[cols]
+        # Every posting of these columns, gathered without a loop: column k's run starts at
+        # starts[k] and sits at offset (its place among the gathered runs) in the result.
+        shift = np.repeat(self.starts[cols] - (np.cumsum(lengths) - lengths), lengths)
+        at = np.arange(int(lengths.sum())) + shift
+        products = self.values[at] * np.repeat(weights, lengths)
+        return np.bincount(self.papers[at], weights=products, minlength=self.n)
 
 
 class RelevanceModel:
     """Scores papers against interests, offline and fast."""
 
-    def __init__(self, interests: Interests, negatives: Sequence[Paper] = ()) -> None:
+    def __init__(
+        self,
+        interests: Interests,
+        negatives: Sequence[Paper] = (),
+        check: Callable[[], None] | None = None,
+    ) -> None:
+        """``check`` runs between the steps of learning the liked papers; it raises to stop."""
         df = background()
         self.criteria = [CriterionScorer(c, df) for c in interests.criteria]
-        self.liked = LikedModel(interests.liked, negatives, df) if interests.liked else None
+        liked = interests.liked
+        self.liked = LikedModel(liked, negatives, df, check) if liked else None
 
     def liked_score(self, paper: Paper) -> tuple[float, str] | None:
         """The liked-paper signal alone (0-10) and its why; None without liked papers."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from agent.backends.local.background import join_split_words
 from agent.backends.local.text import Parsed, count_words, parse, terms
-from agent.defects import announces, has_defects
+from agent.defects import announces, bare_name, has_defects
 
 # Verbs that announce the paper's own contribution, strongest first.
 _STRONG_CUE = re.compile(
@@ -82,8 +83,10 @@ _ANAPHOR = re.compile(
 )
 # What may follow a stripped lead-in: a sentence that stands on its own, not the tail of a list
 # cut at the wrong comma ("To overcome the computational, quantization, and ... challenges").
+# "i.e., the query likelihood model, we seek" is the tail of an explanation, not a sentence.
 _STANDS_ALONE = re.compile(
-    r"^(?:we|our|i|the|a|an|this (?:paper|work|study|article)|[A-Z0-9])", re.ASCII
+    r"^(?!(?:i\.\s?e|e\.\s?g)\.)(?:we|our|i|the|a|an|this (?:paper|work|study|article)|[A-Z0-9])",
+    re.ASCII,
 )
 # Openings that lean on a sentence the reader never sees.
 _DEPENDENT_START = re.compile(
@@ -126,6 +129,14 @@ _ANAPHORIC_PURPOSE = re.compile(
     r"(?: [\w-]+){1,2}(?=[.;]?$)",
     re.IGNORECASE,
 )
+# "..., with important findings." announces findings and gives none: the clause goes.
+_VAGUE_TAIL = re.compile(
+    r",?\s+(?:with|yielding|revealing|offering|providing|presenting|reporting)\s+(?:(?:several|"
+    r"some|many|various|important|interesting|key|notable|major|main|valuable|useful|"
+    r"significant|novel|new)\s+)+(?:findings|insights|observations|lessons|conclusions|"
+    r"implications|discoveries|results)(?=[.;]?$)",
+    re.IGNORECASE,
+)
 # "We address this problem by introducing X" leans on the problem it never names, yet its
 # second half stands alone: "We introduce X". Only gerunds of verbs listed below are turned
 # back into a finite verb (English spelling of "-ing" is too irregular to undo by rule).
@@ -144,6 +155,8 @@ _LEMMA = {(v[:-1] if v.endswith("e") else v) + "ing": v for v in _VERB_TEXT.spli
 _LEMMA["modelling"] = "model"
 # A parenthetical that is not part of a name: "(IA)³", "(k)-means" stay.
 _PARENS = re.compile(r"\s*[(\[][^()\[\]]{0,120}[)\]](?![\w^*'’-])")
+# ...and not an argument glued to a symbol of one or two letters: "O(n log n)", "I(X;T)".
+_FUNCTION = re.compile(r"(?<![\w'’-])\w{1,2}$")
 # ...except the title's name being defined: "Federated Rank Learning (FRL)" in "FRL: ...".
 _DEFINED_NAME = re.compile(r"\s*\((?=[^()\s]*[A-Z][^()\s]*[A-Z])[\w.+-]{2,30}\)")
 # "1) X, 2) Y" reads as two stray brackets; "(1) X, (2) Y" balances.
@@ -161,6 +174,12 @@ _SAFE_CUT = re.compile(
     r"|(?<!\bpropose)(?<!\bproposes)(?<!\baim)(?<!\baims)(?<!\bseek)(?<!\bhow)(?<!\border)"
     r"\s+(?=(?:in order )?to (?:address|tackle|solve|overcome|mitigate|alleviate|handle|bridge|"
     r"fill|facilitate|support|ensure|accelerate|boost|enhance)\b)",
+)
+# "We propose FLoE, a novel PEFT framework that introduces two key innovations: ...": after a
+# name, its appositive may end before the clause that describes it further.
+_APPOSITIVE_CUT = re.compile(
+    r",\s+(?:a|an)\s+(?:[\w-]+\s+){0,6}?[\w-]+(\s+)(?=(?:that|featuring|comprising|"
+    r"consisting|combining|integrating|built|designed)\b)"
 )
 # A head that opens with its subject and verb stays a sentence when its tail is cut.
 _SUBJECT_VERB = re.compile(
@@ -252,7 +271,8 @@ def _append_next(
     extra = compress(sents[j], names)
     if dependent(extra) or count_words(best) + count_words(extra) > max_words:
         return best
-    return f"{best} {_end(extra)}" if i < j else f"{_end(extra)} {best}"
+    both = f"{best} {_end(extra)}" if i < j else f"{_end(extra)} {best}"
+    return best if has_defects(both) and not has_defects(best) else both
 
 
 def dependent(text: str) -> bool:
@@ -277,8 +297,11 @@ def whole(text: str, max_words: int) -> str | None:
     if not (lead or _SUBJECT_VERB.match(text)):
         return None
     cut = None
-    for match in _SAFE_CUT.finditer(text, lead.end() if lead else 0):
-        head = text[: match.start()]
+    start = lead.end() if lead else 0
+    ends = [m.start() for m in _SAFE_CUT.finditer(text, start)]
+    ends += [m.start(1) for m in _APPOSITIVE_CUT.finditer(text, start)]
+    for end in sorted(ends):
+        head = text[:end]
         if count_words(head) > max_words:
             break
         if count_words(head) >= 3 and _clean_head(head) and not _cuts_list(head, text):
@@ -290,7 +313,7 @@ def _clean_head(head: str) -> bool:
     """A head that is a sentence: no open clause, balanced brackets, names what it counts."""
     if any(rule.search(head) for rule in (_OPEN_CLAUSE, _UNNAMED, _LEANS_ON_CONTEXT)):
         return False
-    if announces(head):
+    if announces(head) or bare_name(head):  # "We propose FLoE" says nothing of FLoE
         return False
     if head.count("(") != head.count(")") or head.count("[") != head.count("]"):
         return False
@@ -365,8 +388,13 @@ def compress(sentence: str, names: frozenset[str] = frozenset()) -> str:
     if lead and _ANAPHOR.search(lead.group(0)):  # "Following this motivation, we ..."
         text = text[lead.end() :]
     text = _ENUM.sub(r"(\1)", text)
-    text = _PARENS.sub(lambda m: _parenthetical(m, names), text)
+    bare = _PARENS.sub(lambda m: _parenthetical(m, names), text)
+    # "We introduce Double (Double Retrieval Speculative Parallelism)": without its aside the
+    # sentence would name a thing and say nothing of it.
+    text = text if bare_name(bare) else bare
     text = _ANAPHORIC_PURPOSE.sub("", text)
+    text = _VAGUE_TAIL.sub("", text)
+    text = join_split_words(text)
     text = _resolve(text)
     text = re.sub(r"\s+([,.;:])", r"\1", text).strip()
     if text and text[0].islower():
@@ -375,8 +403,11 @@ def compress(sentence: str, names: frozenset[str] = frozenset()) -> str:
 
 
 def _parenthetical(match: re.Match[str], names: frozenset[str]) -> str:
-    """ "" for a citation or an aside; the match itself for a title's name being defined."""
+    """ "" for a citation or an aside; the match itself for a title's name being defined or a
+    function's argument."""
     text = match.group(0)
+    if text[0] in "([" and _FUNCTION.search(match.string, 0, match.start()):
+        return text
     defined = _DEFINED_NAME.fullmatch(text)
     return text if defined and text.strip(" ()") in names else ""
 

@@ -96,6 +96,12 @@ def _term_of(word: str) -> str:
     return term
 
 
+def term(word: str) -> str:
+    """The term of one lower-case word, "" for a stopword or a single character (cached)."""
+    found = _TERM_OF.get(word)
+    return _term_of(word) if found is None else found
+
+
 def terms(text: str) -> list[str]:
     """Stemmed content words of ``text`` (stopwords and single characters dropped)."""
     get = _TERM_OF.get
@@ -128,6 +134,9 @@ _LATEX_CMD_ARG = re.compile(
     r"operatorname|boldsymbol|bm|bar|hat|tilde|vec|overline|widehat|widetilde|text|url|cite\w*|ref|eqref|citep|citet)\{([^{}]*)\}"
 )
 _LATEX_CMD = re.compile(r"\\[a-zA-Z]+\*?")
+# A footnote is an aside that would land mid-sentence ("complexity Here O compresses a ..."):
+# it goes whole, with one level of braces inside it.
+_FOOTNOTE = re.compile(r"~?\\footnote\{(?:[^{}]|\{[^{}]*\})*\}")
 _TEX_ESCAPE = re.compile(r"\\([%&_#$])")
 _GREEK_TEXT = """alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda
     mu nu xi pi rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma
@@ -158,6 +167,7 @@ def clean_latex(text: str) -> str:
     plain = "\\" not in text and "$" not in text and "^" not in text and "`" not in text
     if plain and ("_" not in text or not _SCRIPT.search(text)):
         return text
+    text = _FOOTNOTE.sub("", text)
     text = _TEX_ESCAPE.sub(r"\1", text)
     text = _LATEX_CMD_ARG.sub(r"\1", text)
     text = _LATEX_MATH.sub(_math_placeholder, text)
