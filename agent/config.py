@@ -347,6 +347,15 @@ class Settings:
         many=True,
         shown="none",
     )
+    site_url: str | None = setting(
+        None,
+        "Public URL the archive site is served from: its feed's links are made absolute",
+        flag="--base-url",
+        env="PAPER_AGENT_SITE_URL",
+        section="site",
+        commands=("site",),
+        shown="none",
+    )
     home: Path = setting(
         state_dir,
         "State dir: the answer cache and the library (papers, runs, seen, deliveries)",

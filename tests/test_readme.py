@@ -248,7 +248,8 @@ def test_the_daily_job_runs_as_written_and_twice_is_once(workdir: Path, where: s
         env, commands = cron_lines()
     else:
         env, commands = {"OPENAI_API_KEY": "sk-..."}, workflow_commands()
-    assert commands and all("--source arxiv:" in c and "--post-slack" in c for c in commands)
+    runs = [c for c in commands if "paper-agent run" in c]
+    assert runs and all("--source arxiv:" in c and "--post-slack" in c for c in runs)
     env = {**env, "PAPER_AGENT_HOME": str(workdir / "state"), "SLACK_WEBHOOK_URL": FAKE_WEBHOOK}
     with respx.mock(assert_all_called=False) as router:
         llm = router.post(url__regex=r"/v1/chat/completions$").mock(side_effect=reply)
@@ -263,6 +264,8 @@ def test_the_daily_job_runs_as_written_and_twice_is_once(workdir: Path, where: s
             run_line(command, env, workdir)
         assert (llm.call_count, slack.call_count) == first  # nothing twice
     assert (workdir / "results.jsonl").read_text() == ""  # a quiet day: an empty results file
+    if where == "workflow":  # the archive site it publishes
+        assert (workdir / ".paper-agent" / "site" / "index.html").is_file()
 
 
 def test_the_readme_describes_the_bundled_sample_as_it_is() -> None:

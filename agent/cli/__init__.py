@@ -25,6 +25,7 @@ COMMANDS = {
     "batch": "agent.cli.batch:batch",
     "runs": "agent.cli.runs:runs",
     "export": "agent.cli.export:export",
+    "site": "agent.cli.site:site",
 }
 
 HELP = {
@@ -38,6 +39,7 @@ HELP = {
     "batch": "Batch files (OpenAI Batch API, vllm run-batch) and Batch API jobs.",
     "runs": "List the runs the library remembers.",
     "export": "Write the library's results of a day, a run or a span as JSONL.",
+    "site": "Build the archive site (days, tags, search, Atom feed) from the library.",
 }
 
 

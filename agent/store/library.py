@@ -9,6 +9,7 @@ processes may use one state dir at once.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +73,17 @@ class Library:
     ) -> Iterator[ResultRecord]:
         """The results of a run, a day or a span, as ``results.jsonl`` lines, streamed."""
         return results.results(self._db, selection, profile, scorer)
+
+    def keyed_results(
+        self, selection: Selection, profile: str | None = None, scorer: str | None = None
+    ) -> Iterator[tuple[str, ResultRecord]]:
+        """``results``, each as ``(paper key, record)``: the key the library knows it by."""
+        return results.keyed_results(self._db, selection, profile, scorer)
+
+    def days(self) -> list[tuple[dt.date, int]]:
+        """The UTC days with results (papers by the day first seen), oldest first, with how
+        many papers each."""
+        return results.days(self._db)
 
     def close(self) -> None:
         """Close the database (a later call opens it again)."""

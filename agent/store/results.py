@@ -46,6 +46,17 @@ def results(
 ) -> Iterator[ResultRecord]:
     """The selected results, streamed; with ``profile``, each carries its relevance and why
     for that profile (by ``scorer``, else the latest score of any scorer)."""
+    return (record for _, record in keyed_results(db, selection, profile, scorer))
+
+
+def keyed_results(
+    db: Database,
+    selection: Selection,
+    profile: str | None = None,
+    scorer: str | None = None,
+) -> Iterator[tuple[str, ResultRecord]]:
+    """``results``, each with its paper's library key (a results line has only the id its
+    source gave, which another source may give differently)."""
     params: dict[str, Any] = {"profile": profile, "scorer": scorer}
     if selection.run is not None:
         source = "run_papers rp JOIN papers p ON p.id = rp.paper"
@@ -68,10 +79,22 @@ def results(
         )
         score = "s.relevance, s.why"
     sql = (
-        f"SELECT {_COLUMNS}, {score} FROM {source}"
+        f"SELECT p.key, {_COLUMNS}, {score} FROM {source}"
         f" LEFT JOIN annotations a ON a.id = rp.annotation WHERE {where} ORDER BY {order}"
     )
-    return map(_record, db.stream(sql, params))
+    return ((row[0], _record(row[1:])) for row in db.stream(sql, params))
+
+
+def days(db: Database) -> list[tuple[dt.date, int]]:
+    """The UTC days whose papers (by first seen) have results, oldest first, with how many
+    (what ``Selection(day=...)`` gives for each)."""
+    sql = (
+        "SELECT substr(p.first_seen, 1, 10) AS day, count(*) FROM papers p"
+        " WHERE EXISTS (SELECT 1 FROM run_papers x WHERE x.paper = p.id)"
+        " GROUP BY day ORDER BY day"
+    )
+    rows = db.read(lambda conn: conn.execute(sql).fetchall())
+    return [(dt.date.fromisoformat(day), count) for day, count in rows]
 
 
 def write_jsonl(records: Iterable[ResultRecord], out: IO[str]) -> int:

@@ -89,3 +89,8 @@ class Scores:
             return found
 
         return self._db.read(query) if keys else {}
+
+    def profiles(self) -> list[str]:
+        """Every profile with a score, by name."""
+        sql = "SELECT DISTINCT profile FROM scores ORDER BY profile"
+        return [row[0] for row in self._db.read(lambda conn: conn.execute(sql).fetchall())]
