@@ -1,0 +1,183 @@
+"""rank(): a whole day's papers scored against a profile in one pass (see ``fusion`` for how)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agent.errors import ConfigError
+from agent.interests import Criterion
+from agent.models import Paper, clip
+from agent.rank import fusion
+from agent.rank.learned import Rows, disliked_share, linear_model, pseudo_relevant, tfidf
+from agent.rank.lexical import CriterionQuery, LexicalIndex
+from agent.rank.matrix import Array, TermMatrix
+from agent.rank.profile import Feedback, as_criteria
+from agent.rank.semantic import Semantic, criterion_similarity
+from agent.rank.terms import paper_terms
+
+WHY_TITLE_CHARS = 60
+
+
+@dataclass(frozen=True)
+class Score:
+    """One paper's relevance (0-10), the reason in the reader's words, each criterion's own
+    relevance, and each signal's z-score over the day."""
+
+    paper_id: str
+    relevance: float
+    why: str
+    by_criterion: dict[str, float] = field(default_factory=dict)
+    by_signal: dict[str, float] = field(default_factory=dict)
+
+
+def rank(
+    papers: Sequence[Paper],
+    criteria: Iterable[str | Mapping[str, object] | Criterion] = (),
+    feedback: Feedback | None = None,
+    *,
+    semantic: Semantic | None = None,
+    llm: Mapping[str, fusion.Judgement] | None = None,
+) -> list[Score]:
+    """Score a day's papers (in input order) by the criteria, the feedback and, when given,
+    embeddings and an LLM's judgements of some of them (by paper id)."""
+    crits = as_criteria(criteria)
+    feedback = feedback or Feedback()
+    if not crits and not feedback.liked:
+        raise ConfigError("nothing to rank by: no criteria and no liked papers")
+    if not papers:
+        return []
+    return _Day(papers, feedback, semantic).scores(crits, llm or {})
+
+
+def top(scores: Sequence[Score], m: int) -> list[str]:
+    """The ids of the ``m`` most relevant papers (what an LLM is asked to refine)."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i].relevance)
+    return [scores[i].paper_id for i in order[:m]]
+
+
+class _Day:
+    """The day's papers and the feedback as matrices: every row a paper, the day's first."""
+
+    def __init__(self, papers: Sequence[Paper], feedback: Feedback, semantic: Semantic | None):
+        self.papers = list(papers)
+        self.liked = list(feedback.liked)
+        extra = self.liked + list(feedback.disliked)
+        terms = [paper_terms(p) for p in self.papers + extra]
+        n, n_liked = len(self.papers), len(self.liked)
+        derived = TermMatrix([t.derived for t in terms])
+        self.index = LexicalIndex(TermMatrix([t.inflected for t in terms]), derived)
+        self.vectors = tfidf(derived)
+        self.day: Rows = np.arange(n)
+        self.liked_rows: Rows = np.arange(n, n + n_liked)
+        disliked_ids = {p.id for p in feedback.disliked}
+        liked_ids = {p.id for p in self.liked}
+        # A day's paper voted on before is that vote's example, never a plain negative.
+        in_day_disliked = [i for i, p in enumerate(self.papers) if p.id in disliked_ids]
+        self.disliked_rows: Rows = np.asarray(
+            [*range(n + n_liked, n + len(extra)), *in_day_disliked], dtype=np.int64
+        )
+        self.negatives: Rows = np.asarray(
+            [i for i, p in enumerate(self.papers) if p.id not in liked_ids | disliked_ids],
+            dtype=np.int64,
+        )
+        self.semantic = semantic
+        self.embeddings: Array | None = None
+        if semantic is not None:
+            self.embeddings = semantic.papers(self.papers + extra)
+
+    def _z(self, values: Array, prior: str | None = None) -> Array:
+        return fusion.standardise(values, self.day, fusion.PRIORS.get(prior or ""))
+
+    def _criterion(self, criterion: Criterion, texts: Array | None) -> tuple[Array, dict]:
+        """The criterion's weighted sum S_c over all rows, its weight, and its signals."""
+        lexical = self._z(self.index.scores(CriterionQuery(criterion)), "lexical")
+        total, weight = fusion.LEXICAL * lexical, fusion.LEXICAL
+        signals = {"lexical": lexical}
+        pseudo = pseudo_relevant(lexical, self.negatives)
+        if len(pseudo):
+            rest = np.setdiff1d(self.negatives, pseudo)
+            expansion = self._z(self.vectors.dot(linear_model(self.vectors, pseudo, rest)))
+            total, weight = total + fusion.EXPANSION * expansion, weight + fusion.EXPANSION
+            signals["expansion"] = expansion
+        if texts is not None and self.embeddings is not None:
+            full, aspect = criterion_similarity(self.embeddings, texts)
+            sem = (self._z(full, "semantic") + self._z(aspect, "semantic")) / 2.0
+            total, weight = total + fusion.SEMANTIC * sem, weight + fusion.SEMANTIC
+            signals["semantic"] = sem
+        return total, {"weight": weight, "signals": signals}
+
+    def _liked(self, clipped: bool) -> tuple[Array, float, dict[str, Array]]:
+        """The liked papers' weighted part of S over all rows, its weight, and its signals."""
+        w = fusion.liked_weight(len(self.liked))
+        bound = fusion.LIKED_CLIP if clipped else np.inf
+        model = linear_model(self.vectors, self.liked_rows, self.negatives, self.disliked_rows)
+        liked = np.clip(self._z(self.vectors.dot(model)), -bound, bound)
+        part, weight, signals = w * liked, w, {"liked": liked}
+        if self.embeddings is not None:
+            e = self.embeddings
+            against = e[self.negatives].mean(axis=0) if len(self.negatives) else 0.0
+            if len(self.disliked_rows):
+                share = disliked_share(len(self.negatives))
+                against = share * e[self.disliked_rows].mean(axis=0) + (1 - share) * against
+            direction = e[self.liked_rows].mean(axis=0) - against
+            sem = np.clip(self._z(e @ direction), -bound, bound)
+            ws = w * fusion.SEMANTIC_LIKED
+            part, weight = part + ws * sem, weight + ws
+            signals["liked_semantic"] = sem
+        return part, weight, signals
+
+    def scores(self, criteria: list[Criterion], llm: Mapping[str, fusion.Judgement]) -> list[Score]:
+        """Every day paper's Score, in input order."""
+        n = len(self.papers)
+        texts: list[Array | None] = [None] * len(criteria)
+        if self.semantic is not None and criteria:
+            texts = list(self.semantic.criteria(criteria))
+        per = [self._criterion(c, t) for c, t in zip(criteria, texts, strict=True)]
+        crit_weight = per[0][1]["weight"] if per else 0.0
+        if per:
+            stacked = np.vstack([total[:n] for total, _ in per])
+            best = stacked.argmax(axis=0)
+            crit_part = stacked[best, np.arange(n)]
+        else:
+            stacked, best, crit_part = np.zeros((0, n)), np.zeros(n, int), np.zeros(n)
+        liked_part, liked_weight, liked_signals = np.zeros(n), 0.0, {}
+        if self.liked:
+            part, liked_weight, liked_signals = self._liked(clipped=bool(criteria))
+            liked_part = part[:n]
+        fused = (crit_part + liked_part) / (crit_weight + liked_weight)
+        relevance = fusion.to_relevance(fused)
+        by_crit = fusion.to_relevance(stacked / crit_weight) if per else stacked
+        out = []
+        for i, paper in enumerate(self.papers):
+            signals: dict[str, float] = {}
+            if per:
+                for name, values in per[best[i]][1]["signals"].items():
+                    signals[name] = round(float(values[i]), 3)
+            for name, values in liked_signals.items():
+                signals[name] = round(float(values[i]), 3)
+            why = ""
+            crit_z = crit_part[i] / crit_weight if per else -np.inf
+            liked_z = liked_part[i] / liked_weight if liked_weight else -np.inf
+            if liked_part[i] > crit_part[i] and liked_z >= fusion.WHY_Z:
+                title = self.liked[self._nearest_liked(i)].title
+                why = f"like: {clip(' '.join(title.split()), WHY_TITLE_CHARS)}"
+            elif per and crit_z >= fusion.WHY_Z:
+                why = criteria[best[i]].name
+            value = float(relevance[i])
+            judgement = llm.get(paper.id)
+            if judgement is not None:
+                value = fusion.with_llm(value, judgement)
+                signals["llm"] = float(judgement.relevance)
+                why = judgement.why or why
+            by = {c.name: float(by_crit[k, i]) for k, c in enumerate(criteria)}
+            out.append(Score(paper.id, value, why, by, signals))
+        return out
+
+    def _nearest_liked(self, i: int) -> int:
+        """The liked paper that day paper ``i`` most resembles (embedding or TF-IDF cosine)."""
+        if self.embeddings is not None:
+            return int((self.embeddings[self.liked_rows] @ self.embeddings[i]).argmax())
+        return int(self.vectors.dot(self.vectors.row(i))[self.liked_rows].argmax())

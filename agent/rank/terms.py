@@ -1,0 +1,83 @@
+"""A paper's terms at two strengths of stemming, the vocabulary every ranking signal reads.
+
+Matching needs two levels. Inflections ("models", "modelled", "modeling") are the same word:
+the inflection level joins only those, so "augmentation" and "augmented" stay apart there. The
+backend's stemmer (``text.stem``) also joins derivations ("augment", "generation" ~
+"generative"): that level catches more, at a lower weight in the lexical signal, and it is
+the level the bundled background statistics are counted at.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import pairwise
+
+from agent.backends.local.tagger import TITLE_WEIGHT
+from agent.backends.local.text import parse, stem, words
+from agent.models import Paper
+
+
+@lru_cache(maxsize=200_000)
+def inflect(word: str) -> str:
+    """``word`` without its inflection: plural, -ed, -ing ("models" -> "model"; "augmentation"
+    is left whole, so it never meets "augmented")."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    for suffix in ("ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            base = word[: -len(suffix)]
+            # "modelled" -> "model", "mapping" -> "map": undouble a final consonant pair.
+            if len(base) > 3 and base[-1] == base[-2] and base[-1] not in "aeiouls":
+                base = base[:-1]
+            return base
+    if word.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+@lru_cache(maxsize=200_000)
+def derive(word: str) -> str:
+    """The backend's stem of ``word`` (an inflected or whole word): its derivation family."""
+    return stem(word)
+
+
+def background_key(term: str) -> str:
+    """The background-statistics term of an inflection-level unigram or bigram."""
+    return " ".join(derive(w) for w in term.split(" "))
+
+
+def _add(counts: Counter[str], toks: list[str], weight: float) -> None:
+    for t in toks:
+        counts[t] += weight
+    for a, b in pairwise(toks):
+        counts[f"{a} {b}"] += weight
+
+
+@dataclass(frozen=True)
+class PaperTerms:
+    """Unigram and within-sentence bigram counts at both levels, the title counted
+    ``TITLE_WEIGHT`` times (as the tagger does)."""
+
+    inflected: Counter[str]
+    derived: Counter[str]
+
+
+def paper_terms(paper: Paper) -> PaperTerms:
+    """Both levels of a paper's terms, from one parse (LaTeX cleaned, sentences split)."""
+    parsed = parse(paper.title, paper.abstract)
+    inflected: Counter[str] = Counter()
+    derived: Counter[str] = Counter()
+    # parse() leaves a sentence without terms when it only says the code is available.
+    for sentence, kept in zip(parsed.sentences, parsed.sentence_terms, strict=True):
+        if kept:
+            _add(inflected, [inflect(w) for w in words(sentence)], 1.0)
+            _add(derived, kept, 1.0)
+    _add(inflected, [inflect(w) for w in words(parsed.title)], TITLE_WEIGHT)
+    _add(derived, parsed.title_terms, TITLE_WEIGHT)
+    return PaperTerms(inflected, derived)
