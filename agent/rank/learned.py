@@ -32,7 +32,7 @@ Rows = npt.NDArray[np.int64]
 
 def tfidf(counts: TermMatrix) -> TermMatrix:
     """Sublinear TF x background IDF, each row scaled to unit length."""
-    idf = counts.map_columns(background().idf)
+    idf = background().idfs(counts.terms())
     data = (1.0 + np.log(np.maximum(counts.data, 1.0))) * idf[counts.indices]
     norms = np.sqrt(counts.row_sums(data * data))
     norms[norms == 0.0] = 1.0

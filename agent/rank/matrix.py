@@ -6,7 +6,8 @@ operations over the non-zero entries instead of a Python loop per paper.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
@@ -18,20 +19,15 @@ class TermMatrix:
     """Rows are papers, columns terms; compressed sparse rows plus a column index."""
 
     def __init__(self, rows: Sequence[Mapping[str, float]]) -> None:
-        vocab: dict[str, int] = {}
-        indices: list[int] = []
-        values: list[float] = []
-        lengths: list[int] = []
-        for row in rows:
-            lengths.append(len(row))
-            for term, value in row.items():
-                indices.append(vocab.setdefault(term, len(vocab)))
-                values.append(value)
+        # Built by C-level passes (chain, dict.fromkeys, map): no Python loop per entry.
+        terms = list(chain.from_iterable(rows))
+        vocab = {t: i for i, t in enumerate(dict.fromkeys(terms))}
         self.vocab = vocab
         self.n_rows = len(rows)
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.data = np.asarray(values, dtype=np.float64)
-        self.row_of = np.repeat(np.arange(self.n_rows), lengths)
+        self.indices = np.fromiter(map(vocab.__getitem__, terms), np.int64, len(terms))
+        values = chain.from_iterable(r.values() for r in rows)
+        self.data = np.fromiter(values, np.float64, len(terms))
+        self.row_of = np.repeat(np.arange(self.n_rows), [len(r) for r in rows])
         # Column access: the entries sorted by column, and where each column starts.
         self._by_column = np.argsort(self.indices, kind="stable")
         columns = np.arange(len(vocab) + 1)
@@ -44,12 +40,9 @@ class TermMatrix:
         out.data = data
         return out
 
-    def map_columns(self, weight: Callable[[str], float]) -> Array:
-        """``weight(term)`` for every column, in column order."""
-        out = np.empty(len(self.vocab))
-        for term, col in self.vocab.items():
-            out[col] = weight(term)
-        return out
+    def terms(self) -> list[str]:
+        """The column terms, in column order."""
+        return list(self.vocab)
 
     def column(self, term: str) -> tuple[npt.NDArray[np.int64], Array]:
         """The rows holding ``term`` and their values (empty when no row does)."""

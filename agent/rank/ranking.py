@@ -11,11 +11,11 @@ from agent.errors import ConfigError
 from agent.interests import Criterion
 from agent.models import Paper, clip
 from agent.rank import fusion
-from agent.rank.learned import Rows, disliked_share, linear_model, pseudo_relevant, tfidf
+from agent.rank.learned import Rows, linear_model, pseudo_relevant, tfidf
 from agent.rank.lexical import CriterionQuery, LexicalIndex
 from agent.rank.matrix import Array, TermMatrix
 from agent.rank.profile import Feedback, as_criteria
-from agent.rank.semantic import Semantic, criterion_similarity
+from agent.rank.semantic import Semantic, criterion_similarity, liked_direction
 from agent.rank.terms import paper_terms
 
 WHY_TITLE_CHARS = 60
@@ -118,11 +118,7 @@ class _Day:
         part, weight, signals = w * liked, w, {"liked": liked}
         if self.embeddings is not None:
             e = self.embeddings
-            against = e[self.negatives].mean(axis=0) if len(self.negatives) else 0.0
-            if len(self.disliked_rows):
-                share = disliked_share(len(self.negatives))
-                against = share * e[self.disliked_rows].mean(axis=0) + (1 - share) * against
-            direction = e[self.liked_rows].mean(axis=0) - against
+            direction = liked_direction(e, self.liked_rows, self.negatives, self.disliked_rows)
             sem = np.clip(self._z(e @ direction), -bound, bound)
             ws = w * fusion.SEMANTIC_LIKED
             part, weight = part + ws * sem, weight + ws

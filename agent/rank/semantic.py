@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from agent.interests import Criterion
 from agent.models import Paper
+from agent.rank.learned import Rows, disliked_share
 from agent.rank.lexical import aspects
 from agent.rank.matrix import Array
 
@@ -96,3 +97,24 @@ def criterion_similarity(vectors: Array, texts: Array) -> tuple[Array, Array]:
     cosines = vectors @ texts.T
     best_aspect = cosines[:, 1:].max(axis=1) if texts.shape[0] > 1 else cosines[:, 0]
     return cosines[:, 0], best_aspect
+
+
+def liked_direction(vectors: Array, liked: Rows, negatives: Rows, disliked: Rows) -> Array:
+    """The embedding classifier: a shrunk Fisher discriminant of the liked papers against the
+    negatives (disliked first), ``(C + lambda I)^-1 (mean(liked) - mean(negatives))``.
+
+    ``C`` is the covariance of the day's papers and ``lambda`` their mean variance (shrinkage
+    halfway to the identity). The plain centroid difference, as on TF-IDF, made liked papers
+    hurt criteria + embeddings on a dev seed (MAP -0.003): embedding dimensions are
+    correlated, and the discriminant discounts the directions every paper varies along.
+    """
+    against = vectors[negatives].mean(axis=0) if len(negatives) else 0.0
+    if len(disliked):
+        share = disliked_share(len(negatives))
+        against = share * vectors[disliked].mean(axis=0) + (1.0 - share) * against
+    direction = vectors[liked].mean(axis=0) - against
+    if len(negatives) < 2:
+        return direction
+    cov = np.cov(vectors[negatives], rowvar=False)
+    shrink = float(np.trace(cov)) / cov.shape[0]
+    return np.linalg.solve(cov + shrink * np.eye(cov.shape[0]), direction)

@@ -15,7 +15,7 @@ from functools import lru_cache
 from itertools import pairwise
 
 from agent.backends.local.tagger import TITLE_WEIGHT
-from agent.backends.local.text import parse, stem, words
+from agent.backends.local.text import clean_latex, sentences, stem, words
 from agent.models import Paper
 
 
@@ -52,11 +52,14 @@ def background_key(term: str) -> str:
     return " ".join(derive(w) for w in term.split(" "))
 
 
-def _add(counts: Counter[str], toks: list[str], weight: float) -> None:
-    for t in toks:
+def _add(counts: Counter[str], toks: list[str], weight: float = 1.0) -> None:
+    grams = [f"{a} {b}" for a, b in pairwise(toks)]
+    if weight == 1.0:
+        counts.update(toks)  # counted in C
+        counts.update(grams)
+        return
+    for t in (*toks, *grams):
         counts[t] += weight
-    for a, b in pairwise(toks):
-        counts[f"{a} {b}"] += weight
 
 
 @dataclass(frozen=True)
@@ -69,15 +72,12 @@ class PaperTerms:
 
 
 def paper_terms(paper: Paper) -> PaperTerms:
-    """Both levels of a paper's terms, from one parse (LaTeX cleaned, sentences split)."""
-    parsed = parse(paper.title, paper.abstract)
+    """Both levels of a paper's terms, from one reading (LaTeX cleaned, sentences split)."""
     inflected: Counter[str] = Counter()
     derived: Counter[str] = Counter()
-    # parse() leaves a sentence without terms when it only says the code is available.
-    for sentence, kept in zip(parsed.sentences, parsed.sentence_terms, strict=True):
-        if kept:
-            _add(inflected, [inflect(w) for w in words(sentence)], 1.0)
-            _add(derived, kept, 1.0)
-    _add(inflected, [inflect(w) for w in words(parsed.title)], TITLE_WEIGHT)
-    _add(derived, parsed.title_terms, TITLE_WEIGHT)
+    title = words(clean_latex(paper.title))
+    body = [words(s) for s in sentences(clean_latex(paper.abstract))]
+    for ws, weight in ((title, TITLE_WEIGHT), *((ws, 1.0) for ws in body)):
+        _add(inflected, list(map(inflect, ws)), weight)
+        _add(derived, list(map(derive, ws)), weight)
     return PaperTerms(inflected, derived)
