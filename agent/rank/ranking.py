@@ -91,7 +91,9 @@ class _Day:
     def _z(self, values: Array, prior: str | None = None) -> Array:
         return fusion.standardise(values, self.day, fusion.PRIORS.get(prior or ""))
 
-    def _criterion(self, criterion: Criterion, texts: Array | None) -> tuple[Array, dict]:
+    def _criterion(
+        self, criterion: Criterion, texts: Array | None
+    ) -> tuple[Array, float, dict[str, Array]]:
         """The criterion's weighted sum S_c over all rows, its weight, and its signals."""
         lexical = self._z(self.index.scores(CriterionQuery(criterion)), "lexical")
         total, weight = fusion.LEXICAL * lexical, fusion.LEXICAL
@@ -107,23 +109,24 @@ class _Day:
             sem = (self._z(full, "semantic") + self._z(aspect, "semantic")) / 2.0
             total, weight = total + fusion.SEMANTIC * sem, weight + fusion.SEMANTIC
             signals["semantic"] = sem
-        return total, {"weight": weight, "signals": signals}
+        return total, weight, signals
 
-    def _liked(self, clipped: bool) -> tuple[Array, float, dict[str, Array]]:
-        """The liked papers' weighted part of S over all rows, its weight, and its signals."""
+    def _liked(self, clipped: bool) -> tuple[Array, float, Array, dict[str, Array]]:
+        """The liked papers' weighted part of S over all rows, its weight, how alike each
+        paper is to them (the signals' unclipped mean z), and the signals."""
         w = fusion.liked_weight(len(self.liked))
         bound = fusion.LIKED_CLIP if clipped else np.inf
         model = linear_model(self.vectors, self.liked_rows, self.negatives, self.disliked_rows)
-        liked = np.clip(self._z(self.vectors.dot(model)), -bound, bound)
-        part, weight, signals = w * liked, w, {"liked": liked}
+        signals = {"liked": self._z(self.vectors.dot(model))}
+        shares = {"liked": 1.0}
         if self.embeddings is not None:
             e = self.embeddings
             direction = liked_direction(e, self.liked_rows, self.negatives, self.disliked_rows)
-            sem = np.clip(self._z(e @ direction), -bound, bound)
-            ws = w * fusion.SEMANTIC_LIKED
-            part, weight = part + ws * sem, weight + ws
-            signals["liked_semantic"] = sem
-        return part, weight, signals
+            signals["liked_semantic"] = self._z(e @ direction)
+            shares["liked_semantic"] = fusion.SEMANTIC_LIKED
+        part = sum(w * shares[k] * np.clip(z, -bound, bound) for k, z in signals.items())
+        alike = sum(shares[k] * z for k, z in signals.items()) / sum(shares.values())
+        return part, w * sum(shares.values()), alike, signals
 
     def scores(self, criteria: list[Criterion], llm: Mapping[str, fusion.Judgement]) -> list[Score]:
         """Every day paper's Score, in input order."""
@@ -132,44 +135,46 @@ class _Day:
         if self.semantic is not None and criteria:
             texts = list(self.semantic.criteria(criteria))
         per = [self._criterion(c, t) for c, t in zip(criteria, texts, strict=True)]
-        crit_weight = per[0][1]["weight"] if per else 0.0
+        signals: dict[str, Array] = {}
+        crit_weight, crit_part, crit_z = 0.0, np.zeros(n), np.full(n, -np.inf)
+        by_crit = np.zeros((0, n))
         if per:
-            stacked = np.vstack([total[:n] for total, _ in per])
+            crit_weight = per[0][1]
+            stacked = np.vstack([total[:n] for total, _, _ in per])
             best = stacked.argmax(axis=0)
             crit_part = stacked[best, np.arange(n)]
-        else:
-            stacked, best, crit_part = np.zeros((0, n)), np.zeros(n, int), np.zeros(n)
-        liked_part, liked_weight, liked_signals = np.zeros(n), 0.0, {}
+            crit_z = crit_part / crit_weight
+            by_crit = fusion.to_relevance(stacked / crit_weight)
+            for name in per[0][2]:
+                values = np.vstack([sig[name][:n] for _, _, sig in per])
+                signals[name] = values[best, np.arange(n)]  # the best criterion's
+        liked_part, liked_weight, alike = np.zeros(n), 0.0, np.full(n, -np.inf)
         if self.liked:
-            part, liked_weight, liked_signals = self._liked(clipped=bool(criteria))
-            liked_part = part[:n]
-        fused = (crit_part + liked_part) / (crit_weight + liked_weight)
-        relevance = fusion.to_relevance(fused)
-        by_crit = fusion.to_relevance(stacked / crit_weight) if per else stacked
+            part, liked_weight, alike_all, liked_signals = self._liked(clipped=bool(per))
+            liked_part, alike = part[:n], alike_all[:n]
+            signals.update({k: v[:n] for k, v in liked_signals.items()})
+        # On the criteria's scale: liked papers move a paper up or down by how much it is like
+        # them (their z averages 0 over the day), never scale every score down.
+        relevance = fusion.to_relevance((crit_part + liked_part) / (crit_weight or liked_weight))
         out = []
         for i, paper in enumerate(self.papers):
-            signals: dict[str, float] = {}
-            if per:
-                for name, values in per[best[i]][1]["signals"].items():
-                    signals[name] = round(float(values[i]), 3)
-            for name, values in liked_signals.items():
-                signals[name] = round(float(values[i]), 3)
             why = ""
-            crit_z = crit_part[i] / crit_weight if per else -np.inf
-            liked_z = liked_part[i] / liked_weight if liked_weight else -np.inf
-            if liked_part[i] > crit_part[i] and liked_z >= fusion.WHY_Z:
-                title = self.liked[self._nearest_liked(i)].title
-                why = f"like: {clip(' '.join(title.split()), WHY_TITLE_CHARS)}"
-            elif per and crit_z >= fusion.WHY_Z:
-                why = criteria[best[i]].name
+            # The stronger signal names the reason: how alike the paper is to the liked papers
+            # against how well it meets its best criterion, both in z over the day.
+            if self.liked and alike[i] > crit_z[i] and alike[i] >= fusion.WHY_Z:
+                title = " ".join(self.liked[self._nearest_liked(i)].title.split())
+                why = f"like: {clip(title, WHY_TITLE_CHARS)}"
+            elif per and crit_z[i] >= fusion.WHY_Z:
+                why = criteria[int(best[i])].name
+            by_signal = {k: round(float(v[i]), 3) for k, v in signals.items()}
             value = float(relevance[i])
             judgement = llm.get(paper.id)
             if judgement is not None:
                 value = fusion.with_llm(value, judgement)
-                signals["llm"] = float(judgement.relevance)
+                by_signal["llm"] = float(judgement.relevance)
                 why = judgement.why or why
             by = {c.name: float(by_crit[k, i]) for k, c in enumerate(criteria)}
-            out.append(Score(paper.id, value, why, by, signals))
+            out.append(Score(paper.id, value, why, by, by_signal))
         return out
 
     def _nearest_liked(self, i: int) -> int:
