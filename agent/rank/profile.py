@@ -11,8 +11,10 @@ from agent.interests import Criterion
 from agent.models import Paper
 
 # A clause ends at a colon, semicolon, comma, dash between spaces, bracket or sentence stop;
-# "e.g." and "3.5" do not end one (a stop ends a clause only before a space or the end).
-_CLAUSE_END = re.compile(r"[:;,(\[]|\s[-\u2013\u2014]\s|[.!?](?=\s|$)")
+# "e.g.", "vs." and "3.5" do not end one (a stop ends a clause only before a space or the end).
+_CLAUSE_END = re.compile(
+    r"[:;,(\[]|\s[-\u2013\u2014]\s|(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bcf)[.!?](?=\s|$)"
+)
 
 
 @dataclass(frozen=True)

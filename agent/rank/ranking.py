@@ -99,8 +99,8 @@ class _Day:
         total, weight = fusion.LEXICAL * lexical, fusion.LEXICAL
         signals = {"lexical": lexical}
         pseudo = pseudo_relevant(lexical, self.negatives)
-        if len(pseudo):
-            rest = np.setdiff1d(self.negatives, pseudo)
+        rest = np.setdiff1d(self.negatives, pseudo)
+        if len(pseudo) and len(rest) >= 2:  # expansion needs papers to contrast with
             expansion = self._z(self.vectors.dot(linear_model(self.vectors, pseudo, rest)))
             total, weight = total + fusion.EXPANSION * expansion, weight + fusion.EXPANSION
             signals["expansion"] = expansion
@@ -111,22 +111,26 @@ class _Day:
             signals["semantic"] = sem
         return total, weight, signals
 
-    def _liked(self, clipped: bool) -> tuple[Array, float, Array, dict[str, Array]]:
-        """The liked papers' weighted part of S over all rows, its weight, how alike each
-        paper is to them (the signals' unclipped mean z), and the signals."""
-        w = fusion.liked_weight(len(self.liked))
+    def _feedback(self, clipped: bool) -> tuple[Array, float, float, Array, dict[str, Array]]:
+        """The votes' weighted part of S over all rows, the evidence weight w(n), the part's
+        total weight, how alike each paper is to the liked papers (the signals' unclipped mean
+        z), and the signals."""
+        w = fusion.feedback_weight(len(self.liked) + len(self.disliked_rows))
         bound = fusion.LIKED_CLIP if clipped else np.inf
-        model = linear_model(self.vectors, self.liked_rows, self.negatives, self.disliked_rows)
-        signals = {"liked": self._z(self.vectors.dot(model))}
-        shares = {"liked": 1.0}
+        # Only dislikes: the day's ordinary paper is the positive side, the disliked the other.
+        pos, neg = (
+            (self.liked_rows, self.negatives) if self.liked else (self.negatives, self.day[:0])
+        )
+        model = linear_model(self.vectors, pos, neg, self.disliked_rows)
+        signals = {"feedback": self._z(self.vectors.dot(model))}
+        shares = {"feedback": 1.0}
         if self.embeddings is not None:
-            e = self.embeddings
-            direction = liked_direction(e, self.liked_rows, self.negatives, self.disliked_rows)
-            signals["liked_semantic"] = self._z(e @ direction)
-            shares["liked_semantic"] = fusion.SEMANTIC_LIKED
+            direction = liked_direction(self.embeddings, pos, neg, self.disliked_rows)
+            signals["feedback_semantic"] = self._z(self.embeddings @ direction)
+            shares["feedback_semantic"] = fusion.SEMANTIC_LIKED
         part = sum(w * shares[k] * np.clip(z, -bound, bound) for k, z in signals.items())
         alike = sum(shares[k] * z for k, z in signals.items()) / sum(shares.values())
-        return part, w * sum(shares.values()), alike, signals
+        return part, w, w * sum(shares.values()), alike, signals
 
     def scores(self, criteria: list[Criterion], llm: Mapping[str, fusion.Judgement]) -> list[Score]:
         """Every day paper's Score, in input order."""
@@ -148,11 +152,18 @@ class _Day:
             for name in per[0][2]:
                 values = np.vstack([sig[name][:n] for _, _, sig in per])
                 signals[name] = values[best, np.arange(n)]  # the best criterion's
-        liked_part, liked_weight, alike = np.zeros(n), 0.0, np.full(n, -np.inf)
-        if self.liked:
-            part, liked_weight, alike_all, liked_signals = self._liked(clipped=bool(per))
+        liked_part, evidence, liked_weight = np.zeros(n), 0.0, 0.0
+        alike = np.full(n, -np.inf)
+        if self.liked or len(self.disliked_rows):
+            fb = self._feedback(clipped=bool(per))
+            part, evidence, liked_weight, alike_all, liked_signals = fb
             liked_part, alike = part[:n], alike_all[:n]
             signals.update({k: v[:n] for k, v in liked_signals.items()})
+        if per and self.liked:
+            # The likes are a second way in: a paper far more like them than it meets any
+            # criterion (a twin of a liked paper) is scored by that likeness instead.
+            route = fusion.LIKED_ROUTE * crit_weight * evidence
+            crit_part = np.maximum(crit_part, route * alike)
         # On the criteria's scale: liked papers move a paper up or down by how much it is like
         # them (their z averages 0 over the day), never scale every score down.
         relevance = fusion.to_relevance((crit_part + liked_part) / (crit_weight or liked_weight))

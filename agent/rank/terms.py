@@ -30,8 +30,10 @@ def inflect(word: str) -> str:
     for suffix in ("ing", "ed"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             base = word[: -len(suffix)]
-            # "modelled" -> "model", "mapping" -> "map": undouble a final consonant pair.
-            if len(base) > 3 and base[-1] == base[-2] and base[-1] not in "aeiouls":
+            # "mapping" -> "map", "modelled" -> "model": undouble a final consonant pair (as
+            # text.stem does, so both levels agree on the stem's spelling).
+            doubled = len(base) > 3 and base[-1] == base[-2] and base[-1] not in "aeiouls"
+            if doubled or (base.endswith("ll") and len(base) > 4):
                 base = base[:-1]
             return base
     if word.endswith(("sses", "xes", "zes", "ches", "shes")):
