@@ -105,10 +105,10 @@ def standardise(values: Array, rows: Array, prior: tuple[float, float] | None = 
     return (values - mean) / math.sqrt(var)
 
 
-def feedback_weight(n_voted: int) -> float:
-    """The weight of a signal learned from ``n_voted`` liked and disliked papers:
-    n / (n + LIKED_HALF)."""
-    return n_voted / (n_voted + LIKED_HALF)
+def feedback_weight(n: int) -> float:
+    """The weight of a signal learned from ``n`` liked papers (or, without any, disliked
+    ones): n / (n + LIKED_HALF)."""
+    return n / (n + LIKED_HALF)
 
 
 def to_relevance(z: Array) -> Array:

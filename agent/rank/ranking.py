@@ -115,7 +115,9 @@ class _Day:
         """The votes' weighted part of S over all rows, the evidence weight w(n), the part's
         total weight, how alike each paper is to the liked papers (the signals' unclipped mean
         z), and the signals."""
-        w = fusion.feedback_weight(len(self.liked) + len(self.disliked_rows))
+        # The evidence is the liked papers: the negative side is known from the day already,
+        # and dislikes only refine it (counting them too cost the guard its margin on dev).
+        w = fusion.feedback_weight(len(self.liked) or len(self.disliked_rows))
         bound = fusion.LIKED_CLIP if clipped else np.inf
         # Only dislikes: the day's ordinary paper is the positive side, the disliked the other.
         pos, neg = (
