@@ -15,8 +15,9 @@
 ``--semantic`` adds sentence embeddings (the ``semantic`` extra); vectors are cached in
 ``--cache`` (default: the system's temp dir) by a hash of the text embedded, so only the first
 run pays for them. ``--halves`` repeats (a) on the even and the odd lines of DATA (held-out
-papers: nothing was tuned on either half). Speed: papers/s of (a), tokenising included;
-with ``--semantic`` both with the cached vectors and, encoding included, measured on a sample.
+papers: nothing was tuned on either half). Speed: papers/s of ranking every paper by every
+criterion (best of three; tokenising included, paper vectors from the cache), and with
+``--semantic`` the papers/s of embedding a sample afresh (the model loaded beforehand).
 The old model's figures stay with ``eval_relevance.py``.
 """
 
@@ -42,6 +43,7 @@ from agent.eval import InterestGold, evaluate_relevance
 from agent.interests import Criterion
 from agent.models import Paper
 from agent.rank import Feedback, Semantic, rank
+from agent.rank.semantic import paper_text
 
 DISLIKED = 20
 SPEED_SAMPLE = 64  # papers encoded from scratch to time the semantic path
@@ -121,18 +123,38 @@ def mean_report(rows: list[tuple[float, float]]) -> dict[str, float]:
     }
 
 
+def speed(
+    papers: list[Paper], criteria: list[Criterion], encoder: CachedEncoder | None
+) -> dict[str, float]:
+    """Papers/s of ranking the whole set by every criterion (best of three, tokenising and the
+    criteria's vectors included; paper vectors from the cache), and of embedding papers."""
+    out: dict[str, float] = {}
+    best = float("inf")
+    for _ in range(3):
+        semantic = Semantic(encoder) if encoder is not None else None
+        start = time.perf_counter()
+        rank(papers, criteria, semantic=semantic)
+        best = min(best, time.perf_counter() - start)
+    out["papers_per_second"] = round(len(papers) / best)
+    if encoder is not None:
+        fresh = CachedEncoder(Path(tempfile.mkdtemp()) / "none.npz")
+        fresh.encode(["load the model before timing"])
+        sample = [paper_text(p) + " " for p in papers[:SPEED_SAMPLE]]  # not in any cache
+        start = time.perf_counter()
+        fresh.encode(sample)
+        out["papers_embedded_per_second"] = round(len(sample) / (time.perf_counter() - start), 1)
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     """Every protocol's MAP and P@10, and the speed."""
     papers, keywords = read_rows(args.data)
     criteria, gold = read_interests(args.interests)
     encoder = CachedEncoder(args.cache) if args.semantic else None
     out: dict[str, object] = {"papers": len(papers), "interests": len(gold)}
-    start = time.perf_counter()
     alone = evaluate_relevance(ranked(papers, criteria, None, encoder, True), keywords, gold)
-    elapsed = time.perf_counter() - start
     out["criteria_alone"] = {"map": alone.map, "p_at_10": alone.precision_at_10}
     out["criteria_alone_per_interest"] = {r["name"]: r["ap"] for r in alone.interests}
-    out["papers_per_second"] = round(len(papers) / elapsed)
     if args.halves:
         for name, half in (("even", papers[0::2]), ("odd", papers[1::2])):
             report = evaluate_relevance(ranked(half, criteria, None, encoder, True), keywords, gold)
@@ -157,11 +179,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             out[f"{key}_seed_{seed}"] = mean_report(values)
     if encoder is not None:
         encoder.save()
-        sample = papers[:SPEED_SAMPLE]
-        fresh = Semantic(CachedEncoder(Path(tempfile.mkdtemp()) / "none.npz"))
-        start = time.perf_counter()
-        rank(sample, criteria, None, semantic=fresh)
-        out["papers_per_second_encoding"] = round(len(sample) / (time.perf_counter() - start), 1)
+    out.update(speed(papers, criteria, encoder))
     return out
 
 
@@ -182,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.exit(2, f"eval_rank.py: {args.data} not found; give the path of relevance-dev.jsonl\n")
     if args.interests is None:
         args.interests = args.data.with_name(args.data.stem + "-interests.json")
-    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     result = run(args)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -206,9 +224,9 @@ def main(argv: list[str] | None = None) -> None:
             f"    {c['map']:.3f} / {c['p_at_10']:.2f}                {b['map'] - b0['map']:+.3f}"
             f"  {c['map'] - b0['map']:+.3f}"
         )
-    print(f"{result['papers_per_second']} papers/s (criteria alone)", file=sys.stderr)
-    if "papers_per_second_encoding" in result:
-        print(f"{result['papers_per_second_encoding']} papers/s encoding included", file=sys.stderr)
+    print(f"{result['papers_per_second']} papers/s ranked (criteria alone)", file=sys.stderr)
+    if "papers_embedded_per_second" in result:
+        print(f"{result['papers_embedded_per_second']} papers/s embedded", file=sys.stderr)
 
 
 if __name__ == "__main__":

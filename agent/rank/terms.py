@@ -15,7 +15,7 @@ from functools import lru_cache
 from itertools import pairwise
 
 from agent.backends.local.tagger import TITLE_WEIGHT
-from agent.backends.local.text import clean_latex, sentences, stem, words
+from agent.backends.local.text import clean_latex, stem, words
 from agent.models import Paper
 
 
@@ -66,20 +66,21 @@ def _add(counts: Counter[str], toks: list[str], weight: float = 1.0) -> None:
 
 @dataclass(frozen=True)
 class PaperTerms:
-    """Unigram and within-sentence bigram counts at both levels, the title counted
-    ``TITLE_WEIGHT`` times (as the tagger does)."""
+    """Unigram and bigram counts at both levels, the title counted ``TITLE_WEIGHT`` times (as
+    the tagger does). Bigrams run across sentence ends: splitting sentences first changed no
+    MAP (dev 0.513 against 0.512) and cost a fifth of the ranking's speed."""
 
     inflected: Counter[str]
     derived: Counter[str]
 
 
 def paper_terms(paper: Paper) -> PaperTerms:
-    """Both levels of a paper's terms, from one reading (LaTeX cleaned, sentences split)."""
+    """Both levels of a paper's terms, from one reading (LaTeX cleaned)."""
     inflected: Counter[str] = Counter()
     derived: Counter[str] = Counter()
     title = words(clean_latex(paper.title))
-    body = [words(s) for s in sentences(clean_latex(paper.abstract))]
-    for ws, weight in ((title, TITLE_WEIGHT), *((ws, 1.0) for ws in body)):
+    body = words(clean_latex(paper.abstract))
+    for ws, weight in ((title, TITLE_WEIGHT), (body, 1.0)):
         _add(inflected, list(map(inflect, ws)), weight)
         _add(derived, list(map(derive, ws)), weight)
     return PaperTerms(inflected, derived)
