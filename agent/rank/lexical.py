@@ -128,12 +128,14 @@ class LexicalIndex:
 
     def __init__(self, inflected: TermMatrix, derived: TermMatrix) -> None:
         self.inflected, self.derived = inflected, derived
-        self._norms = length_norm(inflected), length_norm(derived)
+        # Both levels count the same words and pairs, so one length serves both: the
+        # inflection level may hold only the terms the queries read.
+        self._norm = length_norm(derived)
 
     def scores(self, criterion: CriterionQuery) -> Array:
         """The criterion's score for every paper, in [0, 1 + DERIVED_WEIGHT)."""
-        a = criterion.inflected.fraction(self.inflected, self._norms[0])
-        return a + DERIVED_WEIGHT * criterion.derived.fraction(self.derived, self._norms[1])
+        a = criterion.inflected.fraction(self.inflected, self._norm)
+        return a + DERIVED_WEIGHT * criterion.derived.fraction(self.derived, self._norm)
 
 
 class CriterionQuery:
@@ -143,3 +145,11 @@ class CriterionQuery:
         self.criterion = criterion
         self.inflected = _LevelQuery(criterion, inflect)
         self.derived = _LevelQuery(criterion, derive)
+
+    def inflected_terms(self) -> set[str]:
+        """Every inflection-level term the query reads, and each bigram's "first-word "."""
+        out: set[str] = set()
+        for q in (self.inflected.full, *self.inflected.aspects):
+            out.update(q)
+            out.update(t.split(" ")[0] + " " for t in q if " " in t)
+        return out

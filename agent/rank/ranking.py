@@ -49,7 +49,8 @@ def rank(
         raise ConfigError("nothing to rank by: no criteria and no liked papers")
     if not papers:
         return []
-    return _Day(papers, feedback, semantic).scores(crits, llm or {})
+    queries = [CriterionQuery(c) for c in crits]
+    return _Day(papers, feedback, semantic, queries).scores(queries, llm or {})
 
 
 def top(scores: Sequence[Score], m: int) -> list[str]:
@@ -61,11 +62,20 @@ def top(scores: Sequence[Score], m: int) -> list[str]:
 class _Day:
     """The day's papers and the feedback as matrices: every row a paper, the day's first."""
 
-    def __init__(self, papers: Sequence[Paper], feedback: Feedback, semantic: Semantic | None):
+    def __init__(
+        self,
+        papers: Sequence[Paper],
+        feedback: Feedback,
+        semantic: Semantic | None,
+        queries: Sequence[CriterionQuery],
+    ) -> None:
         self.papers = list(papers)
         self.liked = list(feedback.liked)
         extra = self.liked + list(feedback.disliked)
-        terms = [paper_terms(p) for p in self.papers + extra]
+        # Only the queries read the inflection level, and only the day's papers are queried.
+        wanted = frozenset(t for q in queries for t in q.inflected_terms())
+        terms = [paper_terms(p, wanted) for p in self.papers]
+        terms += [paper_terms(p, frozenset()) for p in extra]
         n, n_liked = len(self.papers), len(self.liked)
         derived = TermMatrix([t.derived for t in terms])
         self.index = LexicalIndex(TermMatrix([t.inflected for t in terms]), derived)
@@ -92,10 +102,10 @@ class _Day:
         return fusion.standardise(values, self.day, fusion.PRIORS.get(prior or ""))
 
     def _criterion(
-        self, criterion: Criterion, texts: Array | None
+        self, query: CriterionQuery, texts: Array | None
     ) -> tuple[Array, float, dict[str, Array]]:
         """The criterion's weighted sum S_c over all rows, its weight, and its signals."""
-        lexical = self._z(self.index.scores(CriterionQuery(criterion)), "lexical")
+        lexical = self._z(self.index.scores(query), "lexical")
         total, weight = fusion.LEXICAL * lexical, fusion.LEXICAL
         signals = {"lexical": lexical}
         pseudo = pseudo_relevant(lexical, self.negatives)
@@ -134,13 +144,16 @@ class _Day:
         alike = sum(shares[k] * z for k, z in signals.items()) / sum(shares.values())
         return part, w, w * sum(shares.values()), alike, signals
 
-    def scores(self, criteria: list[Criterion], llm: Mapping[str, fusion.Judgement]) -> list[Score]:
+    def scores(
+        self, queries: list[CriterionQuery], llm: Mapping[str, fusion.Judgement]
+    ) -> list[Score]:
         """Every day paper's Score, in input order."""
         n = len(self.papers)
+        criteria = [q.criterion for q in queries]
         texts: list[Array | None] = [None] * len(criteria)
         if self.semantic is not None and criteria:
             texts = list(self.semantic.criteria(criteria))
-        per = [self._criterion(c, t) for c, t in zip(criteria, texts, strict=True)]
+        per = [self._criterion(q, t) for q, t in zip(queries, texts, strict=True)]
         signals: dict[str, Array] = {}
         crit_weight, crit_part, crit_z = 0.0, np.zeros(n), np.full(n, -np.inf)
         by_crit = np.zeros((0, n))

@@ -64,6 +64,18 @@ def _add(counts: Counter[str], toks: list[str], weight: float = 1.0) -> None:
         counts[t] += weight
 
 
+def _add_only(counts: Counter[str], toks: list[str], weight: float, keep: frozenset[str]) -> None:
+    # A bigram is only formed when its first word can start a kept one: most pairs never are.
+    for t in toks:
+        if t in keep:
+            counts[t] += weight
+    for a, b in pairwise(toks):
+        if a in keep or f"{a} " in keep:
+            gram = f"{a} {b}"
+            if gram in keep:
+                counts[gram] += weight
+
+
 @dataclass(frozen=True)
 class PaperTerms:
     """Unigram and bigram counts at both levels, the title counted ``TITLE_WEIGHT`` times (as
@@ -74,13 +86,18 @@ class PaperTerms:
     derived: Counter[str]
 
 
-def paper_terms(paper: Paper) -> PaperTerms:
-    """Both levels of a paper's terms, from one reading (LaTeX cleaned)."""
+def paper_terms(paper: Paper, inflected_only: frozenset[str] | None = None) -> PaperTerms:
+    """Both levels of a paper's terms, from one reading (LaTeX cleaned). With
+    ``inflected_only`` (the terms of the queries, and each bigram's first word followed by a
+    space), the inflection level keeps just those: only queries read it."""
     inflected: Counter[str] = Counter()
     derived: Counter[str] = Counter()
     title = words(clean_latex(paper.title))
     body = words(clean_latex(paper.abstract))
     for ws, weight in ((title, TITLE_WEIGHT), (body, 1.0)):
-        _add(inflected, list(map(inflect, ws)), weight)
+        if inflected_only is None:
+            _add(inflected, list(map(inflect, ws)), weight)
+        elif inflected_only:
+            _add_only(inflected, list(map(inflect, ws)), weight, inflected_only)
         _add(derived, list(map(derive, ws)), weight)
     return PaperTerms(inflected, derived)
