@@ -238,3 +238,11 @@ def test_term_matrix_reads_rows_and_columns_as_a_dense_matrix_would() -> None:
     assert rows_b.tolist() == [0, 2] and values_b.tolist() == [2.0, 3.0]
     assert len(m.column("zzz")[0]) == 0
     assert np.allclose(m.row(2), dense[2])
+
+
+def test_background_idfs_equal_idf_term_by_term() -> None:
+    from agent.backends.local.background import background
+
+    df = background()
+    terms = ["model", "dropout", "augment gener", "never-seen-term"]
+    assert np.allclose(df.idfs(terms), [df.idf(t) for t in terms])

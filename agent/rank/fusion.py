@@ -16,25 +16,30 @@ where ``W_c`` is the sum of a criterion's weights and ``alike`` the liked signal
 up or down by how much it is like them (their z averages 0 over the day) instead of shrinking
 every score, which is what adding four liked papers did before.
 
-Weights, all measured on the relevance dev set (MAP) and checked on ten held-out interests:
+Weights, measured on the relevance dev set (MAP; ``benchmarks/eval_rank.py``, "b0" being the
+criterion alone on the same papers) and checked on ten held-out interests:
 
-* Lexical, expansion and semantic weigh the same (1.0). Equal weights are what an honest
-  z-score sum does without a reason to prefer one signal; with the semantic signal at 0.5 or
-  0.75 dev was 0.520 / 0.521 against 0.521 at 1.0 (held-out 0.710 / 0.713 / 0.715).
+* Lexical, expansion and semantic weigh the same (1.0): what an honest z-score sum does without
+  a reason to prefer one signal. With the semantic signal at 0.5 or 0.75, criteria alone was
+  0.520 / 0.521 on dev against 0.521 at 1.0 (held-out 0.710 / 0.713 / 0.715).
 * Liked papers weigh ``w(n) = n / (n + LIKED_HALF)``: a signal learned from few examples is
-  noisy, so it earns weight with evidence (half the criterion's lexical weight at 10 likes).
-  Its z-score is clipped at ``LIKED_CLIP`` when there are criteria: a paper nearly identical to
-  one liked paper scores z 6-10 from that one example, enough to jump any criterion match. Both
-  parts of the rule were needed for "liked papers never make it worse": with a fixed weight 1
-  the worst of five seeds lost 0.017 MAP to criteria alone; with w(n) alone, 0.008; with both,
-  every seed gains (dev +0.004 to +0.019, held-out +0.009 to +0.015, 20 likes; with 5 likes
-  +0.003 / +0.005 at worst). Clipping the lexical signal the same way costs 0.08 MAP: its
-  long tail is where the matches are.
+  noisy, so it earns weight with evidence (half a criterion signal's weight at 10 likes). Its
+  z-score is clipped at ``LIKED_CLIP`` when there are criteria: a paper nearly identical to one
+  liked paper scores z 6-14 from that one example, enough to jump any criterion match. Both
+  parts were needed for "liked papers never make it worse" on every seed: with a fixed weight 1
+  the worst of five dev seeds lost 0.017 MAP to b0, with w(n) alone 0.008; with both, 20 likes
+  gain +0.003 to +0.013 on dev (+0.009 to +0.017 held-out), 5 likes +0.003 / +0.005 at worst.
+  Clipping the lexical signal the same way costs 0.08 MAP: its long tail is where matches are.
+  Disliked papers refine the negatives but do not add to n (random dislikes inflating the
+  weight took the worst dev seed's gain to zero); without likes, n counts them.
+* With embeddings, the embedding classifier (``semantic.liked_direction``) weighs
+  ``SEMANTIC_LIKED`` = half of w(n): at the full w(n) the worst dev seed gained +0.002, at half
+  +0.004 (held-out +0.005 / +0.004); the plain centroid difference lost 0.003 on a seed.
 * The likes are also a way in (``LIKED_ROUTE``): the clip leaves a twin of a liked paper that
   matches no criterion word at relevance 0; scored by its likeness at half a criterion's scale
-  (weighted by w(n)) it reads 7 with four likes. Rankings were the same within 0.001 MAP (dev
-  0.4294 against 0.4295, every seed still gaining); at the full scale the worst seed's gain
-  fell to +0.000 (20 likes) and -0.002 (5 likes).
+  (weighted by w(n)) it reads 7 with four likes. Rankings were the same within 0.001 MAP, every
+  seed still gaining; at the full scale the worst seed's gain fell to +0.000 (20 likes) and
+  -0.002 (5 likes).
 * Without criteria the liked signal is the ranking, unclipped (Z = its z).
 
 ``SCALE``: a paper two standard deviations above the day's mean on every signal reads 6.3,
