@@ -44,7 +44,9 @@ criterion alone on the same papers) and checked on ten held-out interests:
 
 ``SCALE``: a paper two standard deviations above the day's mean on every signal reads 6.3,
 three 7.8; an average paper 0. Statistics are the day's, drawn toward typical values
-(``PRIORS``) by ``PRIOR_PAPERS`` pseudo-papers, so a day of a few papers is still scored.
+(``PRIORS``) by ``PRIOR_PAPERS`` pseudo-papers, so a day of a few papers is still scored by
+its criteria. The learned signals have no typical value to fall back on: a day of one paper
+ranked by liked papers alone scores 0.
 
 An LLM, where used, judges the top of this ranking; a judged paper's relevance is
 ``LLM_SHARE * llm + (1 - LLM_SHARE) * offline`` (the LLM reads the criteria closely, the offline

@@ -24,7 +24,8 @@ WHY_TITLE_CHARS = 60
 @dataclass(frozen=True)
 class Score:
     """One paper's relevance (0-10), the reason in the reader's words, each criterion's own
-    relevance, and each signal's z-score over the day."""
+    relevance (0-10), and each signal's z-score over the day (for the criterion signals, those
+    of the paper's best criterion; ``llm`` is the LLM's 0-10 where it judged the paper)."""
 
     paper_id: str
     relevance: float
