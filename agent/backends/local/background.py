@@ -17,9 +17,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from itertools import repeat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.backends.local.text import features, stem, term
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 TABLE = Path(__file__).parent / "background_df.json.gz"
 MIN_DF = 2  # a term seen once tells nothing beyond "rare"; dropping it keeps the table small
@@ -35,6 +41,13 @@ class DocFreq:
     def idf(self, term: str) -> float:
         """Smoothed IDF: log((N + 1) / (df + 1)) + 1, so every term weighs at least 1."""
         return math.log((self.n_docs + 1) / (self.df.get(term, 0) + 1)) + 1.0
+
+    def idfs(self, terms: Iterable[str]) -> npt.NDArray[np.float64]:
+        """``idf`` of many terms at once, as an array."""
+        import numpy as np
+
+        df = np.fromiter(map(self.df.get, terms, repeat(0)), np.float64)
+        return np.log((self.n_docs + 1) / (df + 1.0)) + 1.0
 
 
 def count_df(texts: Iterable[str], min_df: int = MIN_DF) -> DocFreq:

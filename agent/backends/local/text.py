@@ -115,6 +115,12 @@ def terms(text: str) -> list[str]:
     return out
 
 
+def words(text: str) -> list[str]:
+    """Lower-cased content words of ``text``, unstemmed (stopwords and single characters
+    dropped): for matchers that stem less than ``terms`` does."""
+    return [w for w in _TOKEN.findall(text.lower()) if len(w) >= 2 and w not in STOPWORDS]
+
+
 def bigrams(tokens: list[str]) -> list[str]:
     """Adjacent pairs joined by a space: phrase features such as "language model"."""
     return [f"{a} {b}" for a, b in pairwise(tokens)]
