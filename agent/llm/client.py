@@ -441,7 +441,10 @@ class LLM:
                     f"at {SLOW_TOKENS_PER_SECOND:g} tokens/s)"
                 )
             raise PaperFailed(
-                kind, message, usage=usage, halt=None if self._proven else Halt.SERVER
+                kind,
+                message,
+                usage=usage,
+                halt=None if self._proven else Halt.SERVER,
             ) from None
         self._proven = True
         self._bad_request = ("", 0)
