@@ -12,6 +12,9 @@ from agent.errors import ConfigError
 from agent.models import Paper
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from agent.config import Settings
     from agent.sources.refs import LikedOptions
 
 # "Reinforcement learning: agents that ..." is named by the part before the colon when that
@@ -123,3 +126,15 @@ def load_interests(
     note = liked_note(liked, len(papers), total) if liked is not None else None
     floor = None if min_relevance is None else float(min_relevance)
     return Interests(parsed, papers, floor, [note] if note else [])
+
+
+def interests_of(settings: Settings, say: Callable[[str], None]) -> Interests | None:
+    """The interests ``settings`` name; what reading the liked papers found is said through
+    ``say``, one line each."""
+    from agent.sources.refs import LikedOptions
+
+    options = LikedOptions.from_settings(settings, say)
+    interests = load_interests(settings.criteria, settings.liked, settings.min_relevance, options)
+    for note in interests.notes if interests else []:
+        say(note)
+    return interests

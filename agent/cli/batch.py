@@ -53,25 +53,17 @@ def export_cmd(
     """Write one Batch API request per paper in INPUTS whose answer is not cached."""
     from agent import runner
     from agent.backends.openai import OpenAIBackend
-    from agent.interests import load_interests
+    from agent.interests import interests_of
     from agent.llm.batch import Exported, batch_requests, export_requests
     from agent.llm.cache import AnswerCache, cache_dir
     from agent.llm.cost import make_budget, usd_exact
     from agent.outputs import check_outputs, write_atomic
-    from agent.sources.refs import LikedOptions
     from agent.taxonomy import load_taxonomy
 
     settings = _settings(flags, config_path)
     check_outputs([*inputs, *settings.files_read(config_path)], {"-o": output})
     taxonomy = load_taxonomy(settings.taxonomy)
-    interests = load_interests(
-        settings.criteria,
-        settings.liked,
-        settings.min_relevance,
-        LikedOptions.from_settings(settings, _echo),
-    )
-    for note in interests.notes if interests else []:
-        _echo(note)
+    interests = interests_of(settings, _echo)
     if settings.papers_per_request > 1:
         _echo("a batch line is one paper's request: --papers-per-request applies to live runs")
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())
@@ -177,11 +169,10 @@ def _import(
     """``batch import``'s body; ``outcome`` records it in the library."""
     from agent import runner
     from agent.history import command_line
-    from agent.interests import load_interests
+    from agent.interests import interests_of
     from agent.llm.batch import read_batch_output
     from agent.outputs import check_outputs, output_lock
     from agent.pipeline import RunStats
-    from agent.sources.refs import LikedOptions
     from agent.taxonomy import load_taxonomy
 
     settings = _settings(flags, config_path)
@@ -190,14 +181,7 @@ def _import(
     read = [*inputs, *output_files, *error_files, *settings.files_read(config_path)]
     check_outputs(read, {"-o": output})
     taxonomy = load_taxonomy(settings.taxonomy)
-    interests = load_interests(
-        settings.criteria,
-        settings.liked,
-        settings.min_relevance,
-        LikedOptions.from_settings(settings, _echo),
-    )
-    for note in interests.notes if interests else []:
-        _echo(note)
+    interests = interests_of(settings, _echo)
     answers = read_batch_output([*output_files, *error_files])
     click.get_current_context().with_resource(output_lock(output, "results"))
     papers = runner.open_inputs(list(inputs), limit, filters=settings.filters())

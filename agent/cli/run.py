@@ -116,11 +116,10 @@ def _run(
     from agent import runner
     from agent.config import flag_values, resolve_settings
     from agent.history import command_line
-    from agent.interests import load_interests
+    from agent.interests import interests_of
     from agent.llm.redact import scrub
     from agent.outputs import check_outputs, output_lock
     from agent.pipeline import RunStats
-    from agent.sources.refs import LikedOptions
     from agent.taxonomy import load_taxonomy
 
     settings = resolve_settings(flag_values(flags), config_path=config_path)
@@ -150,12 +149,9 @@ def _run(
 
         highlight_settings(settings)  # one message for run and digest: it needs an LLM
     tags = load_taxonomy(settings.taxonomy)  # a bad taxonomy fails before inputs are read
-    liked = LikedOptions.from_settings(
+    interests = interests_of(
         settings, lambda line: click.echo(scrub(f"paper-agent: {line}"), err=True)
     )
-    interests = load_interests(settings.criteria, settings.liked, settings.min_relevance, liked)
-    for note in interests.notes if interests else []:
-        click.echo(scrub(f"paper-agent: {note}"), err=True)
     to_stdout = str(output) == "-"
     if to_stdout and digest_format and digest_out is None:
         raise click.UsageError("-o - writes the results to stdout: give the digest --digest-out")
